@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh), builds with warnings as errors, and runs every test.
+#   scripts/test.sh [BUILD_DIR]      (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${1:-build}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+PARADIT_CMAKE_ARGS="-DPARADIT_WERROR=ON ${PARADIT_CMAKE_ARGS:-}" scripts/setup.sh "$BUILD_DIR"
+cd "$BUILD_DIR"
+ctest --output-on-failure -j 2 --timeout 900

@@ -1,0 +1,24 @@
+#pragma once
+// The `paradit` subcommands. Each add_*_command registers its subcommand (flags, help) on the
+// app and appends the function that runs it when chosen. A run function returns the exit code;
+// a paradit::Error escaping it becomes one line on stderr and exit code 2 (see main.cpp).
+
+#include <functional>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace paradit::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+using Commands = std::vector<Command>;
+
+void add_info_command(CLI::App& app, Commands& commands);
+
+// Entry point of the `paradit` executable.
+int main(int argc, char** argv);
+
+}  // namespace paradit::cli

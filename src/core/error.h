@@ -1,0 +1,39 @@
+#pragma once
+// paradit::Error: the one exception type of the engine. Its message is a single line that
+// names the thing that is wrong (file, tensor, flag) with the expected and found values; the
+// command line prints it and exits with code 2.
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace paradit {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+namespace detail {
+template <typename... Args>
+std::string concat(Args&&... args) {
+  std::ostringstream os;
+  (os << ... << std::forward<Args>(args));
+  return os.str();
+}
+}  // namespace detail
+
+// Throws paradit::Error with the concatenation of the arguments.
+template <typename... Args>
+[[noreturn]] void fail(Args&&... args) {
+  throw Error(detail::concat(std::forward<Args>(args)...));
+}
+
+}  // namespace paradit
+
+// PARADIT_CHECK(cond, message parts...): throws paradit::Error when cond is false.
+#define PARADIT_CHECK(cond, ...)                   \
+  do {                                             \
+    if (!(cond)) ::paradit::fail(__VA_ARGS__);     \
+  } while (0)

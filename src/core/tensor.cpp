@@ -1,0 +1,378 @@
+#include "core/tensor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <numeric>
+#include <sstream>
+
+namespace paradit::core {
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << ']';
+  return os.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::vector<int64_t> contiguous_strides(const Shape& shape) {
+  std::vector<int64_t> strides(shape.size());
+  int64_t acc = 1;
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    strides[i] = acc;
+    acc *= std::max<int64_t>(shape[i], 1);
+  }
+  return strides;
+}
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  PARADIT_CHECK(device == Device::CPU, "Storage::allocate: device ", device_name(device),
+                " needs its backend's allocator");
+  auto s = std::make_shared<Storage>();
+  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) fail("out of memory allocating ", nbytes, " bytes");
+  s->data = p;
+  s->nbytes = nbytes;
+  s->device = device;
+  s->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  return s;
+}
+
+std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, std::shared_ptr<void> owner,
+                                       Device device) {
+  auto s = std::make_shared<Storage>();
+  s->data = data;
+  s->nbytes = nbytes;
+  s->device = device;
+  s->owner = std::move(owner);
+  return s;
+}
+
+static void check_shape(const Shape& shape) {
+  PARADIT_CHECK(shape.size() <= static_cast<size_t>(kMaxDims), "tensor shape ", shape_str(shape),
+                " has more than ", kMaxDims, " dims");
+  for (int64_t d : shape) PARADIT_CHECK(d >= 0, "tensor shape ", shape_str(shape), " is negative");
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  check_shape(shape);
+  Tensor t;
+  t.storage_ = Storage::allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  t.shape_ = shape;
+  t.strides_ = contiguous_strides(shape);
+  t.dtype_ = dtype;
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) {
+  Tensor t = empty(shape, dtype);
+  std::memset(t.raw_data(), 0, t.nbytes());
+  return t;
+}
+
+Tensor Tensor::full(const Shape& shape, float value) {
+  Tensor t = empty(shape, DType::F32);
+  std::fill_n(t.data<float>(), t.numel(), value);
+  return t;
+}
+
+Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape) {
+  PARADIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
+                values.size(), " values for shape ", shape_str(shape));
+  Tensor t = empty(shape, DType::F32);
+  std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
+}
+
+Tensor Tensor::from_vector_i64(const std::vector<int64_t>& values, const Shape& shape) {
+  PARADIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector_i64: ",
+                values.size(), " values for shape ", shape_str(shape));
+  Tensor t = empty(shape, DType::I64);
+  std::copy(values.begin(), values.end(), t.data<int64_t>());
+  return t;
+}
+
+Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t offset_bytes,
+                            const Shape& shape, DType dtype) {
+  check_shape(shape);
+  PARADIT_CHECK(offset_bytes + static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype) <=
+                    storage->nbytes,
+                "tensor view ", shape_str(shape), " at offset ", offset_bytes,
+                " runs past its storage of ", storage->nbytes, " bytes");
+  Tensor t;
+  t.storage_ = std::move(storage);
+  t.offset_ = offset_bytes;
+  t.shape_ = shape;
+  t.strides_ = contiguous_strides(shape);
+  t.dtype_ = dtype;
+  return t;
+}
+
+static int wrap_dim(int dim, int ndim, const char* what) {
+  int d = dim < 0 ? dim + ndim : dim;
+  PARADIT_CHECK(d >= 0 && d < ndim, what, ": dim ", dim, " out of range for ", ndim, " dims");
+  return d;
+}
+
+int64_t Tensor::dim(int i) const { return shape_[wrap_dim(i, ndim(), "Tensor::dim")]; }
+int64_t Tensor::stride(int i) const { return strides_[wrap_dim(i, ndim(), "Tensor::stride")]; }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int i = ndim() - 1; i >= 0; --i) {
+    if (shape_[i] == 1) continue;
+    if (strides_[i] != expected) return false;
+    expected *= shape_[i];
+  }
+  return true;
+}
+
+std::string Tensor::str() const {
+  return std::string(dtype_name(dtype_)) + shape_str(shape_);
+}
+
+void Tensor::check_dtype(DType expected) const {
+  PARADIT_CHECK(defined(), "access to an undefined tensor");
+  PARADIT_CHECK(dtype_ == expected, "tensor ", str(), " accessed as ", dtype_name(expected));
+}
+
+static double load_as_double(const void* p, DType t) {
+  switch (t) {
+    case DType::F32: return *static_cast<const float*>(p);
+    case DType::F64: return *static_cast<const double*>(p);
+    case DType::BF16: return bf16_to_f32(*static_cast<const uint16_t*>(p));
+    case DType::F16: return f16_to_f32(*static_cast<const uint16_t*>(p));
+    case DType::I64: return static_cast<double>(*static_cast<const int64_t*>(p));
+    case DType::I32: return *static_cast<const int32_t*>(p);
+    case DType::I16: return *static_cast<const int16_t*>(p);
+    case DType::I8: return *static_cast<const int8_t*>(p);
+    case DType::U8: return *static_cast<const uint8_t*>(p);
+    case DType::Bool: return *static_cast<const uint8_t*>(p) ? 1.0 : 0.0;
+    case DType::F8E4M3: return f8e4m3_to_f32(*static_cast<const uint8_t*>(p));
+    case DType::F8E5M2: return f8e5m2_to_f32(*static_cast<const uint8_t*>(p));
+  }
+  return 0;
+}
+
+static void store_from_double(void* p, DType t, double v) {
+  switch (t) {
+    case DType::F32: *static_cast<float*>(p) = static_cast<float>(v); break;
+    case DType::F64: *static_cast<double*>(p) = v; break;
+    case DType::BF16: *static_cast<uint16_t*>(p) = f32_to_bf16(static_cast<float>(v)); break;
+    case DType::F16: *static_cast<uint16_t*>(p) = f32_to_f16(static_cast<float>(v)); break;
+    case DType::I64: *static_cast<int64_t*>(p) = static_cast<int64_t>(v); break;
+    case DType::I32: *static_cast<int32_t*>(p) = static_cast<int32_t>(v); break;
+    case DType::I16: *static_cast<int16_t*>(p) = static_cast<int16_t>(v); break;
+    case DType::I8: *static_cast<int8_t*>(p) = static_cast<int8_t>(v); break;
+    case DType::U8: *static_cast<uint8_t*>(p) = static_cast<uint8_t>(v); break;
+    case DType::Bool: *static_cast<uint8_t*>(p) = v != 0.0; break;
+    case DType::F8E4M3:
+    case DType::F8E5M2: fail("conversion to ", dtype_name(t), " is not supported");
+  }
+}
+
+double Tensor::item_at(const std::vector<int64_t>& index) const {
+  PARADIT_CHECK(static_cast<int>(index.size()) == ndim(), "item_at: index rank ", index.size(),
+                " for ", str());
+  int64_t off = 0;
+  for (int i = 0; i < ndim(); ++i) {
+    PARADIT_CHECK(index[i] >= 0 && index[i] < shape_[i], "item_at: index out of range for ", str());
+    off += index[i] * strides_[i];
+  }
+  return load_as_double(static_cast<const char*>(raw_data()) + off * itemsize(), dtype_);
+}
+
+// Calls fn(src_element_offset, linear_index) for every element in logical order.
+template <typename Fn>
+static void for_each_offset(const Shape& shape, const std::vector<int64_t>& strides, Fn&& fn) {
+  const int nd = static_cast<int>(shape.size());
+  const int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  std::vector<int64_t> idx(nd, 0);
+  int64_t off = 0;
+  for (int64_t linear = 0; linear < n; ++linear) {
+    fn(off, linear);
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[d] < shape[d]) {
+        off += strides[d];
+        break;
+      }
+      off -= strides[d] * (shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+std::vector<float> Tensor::to_vector() const {
+  std::vector<float> out(static_cast<size_t>(numel()));
+  if (dtype_ == DType::F32 && is_contiguous()) {
+    std::copy_n(static_cast<const float*>(raw_data()), out.size(), out.data());
+    return out;
+  }
+  const char* base = static_cast<const char*>(raw_data());
+  const size_t isz = itemsize();
+  for_each_offset(shape_, strides_, [&](int64_t off, int64_t i) {
+    out[i] = static_cast<float>(load_as_double(base + off * isz, dtype_));
+  });
+  return out;
+}
+
+Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
+  int d = wrap_dim(dim, ndim(), "slice");
+  PARADIT_CHECK(0 <= start && start <= end && end <= shape_[d], "slice [", start, ", ", end,
+                ") out of range for dim ", d, " of ", str());
+  Tensor t = *this;
+  t.offset_ += static_cast<size_t>(start * strides_[d]) * itemsize();
+  t.shape_[d] = end - start;
+  return t;
+}
+
+Tensor Tensor::select(int dim, int64_t index) const {
+  int d = wrap_dim(dim, ndim(), "select");
+  Tensor t = slice(d, index, index + 1);
+  t.shape_.erase(t.shape_.begin() + d);
+  t.strides_.erase(t.strides_.begin() + d);
+  return t;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  Shape s = shape;
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == -1) {
+      PARADIT_CHECK(infer < 0, "reshape ", str(), " to ", shape_str(shape), ": two -1 dims");
+      infer = static_cast<int>(i);
+    } else {
+      known *= s[i];
+    }
+  }
+  if (infer >= 0) s[infer] = known ? numel() / known : 0;
+  PARADIT_CHECK(shape_numel(s) == numel(), "reshape ", str(), " to ", shape_str(shape),
+                ": element counts differ");
+  PARADIT_CHECK(is_contiguous(), "reshape of non-contiguous ", str(), "; call contiguous() first");
+  check_shape(s);
+  Tensor t = *this;
+  t.shape_ = s;
+  t.strides_ = contiguous_strides(s);
+  return t;
+}
+
+Tensor Tensor::flatten_to_2d() const {
+  PARADIT_CHECK(ndim() >= 1, "flatten_to_2d of a scalar");
+  return reshape({-1, shape_.back()});
+}
+
+Tensor Tensor::unsqueeze(int dim) const {
+  int d = dim < 0 ? dim + ndim() + 1 : dim;
+  PARADIT_CHECK(d >= 0 && d <= ndim(), "unsqueeze: dim ", dim, " for ", str());
+  Tensor t = *this;
+  int64_t st = d < ndim() ? strides_[d] * shape_[d] : 1;
+  t.shape_.insert(t.shape_.begin() + d, 1);
+  t.strides_.insert(t.strides_.begin() + d, st);
+  check_shape(t.shape_);
+  return t;
+}
+
+Tensor Tensor::squeeze(int dim) const {
+  int d = wrap_dim(dim, ndim(), "squeeze");
+  PARADIT_CHECK(shape_[d] == 1, "squeeze: dim ", d, " of ", str(), " is not 1");
+  Tensor t = *this;
+  t.shape_.erase(t.shape_.begin() + d);
+  t.strides_.erase(t.strides_.begin() + d);
+  return t;
+}
+
+void Tensor::copy_from(const Tensor& src) {
+  PARADIT_CHECK(src.shape_ == shape_, "copy_from: shape ", src.str(), " into ", str());
+  PARADIT_CHECK(device() == Device::CPU && src.device() == Device::CPU,
+                "copy_from: host tensors only");
+  const size_t dsz = itemsize(), ssz = src.itemsize();
+  char* dbase = static_cast<char*>(raw_data());
+  const char* sbase = static_cast<const char*>(src.raw_data());
+  if (dtype_ == src.dtype_ && is_contiguous() && src.is_contiguous()) {
+    std::memcpy(dbase, sbase, nbytes());
+    return;
+  }
+  if (dtype_ == src.dtype_ && is_contiguous() && ndim() > 0 && src.strides_.back() == 1) {
+    // Rows of the last dim are contiguous in the source: copy row by row.
+    const int64_t row = shape_.back();
+    Shape outer(shape_.begin(), shape_.end() - 1);
+    std::vector<int64_t> ostr(src.strides_.begin(), src.strides_.end() - 1);
+    for_each_offset(outer, ostr, [&](int64_t off, int64_t i) {
+      std::memcpy(dbase + i * row * dsz, sbase + off * ssz, row * dsz);
+    });
+    return;
+  }
+  if (dtype_ == DType::F32 && src.dtype_ == DType::BF16 && is_contiguous() &&
+      src.is_contiguous()) {
+    const uint16_t* s = static_cast<const uint16_t*>(src.raw_data());
+    float* d = static_cast<float*>(raw_data());
+    const int64_t n = numel();
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+    return;
+  }
+  if (dtype_ == DType::BF16 && src.dtype_ == DType::F32 && is_contiguous() &&
+      src.is_contiguous()) {
+    const float* s = static_cast<const float*>(src.raw_data());
+    uint16_t* d = static_cast<uint16_t*>(raw_data());
+    const int64_t n = numel();
+#pragma omp parallel for if (n > (1 << 16))
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(s[i]);
+    return;
+  }
+  // General path: element by element through double, destination made contiguous first.
+  Tensor dst = is_contiguous() ? *this : Tensor::empty(shape_, dtype_);
+  char* obase = static_cast<char*>(dst.raw_data());
+  for_each_offset(src.shape_, src.strides_, [&](int64_t off, int64_t i) {
+    store_from_double(obase + i * dsz, dtype_, load_as_double(sbase + off * ssz, src.dtype_));
+  });
+  if (!is_contiguous()) {
+    for_each_offset(shape_, strides_, [&](int64_t off, int64_t i) {
+      std::memcpy(dbase + off * dsz, obase + i * dsz, dsz);
+    });
+  }
+}
+
+Tensor Tensor::contiguous() const {
+  if (is_contiguous()) return *this;
+  return clone();
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, dtype_);
+  t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  Tensor t = empty(shape_, dtype);
+  t.copy_from(*this);
+  return t;
+}
+
+Tensor Tensor::permute(const std::vector<int>& dims) const {
+  PARADIT_CHECK(static_cast<int>(dims.size()) == ndim(), "permute: ", dims.size(),
+                " dims for ", str());
+  std::vector<bool> seen(ndim(), false);
+  Tensor view = *this;
+  for (int i = 0; i < ndim(); ++i) {
+    int d = wrap_dim(dims[i], ndim(), "permute");
+    PARADIT_CHECK(!seen[d], "permute: dim ", d, " repeated");
+    seen[d] = true;
+    view.shape_[i] = shape_[d];
+    view.strides_[i] = strides_[d];
+  }
+  return view.clone();
+}
+
+}  // namespace paradit::core

@@ -1,0 +1,59 @@
+#include "models/common/weights.h"
+
+namespace paradit::models::common {
+
+core::Tensor CheckpointWeights::get(const std::string& full, const core::Shape& expected,
+                                    core::DType dtype) const {
+  if (!source_->has(full)) {
+    fail(source_->describe(), ": tensor '", full, "' is missing (the architecture expects ",
+         core::shape_str(expected), ")");
+  }
+  const auto& info = source_->info(full);
+  if (info.shape != expected) {
+    fail(source_->describe(), ": tensor '", full, "' has shape ", core::shape_str(info.shape),
+         ", the architecture expects ", core::shape_str(expected));
+  }
+  return source_->load(full, dtype);
+}
+
+WeightScope::WeightScope(const WeightProvider& provider, std::string prefix,
+                         core::DType matrix_dtype)
+    : provider_(&provider), prefix_(std::move(prefix)), matrix_dtype_(matrix_dtype) {}
+
+WeightScope WeightScope::operator/(const std::string& child) const {
+  WeightScope s = *this;
+  s.prefix_ = full_name(child);
+  return s;
+}
+
+std::string WeightScope::full_name(const std::string& name) const {
+  return prefix_.empty() ? name : prefix_ + "." + name;
+}
+
+bool WeightScope::has(const std::string& name) const { return provider_->has(full_name(name)); }
+
+core::Tensor WeightScope::matrix(const std::string& name, const core::Shape& expected) const {
+  return provider_->get(full_name(name), expected, matrix_dtype_);
+}
+
+core::Tensor WeightScope::vector(const std::string& name, const core::Shape& expected) const {
+  return provider_->get(full_name(name), expected, core::DType::F32);
+}
+
+void Linear::bind(const WeightScope& w, int64_t in, int64_t out, bool has_bias) {
+  weight = w.matrix("weight", {out, in});
+  bias = has_bias ? w.vector("bias", {out}) : core::Tensor{};
+}
+
+void LayerNorm::bind(const WeightScope& w, int64_t dim, float eps_, bool affine, bool has_bias) {
+  eps = eps_;
+  weight = affine ? w.vector("weight", {dim}) : core::Tensor{};
+  bias = affine && has_bias ? w.vector("bias", {dim}) : core::Tensor{};
+}
+
+void RMSNorm::bind(const WeightScope& w, int64_t dim, float eps_, bool affine) {
+  eps = eps_;
+  weight = affine ? w.vector("weight", {dim}) : core::Tensor{};
+}
+
+}  // namespace paradit::models::common

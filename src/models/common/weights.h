@@ -1,0 +1,88 @@
+#pragma once
+// Typed modules bound to checkpoint names. A model's members bind themselves from a WeightScope
+// (a checkpoint plus a name prefix) by their diffusers names; the forward stays typed.
+
+#include <string>
+
+#include "core/ops.h"
+#include "io/safetensors.h"
+
+namespace paradit::models::common {
+
+// Where a model's parameters come from: a checkpoint, or (for make-model) a generator that
+// records each requested name and shape and returns random values.
+class WeightProvider {
+ public:
+  virtual ~WeightProvider() = default;
+  // The tensor `name` in `dtype`, checked against `expected`; Error naming it otherwise.
+  virtual core::Tensor get(const std::string& name, const core::Shape& expected,
+                           core::DType dtype) const = 0;
+  virtual bool has(const std::string& name) const = 0;
+};
+
+// Reads a checkpoint (lazily: only the tensors a model binds are read).
+class CheckpointWeights : public WeightProvider {
+ public:
+  explicit CheckpointWeights(const io::TensorSource& source) : source_(&source) {}
+  core::Tensor get(const std::string& name, const core::Shape& expected,
+                   core::DType dtype) const override;
+  bool has(const std::string& name) const override { return source_->has(name); }
+
+ private:
+  const io::TensorSource* source_;
+};
+
+// A provider plus a name prefix. Model structure must come from config.json alone, never from
+// has(): make-model binds the same code against a generator.
+class WeightScope {
+ public:
+  // `matrix_dtype`: the dtype 2-D+ weights are kept in (F32, or BF16 for bf16 GEMMs);
+  // vectors (biases, norm scales) are always F32.
+  WeightScope(const WeightProvider& provider, std::string prefix = "",
+              core::DType matrix_dtype = core::DType::F32);
+
+  // The scope of a child module: prefix + "." + child.
+  WeightScope operator/(const std::string& child) const;
+  WeightScope operator/(int index) const { return *this / std::to_string(index); }
+
+  std::string full_name(const std::string& name) const;
+  bool has(const std::string& name) const;
+  // Loads `name` checking its shape; Error "<file>: tensor 'p.name' has shape [..], the
+  // architecture expects [..]" or "<file>: tensor 'p.name' is missing".
+  core::Tensor matrix(const std::string& name, const core::Shape& expected) const;
+  core::Tensor vector(const std::string& name, const core::Shape& expected) const;
+  core::DType matrix_dtype() const { return matrix_dtype_; }
+  const WeightProvider& provider() const { return *provider_; }
+
+ private:
+  const WeightProvider* provider_;
+  std::string prefix_;
+  core::DType matrix_dtype_;
+};
+
+// y = x Wᵀ + b.   weight: (out, in)   bias: (out) or none
+struct Linear {
+  core::Tensor weight, bias;
+  void bind(const WeightScope& w, int64_t in, int64_t out, bool has_bias = true);
+  core::Tensor operator()(const core::Tensor& x) const { return core::linear(x, weight, bias); }
+  int64_t out_features() const { return weight.dim(0); }
+};
+
+struct LayerNorm {
+  core::Tensor weight, bias;  // undefined when elementwise_affine=False
+  float eps = 1e-5f;
+  void bind(const WeightScope& w, int64_t dim, float eps, bool affine = true,
+            bool has_bias = true);
+  core::Tensor operator()(const core::Tensor& x) const {
+    return core::layer_norm(x, weight, bias, eps);
+  }
+};
+
+struct RMSNorm {
+  core::Tensor weight;
+  float eps = 1e-6f;
+  void bind(const WeightScope& w, int64_t dim, float eps, bool affine = true);
+  core::Tensor operator()(const core::Tensor& x) const { return core::rms_norm(x, weight, eps); }
+};
+
+}  // namespace paradit::models::common
