@@ -1,10 +1,23 @@
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
+#include "comm/runtime.h"
 #include "core/error.h"
 
 namespace paradit::cli {
+
+namespace {
+// One failing rank ends the whole job (MPI_Abort), so no peer waits forever on it; a single
+// process just returns the code.
+int fail_job(int code, const std::string& line) {
+  if (comm::world().size() > 1) comm::abort_job(code, line);
+  std::fprintf(stderr, "%s\n", line.c_str());
+  comm::finalize();
+  return code;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"paradit: a C++ inference engine for Diffusion Transformers", "paradit"};
@@ -12,24 +25,38 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "paradit 0.1.0");
   Commands commands;
   add_info_command(app, commands);
+  add_forward_command(app, commands);
+  add_make_model_command(app, commands);
 
+  // Under mpirun every rank parses the same arguments, so a usage error is the same on all of
+  // them: only rank 0 prints it.
+  comm::init(&argc, &argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
+    int code = 0;
+    if (comm::world().rank() == 0) {
+      code = app.exit(e);
+    } else {
+      code = e.get_exit_code();
+    }
+    comm::finalize();
     return code == 0 ? 0 : 2;
   }
   try {
     for (const auto& command : commands) {
-      if (command.app->parsed()) return command.run();
+      if (command.app->parsed()) {
+        const int code = command.run();
+        comm::finalize();
+        return code;
+      }
     }
   } catch (const Error& e) {
-    std::fprintf(stderr, "paradit: error: %s\n", e.what());
-    return 2;
+    return fail_job(2, std::string("paradit: error: ") + e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "paradit: internal error: %s\n", e.what());
-    return 3;
+    return fail_job(3, std::string("paradit: internal error: ") + e.what());
   }
+  comm::finalize();
   return 2;
 }
 

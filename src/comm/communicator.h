@@ -1,0 +1,161 @@
+#pragma once
+// Communicator: a group of processes and the typed collectives the parallel layer needs.
+//
+// One abstract class, two implementations: MpiCommunicator (Open MPI, src/comm/mpi_*.cpp, only
+// in builds with PARADIT_WITH_MPI) and LocalCommunicator (one process; collectives are copies).
+// A build without MPI keeps the same API with size-1 groups, so the layers above never ask
+// which one they hold.
+//
+// Collectives take host tensors of any dtype (moved as bytes; all_reduce needs a numeric
+// dtype) and any strides (packed into a message buffer when needed). Every rank of the group
+// must call a collective with the same shape, dtype and arguments, except where a comment says
+// a size may differ per rank. Communicators are RAII (the group is freed with the object),
+// non-copyable and movable; sub-groups come from split().
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace paradit::comm {
+
+enum class ReduceOp { kSum, kMax };
+
+// The operation kinds whose bytes are counted (see Communicator::bytes()).
+enum class OpKind { kAllToAll, kAllGather, kAllReduce, kBroadcast, kSend };
+constexpr int kNumOpKinds = 5;
+
+// Bytes this rank handed to other ranks, per operation kind, since construction or the last
+// reset_bytes(). What counts: all_to_all: the chunks for the other ranks (its own chunk stays
+// local); all_gather: its contribution × (size − 1); all_reduce: 2·(size − 1)/size × the tensor
+// (what a ring all-reduce sends); broadcast: the tensor × (size − 1) on the root, 0 elsewhere;
+// send: every isend. A size-1 group counts 0 for collectives.
+struct ByteCounters {
+  uint64_t all_to_all = 0;
+  uint64_t all_gather = 0;
+  uint64_t all_reduce = 0;
+  uint64_t broadcast = 0;
+  uint64_t send = 0;
+  uint64_t total() const { return all_to_all + all_gather + all_reduce + broadcast + send; }
+};
+
+// Handle of an asynchronous send or receive. wait() blocks until it is done; test() tells
+// without blocking. RAII: a live Request waits in its destructor, so the buffer it uses stays
+// valid and no message is left in flight. Movable, not copyable.
+class Request {
+ public:
+  // What a communicator puts behind a Request.
+  class Impl {
+   public:
+    virtual ~Impl() = default;
+    virtual void wait() = 0;
+    virtual bool test() = 0;
+  };
+
+  Request() = default;
+  explicit Request(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&& other) noexcept;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  ~Request();
+
+  void wait();
+  bool test();  // true once done (then wait() returns at once)
+  bool pending() const { return impl_ != nullptr; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Waits for every request in order.
+void wait_all(std::vector<Request>& requests);
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // "mpi" or "local": for messages.
+  virtual std::string kind() const = 0;
+
+  // A sub-group of the ranks that pass the same `color`, ordered by `key` (then by rank).
+  // Collective over this group.
+  virtual std::unique_ptr<Communicator> split(int color, int key) const = 0;
+  virtual void barrier() const = 0;
+
+  // ---- typed collectives ----
+  // Splits x into size() equal chunks along scatter_dim; chunk j goes to rank j. Returns the
+  // chunks received from ranks 0..size−1 concatenated along gather_dim. Ulysses uses it with
+  // (scatter heads, gather sequence) and back. x.dim(scatter_dim) % size() ≠ 0 → Error.
+  core::Tensor all_to_all(const core::Tensor& x, int scatter_dim, int gather_dim) const;
+  // Unequal splits along one dim: send_counts[j] slices of x along `dim` (in order) go to rank
+  // j; returns what ranks 0..size−1 sent here, concatenated along `dim`. The other dims must
+  // agree across ranks. recv_counts (what each rank sends here) may be given; when empty the
+  // counts are exchanged first.
+  core::Tensor all_to_all_v(const core::Tensor& x, int dim, const std::vector<int64_t>& send_counts,
+                            std::vector<int64_t> recv_counts = {}) const;
+  // Concatenates every rank's x along `dim`, in rank order. counts empty: every rank has the
+  // same x.dim(dim); otherwise counts[i] = rank i's x.dim(dim) (sizes may differ per rank).
+  core::Tensor all_gather(const core::Tensor& x, int dim,
+                          const std::vector<int64_t>& counts = {}) const;
+  // In place (writes into x's storage; x may be a view): element-wise sum or max over ranks.
+  // F32, F64, I64, I32 natively; BF16/F16 reduce in F32 and round back.
+  void all_reduce(const core::Tensor& x, ReduceOp op = ReduceOp::kSum) const;
+  // In place: every rank's x becomes root's x.
+  void broadcast(const core::Tensor& x, int root) const;
+
+  // ---- point to point (asynchronous) ----
+  // The buffers must stay untouched until the Request is done (the Request keeps the storage
+  // alive). Messages between the same pair with the same tag arrive in the order sent.
+  Request isend(const core::Tensor& x, int dest, int tag) const;
+  Request irecv(const core::Tensor& x, int source, int tag) const;
+
+  // ---- byte counters (for benchmarks) ----
+  ByteCounters bytes() const;
+  void reset_bytes() const;
+
+ protected:
+  Communicator() = default;
+  Communicator(Communicator&& other) noexcept;
+  Communicator& operator=(Communicator&&) = delete;
+
+  // Byte-level primitives the implementations provide. Counts and displacements in bytes;
+  // messages of any size (implementations chunk what their transport cannot take at once).
+  virtual void alltoallv_bytes(const void* send, const std::vector<size_t>& send_counts,
+                               const std::vector<size_t>& send_displs, void* recv,
+                               const std::vector<size_t>& recv_counts,
+                               const std::vector<size_t>& recv_displs) const = 0;
+  virtual void allgatherv_bytes(const void* send, size_t send_count, void* recv,
+                                const std::vector<size_t>& recv_counts,
+                                const std::vector<size_t>& recv_displs) const = 0;
+  // In place over `count` elements of `dtype` (F32, F64, I64, I32).
+  virtual void allreduce_raw(void* data, size_t count, core::DType dtype, ReduceOp op) const = 0;
+  virtual void broadcast_bytes(void* data, size_t nbytes, int root) const = 0;
+  // `keep_alive` is held by the request until done; `on_done` runs once when it completes.
+  virtual Request isend_bytes(const void* data, size_t nbytes, int dest, int tag,
+                              std::shared_ptr<void> keep_alive) const = 0;
+  virtual Request irecv_bytes(void* data, size_t nbytes, int source, int tag,
+                              std::shared_ptr<void> keep_alive,
+                              std::function<void()> on_done) const = 0;
+
+  void count(OpKind kind, uint64_t nbytes) const;
+
+ private:
+  void check_peer(int peer, const char* what) const;
+  mutable std::atomic<uint64_t> bytes_[kNumOpKinds] = {};
+};
+
+// The largest message (bytes) the MPI transport sends in one call; larger ones are split.
+// Defaults to 1 GiB (MPI counts are int). Tests lower it to exercise the chunked paths.
+size_t max_message_bytes();
+void set_max_message_bytes(size_t nbytes);
+
+}  // namespace paradit::comm

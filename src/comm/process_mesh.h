@@ -1,0 +1,61 @@
+#pragma once
+// ProcessMesh: the world split into the parallel dimensions of DESIGN.md "Process mesh".
+//
+// world = dp × cfg × pp × ring × ulysses, ranks ordered outermost first (dp, cfg, pp, ring,
+// ulysses): ulysses is innermost, so a Ulysses group is a run of contiguous ranks (one node),
+// as xDiT orders it. Each dimension gets its own communicator (the ranks that differ only in
+// that coordinate, ordered by it), plus the sequence-parallel group ring × ulysses, ordered
+// ring-major: its rank = ring coordinate · ulysses + ulysses coordinate, which is also the index
+// of the sequence block this rank holds.
+
+#include <array>
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+
+namespace paradit::comm {
+
+enum class MeshDim { kDp = 0, kCfg = 1, kPp = 2, kRing = 3, kUlysses = 4 };
+constexpr int kNumMeshDims = 5;
+const char* mesh_dim_name(MeshDim d);  // "dp", "cfg", "pp", "ring", "ulysses"
+
+struct MeshDegrees {
+  int dp = 1, cfg = 1, pp = 1, ring = 1, ulysses = 1;
+  int product() const { return dp * cfg * pp * ring * ulysses; }
+  int operator[](MeshDim d) const;
+  std::string str() const;  // "dp=1 × cfg=2 × pp=1 × ring=2 × ulysses=2"
+};
+
+class ProcessMesh {
+ public:
+  // Collective over `world` (which must outlive the mesh). Degrees < 1, or a product that is
+  // not world.size() → Error "parallel degrees dp=.. × cfg=.. × pp=.. × ring=.. × ulysses=.. =
+  // N, but the job has M processes".
+  ProcessMesh(const Communicator& world, const MeshDegrees& degrees);
+  ProcessMesh(ProcessMesh&&) noexcept = default;
+  ProcessMesh& operator=(ProcessMesh&&) noexcept = default;
+  ProcessMesh(const ProcessMesh&) = delete;
+  ProcessMesh& operator=(const ProcessMesh&) = delete;
+
+  const MeshDegrees& degrees() const { return degrees_; }
+  int degree(MeshDim d) const { return degrees_[d]; }
+  int coord(MeshDim d) const { return coords_[static_cast<int>(d)]; }
+  const Communicator& world() const { return *world_; }
+  const Communicator& group(MeshDim d) const { return *groups_[static_cast<int>(d)]; }
+  // ring × ulysses, ring-major (see above).
+  const Communicator& sequence_group() const { return *sequence_; }
+
+  // World rank of the process with these coordinates (dp, cfg, pp, ring, ulysses).
+  static int rank_of(const MeshDegrees& degrees, const std::array<int, kNumMeshDims>& coords);
+  static std::array<int, kNumMeshDims> coords_of(const MeshDegrees& degrees, int rank);
+
+ private:
+  const Communicator* world_;
+  MeshDegrees degrees_;
+  std::array<int, kNumMeshDims> coords_{};
+  std::array<std::unique_ptr<Communicator>, kNumMeshDims> groups_;
+  std::unique_ptr<Communicator> sequence_;
+};
+
+}  // namespace paradit::comm

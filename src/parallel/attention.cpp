@@ -1,0 +1,266 @@
+#include "parallel/attention.h"
+
+#include <optional>
+#include <vector>
+
+#include "comm/pack.h"
+#include "core/ops.h"
+#include "parallel/lse_merge.h"
+
+namespace paradit::parallel {
+
+using core::Tensor;
+
+namespace {
+
+// Message tags of the ring's K/V/mask blocks. One message per tag per step between a pair, and
+// MPI keeps their order, so the tags need not carry the step.
+constexpr int kTagK = 11;
+constexpr int kTagV = 12;
+constexpr int kTagMask = 13;
+
+// [a; b] along the sequence dim 1 (either may be undefined), as a new contiguous tensor.
+Tensor concat_seq(const Tensor& a, const Tensor& b) {
+  if (!b.defined()) return a;
+  if (!a.defined()) return b;
+  core::Shape shape = a.shape();
+  shape[1] = a.dim(1) + b.dim(1);
+  Tensor out = Tensor::empty(shape, a.dtype());
+  comm::copy_bytes(out.slice(1, 0, a.dim(1)), a);
+  comm::copy_bytes(out.slice(1, a.dim(1), shape[1]), b);
+  return out;
+}
+
+Tensor f32_mask(const Tensor& m) { return m.defined() ? m.to(core::DType::F32).contiguous() : m; }
+
+// A mask of ones (B, n), standing in for an absent mask next to a present one.
+Tensor ones_mask(int64_t batch, int64_t n) { return Tensor::full({batch, n}, 1.0f); }
+
+void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
+  PARADIT_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4, "parallel attention: q ", q.str(),
+                ", k ", k.str(), ", v ", v.str(), " must be (B, S, H, D)");
+  PARADIT_CHECK(q.dtype() == core::DType::F32 && k.dtype() == core::DType::F32 &&
+                    v.dtype() == core::DType::F32,
+                "parallel attention: q ", q.str(), ", k ", k.str(), ", v ", v.str(),
+                " must be F32");
+  const int64_t B = q.dim(0), H = q.dim(2), D = q.dim(3);
+  PARADIT_CHECK(k.dim(0) == B && k.dim(2) == H && k.dim(3) == D && v.dim(0) == B &&
+                    v.dim(1) == k.dim(1) && v.dim(2) == H,
+                "parallel attention: q ", q.str(), ", k ", k.str(), ", v ", v.str(),
+                " disagree in batch, length, heads or head dim");
+  if (o.key_mask.defined()) {
+    PARADIT_CHECK(o.key_mask.shape() == core::Shape({B, k.dim(1)}), "parallel attention: key_mask ",
+                  o.key_mask.str(), " does not match (B, Sk_local) = (", B, ", ", k.dim(1), ")");
+  }
+  if (o.extra_q.defined()) {
+    PARADIT_CHECK(o.extra_q.ndim() == 4 && o.extra_q.dim(0) == B && o.extra_q.dim(2) == H &&
+                      o.extra_q.dim(3) == D,
+                  "parallel attention: extra_q ", o.extra_q.str(), " does not match q ", q.str());
+  }
+  PARADIT_CHECK(o.extra_k.defined() == o.extra_v.defined(), "parallel attention: extra_k ",
+                o.extra_k.defined() ? o.extra_k.str() : "{}", " and extra_v ",
+                o.extra_v.defined() ? o.extra_v.str() : "{}", " must be given together");
+  if (o.extra_k.defined()) {
+    const Tensor& xk = o.extra_k;
+    const Tensor& xv = o.extra_v;
+    PARADIT_CHECK(xk.ndim() == 4 && xv.ndim() == 4 && xk.dim(0) == B && xk.dim(2) == H &&
+                      xk.dim(3) == D && xv.dim(0) == B && xv.dim(1) == xk.dim(1) &&
+                      xv.dim(2) == H && xv.dim(3) == v.dim(3),
+                  "parallel attention: extra_k ", xk.str(), " / extra_v ", xv.str(),
+                  " do not match k ", k.str(), " / v ", v.str());
+    if (o.extra_key_mask.defined()) {
+      PARADIT_CHECK(o.extra_key_mask.shape() == core::Shape({B, xk.dim(1)}),
+                    "parallel attention: extra_key_mask ", o.extra_key_mask.str(),
+                    " does not match (B, Sx) = (", B, ", ", xk.dim(1), ")");
+    }
+  } else {
+    PARADIT_CHECK(!o.extra_key_mask.defined(),
+                  "parallel attention: extra_key_mask given without extra_k/extra_v");
+  }
+}
+
+// Inputs of one stage (after the Ulysses exchange): this rank's queries, its key block, and the
+// replicated extras, all restricted to the heads this rank computes.
+struct Stage {
+  Tensor q, k, v, mask;      // (B, Sq, h, D) (B, Sk, h, D) (B, Sk, h, Dv) (B, Sk) | {}
+  Tensor xq, xk, xv, xmask;  // (B, Sxq, h, D) (B, Sx, h, D) (B, Sx, h, Dv) (B, Sx) | {}
+  float scale = 0.0f;
+};
+
+struct StageResult {
+  Tensor out;   // (B, Sq, h, Dv)
+  Tensor xout;  // (B, Sxq, h, Dv) | {}
+};
+
+// No ring: one attention call over [local keys; extra keys] for [queries; extra queries].
+StageResult local_stage(const Stage& s) {
+  const int64_t B = s.q.dim(0), nq = s.q.dim(1);
+  Tensor mask;
+  if (s.mask.defined() || s.xmask.defined()) {
+    Tensor m0 = s.mask.defined() ? s.mask : ones_mask(B, s.k.dim(1));
+    Tensor m1 =
+        s.xk.defined() ? (s.xmask.defined() ? s.xmask : ones_mask(B, s.xk.dim(1))) : Tensor();
+    mask = concat_seq(m0, m1);  // (B, Sk + Sx)
+  }
+  core::AttentionOptions opt;
+  opt.scale = s.scale;
+  opt.key_mask = mask;
+  const Tensor q = concat_seq(s.q, s.xq);          // (B, Sq + Sxq, h, D)
+  const Tensor k = concat_seq(s.k, s.xk);          // (B, Sk + Sx, h, D)
+  const Tensor v = concat_seq(s.v, s.xv);          // (B, Sk + Sx, h, Dv)
+  Tensor out = core::attention(q, k, v, opt).out;  // (B, Sq + Sxq, h, Dv)
+  StageResult r;
+  if (!s.xq.defined()) {
+    r.out = out;
+    return r;
+  }
+  r.out = out.slice(1, 0, nq).contiguous();            // (B, Sq, h, Dv)
+  r.xout = out.slice(1, nq, out.dim(1)).contiguous();  // (B, Sxq, h, Dv)
+  return r;
+}
+
+// A running (out, lse) over some key blocks.
+struct Partial {
+  Tensor out;  // (B, S, h, Dv)
+  Tensor lse;  // (B, h, S)
+  void add(const Tensor& o, const Tensor& l) {
+    if (!out.defined()) {
+      out = o.clone();  // owned: merged into in place later
+      lse = l.clone();
+      return;
+    }
+    merge_attention_partial(out, lse, o, l);
+  }
+};
+
+// Ring over R > 1 stages: the key block held here travels to rank+1 while the block of rank−1
+// arrives; each step's attention runs while the next block is in flight.
+StageResult ring_stage(const Stage& s, const comm::Communicator& ring) {
+  const int R = ring.size(), me = ring.rank();
+  const int next = (me + 1) % R, prev = (me - 1 + R) % R;
+  const int64_t nq = s.q.dim(1);
+  const bool masked = s.mask.defined();
+  const Tensor q = concat_seq(s.q, s.xq);  // (B, Sq + Sxq, h, D)
+  auto run = [&](const Tensor& k, const Tensor& v, const Tensor& mask) {
+    core::AttentionOptions opt;
+    opt.scale = s.scale;
+    opt.key_mask = mask;
+    opt.return_lse = true;
+    return core::attention(q, k, v, opt);  // out (B, Sq + Sxq, h, Dv), lse (B, h, Sq + Sxq)
+  };
+  Partial acc;
+  // Extra-query rows are replicated: every rank must produce them bit-identically, so their
+  // partials are kept per block and merged in one fixed order at the end, not in ring order.
+  std::vector<std::optional<std::pair<Tensor, Tensor>>> xparts(R + 1);
+  auto take = [&](const core::AttentionResult& r, int block) {
+    acc.add(r.out.slice(1, 0, nq), r.lse.slice(2, 0, nq));
+    if (s.xq.defined()) {
+      xparts[block] =
+          std::make_pair(r.out.slice(1, nq, r.out.dim(1)), r.lse.slice(2, nq, r.lse.dim(2)));
+    }
+  };
+
+  Tensor cur_k = s.k.contiguous(), cur_v = s.v.contiguous(), cur_m = masked ? s.mask : Tensor();
+  // Two receive buffer sets used alternately (the caller's k/v are never overwritten).
+  Tensor buf_k[2], buf_v[2], buf_m[2];
+  for (int step = 0; step < R; ++step) {
+    const int block = (me - step + R) % R;  // whose keys cur_* are
+    std::vector<comm::Request> requests;
+    Tensor nk, nv, nm;
+    if (step + 1 < R) {
+      Tensor& bk = buf_k[step % 2];
+      Tensor& bv = buf_v[step % 2];
+      Tensor& bm = buf_m[step % 2];
+      if (!bk.defined()) {
+        bk = Tensor::empty(cur_k.shape());
+        bv = Tensor::empty(cur_v.shape());
+        if (masked) bm = Tensor::empty(cur_m.shape());
+      }
+      nk = bk;
+      nv = bv;
+      nm = bm;
+      requests.push_back(ring.irecv(nk, prev, kTagK));
+      requests.push_back(ring.irecv(nv, prev, kTagV));
+      if (masked) requests.push_back(ring.irecv(nm, prev, kTagMask));
+      requests.push_back(ring.isend(cur_k, next, kTagK));
+      requests.push_back(ring.isend(cur_v, next, kTagV));
+      if (masked) requests.push_back(ring.isend(cur_m, next, kTagMask));
+    }
+    take(run(cur_k, cur_v, cur_m), block);
+    comm::wait_all(requests);
+    if (step + 1 < R) {
+      cur_k = nk;
+      cur_v = nv;
+      cur_m = nm;
+    }
+  }
+  // The replicated extra keys: one block of their own, seen once by every query.
+  if (s.xk.defined()) take(run(s.xk, s.xv, s.xmask), R);
+
+  StageResult result;
+  result.out = acc.out;
+  if (s.xq.defined()) {
+    Partial x;
+    // Fixed order: the extra keys' block, then key blocks 0..R−1.
+    if (xparts[R]) x.add(xparts[R]->first, xparts[R]->second);
+    for (int b = 0; b < R; ++b) x.add(xparts[b]->first, xparts[b]->second);
+    result.xout = x.out;
+  }
+  return result;
+}
+
+}  // namespace
+
+AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                          const SequenceContext& ctx, const AttentionOptions& options) {
+  check_inputs(q, k, v, options);
+  const int U = ctx.ulysses_degree(), R = ctx.ring_degree();
+  const int64_t H = q.dim(2);
+
+  Stage s;
+  s.scale = options.scale;
+  s.xk = options.extra_k;
+  s.xv = options.extra_v;
+  s.xq = options.extra_q;
+  s.xmask = f32_mask(options.extra_key_mask);
+  const Tensor mask = f32_mask(options.key_mask);
+
+  if (U > 1) {
+    PARADIT_CHECK(H % U == 0, "Ulysses attention: ", H,
+                  " heads are not divisible by the Ulysses "
+                  "degree ",
+                  U);
+    const comm::Communicator& uly = *ctx.ulysses;
+    const int64_t h = H / U, h0 = uly.rank() * h;
+    s.q = uly.all_to_all(q, 2, 1);                         // (B, U·Sq_local, H/U, D)
+    s.k = uly.all_to_all(k, 2, 1);                         // (B, U·Sk_local, H/U, D)
+    s.v = uly.all_to_all(v, 2, 1);                         // (B, U·Sk_local, H/U, Dv)
+    if (mask.defined()) s.mask = uly.all_gather(mask, 1);  // (B, U·Sk_local)
+    // This rank's head shard of the replicated extras (views).
+    if (s.xq.defined()) s.xq = s.xq.slice(2, h0, h0 + h);  // (B, Sxq, H/U, D)
+    if (s.xk.defined()) {
+      s.xk = s.xk.slice(2, h0, h0 + h);  // (B, Sx, H/U, D)
+      s.xv = s.xv.slice(2, h0, h0 + h);  // (B, Sx, H/U, Dv)
+    }
+  } else {
+    s.q = q;
+    s.k = k;
+    s.v = v;
+    s.mask = mask;
+  }
+
+  StageResult r = R > 1 ? ring_stage(s, *ctx.ring) : local_stage(s);
+
+  AttentionOutput result;
+  if (U > 1) {
+    const comm::Communicator& uly = *ctx.ulysses;
+    result.out = uly.all_to_all(r.out, 1, 2);                            // (B, Sq_local, H, Dv)
+    if (r.xout.defined()) result.extra_out = uly.all_gather(r.xout, 2);  // (B, Sxq, H, Dv)
+  } else {
+    result.out = r.out;
+    result.extra_out = r.xout;
+  }
+  return result;
+}
+
+}  // namespace paradit::parallel

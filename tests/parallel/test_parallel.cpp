@@ -1,0 +1,419 @@
+// Sequence-parallel attention (Ulysses, Ring, USP) and the sequence helpers. Runs alone (a world
+// of one) and under mpirun -np 2 and 4 (parallel.cmake), where every (ulysses, ring) layout
+// whose product divides the world is tried (the rest of the world as data parallel). Each
+// parallel result, gathered back, must equal single-process core::attention on the full tensors
+// (≤ 1e-5 relative) and a plain double-precision softmax(QKᵀ)V.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "comm/mpi_test_env.h"
+#include "comm/process_mesh.h"
+#include "comm/runtime.h"
+#include "core/ops.h"
+#include "parallel/attention.h"
+#include "parallel/lse_merge.h"
+#include "parallel/sequence.h"
+
+PARADIT_REGISTER_COMM_TEST_ENVIRONMENT();
+
+namespace paradit::parallel {
+namespace {
+
+using core::Shape;
+using core::Tensor;
+
+// Deterministic uniform(−1, 1) values: the same on every rank for the same seed.
+Tensor random_tensor(const Shape& shape, uint64_t seed) {
+  Tensor t = Tensor::empty(shape);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    p[i] = static_cast<float>(static_cast<double>(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+  }
+  return t;
+}
+
+// [a; b] along dim 1 (test-side, element by element).
+Tensor cat1(const Tensor& a, const Tensor& b) {
+  if (!b.defined()) return a;
+  Shape s = a.shape();
+  s[1] += b.dim(1);
+  Tensor out = Tensor::empty(s, a.dtype());
+  out.slice(1, 0, a.dim(1)).copy_from(a);
+  out.slice(1, a.dim(1), s[1]).copy_from(b);
+  return out;
+}
+
+// Plain double-precision attention: out (B, Sq, H, Dv) and lse (B, H, Sq); masked keys are
+// excluded; a row with no visible key gives 0 and −inf.
+struct Ref {
+  std::vector<double> out, lse;
+};
+Ref reference_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                        double scale) {
+  const int64_t B = q.dim(0), Sq = q.dim(1), H = q.dim(2), D = q.dim(3), Sk = k.dim(1),
+                Dv = v.dim(3);
+  if (scale == 0) scale = 1.0 / std::sqrt(static_cast<double>(D));
+  Ref r;
+  r.out.assign(B * Sq * H * Dv, 0.0);
+  r.lse.assign(B * H * Sq, -std::numeric_limits<double>::infinity());
+  std::vector<double> s(Sk);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < Sq; ++i) {
+        double m = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < Sk; ++j) {
+          if (mask.defined() && mask.item_at({b, j}) == 0) {
+            s[j] = -std::numeric_limits<double>::infinity();
+            continue;
+          }
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d) dot += q.item_at({b, i, h, d}) * k.item_at({b, j, h, d});
+          s[j] = dot * scale;
+          m = std::max(m, s[j]);
+        }
+        if (m == -std::numeric_limits<double>::infinity()) continue;
+        double sum = 0;
+        for (int64_t j = 0; j < Sk; ++j) sum += std::exp(s[j] - m);
+        r.lse[(b * H + h) * Sq + i] = m + std::log(sum);
+        for (int64_t j = 0; j < Sk; ++j) {
+          const double p = std::exp(s[j] - m) / sum;
+          if (p == 0) continue;
+          for (int64_t d = 0; d < Dv; ++d)
+            r.out[((b * Sq + i) * H + h) * Dv + d] += p * v.item_at({b, j, h, d});
+        }
+      }
+  return r;
+}
+
+// max |a − b| / max |b|.
+double rel_error(const std::vector<float>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff = std::max(diff, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+std::vector<double> widen(const Tensor& t) {
+  const auto v = t.to_vector();
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// ---------------------------------------------------------------- LSE merge (no communication)
+
+TEST(LseMerge, MergedBlocksEqualAttentionOverTheUnion) {
+  const int64_t B = 2, Sq = 5, H = 3, D = 4, Sk = 9;
+  const Tensor q = random_tensor({B, Sq, H, D}, 1);
+  const Tensor k = random_tensor({B, Sk, H, D}, 2);
+  const Tensor v = random_tensor({B, Sk, H, D}, 3);
+  // Batch 0 sees every key; batch 1 only key 7, so its rows are −inf in two of the three
+  // blocks and go from −inf to finite through the merges.
+  std::vector<float> m(B * Sk, 1.0f);
+  for (int64_t j = 0; j < Sk; ++j) m[Sk + j] = j == 7 ? 1.0f : 0.0f;
+  const Tensor mask = Tensor::from_vector(m, {B, Sk});
+  const Ref full = reference_attention(q, k, v, mask, 0);
+
+  // Blocks [0, 4), [4, 6), [6, 9) merged in a scrambled order.
+  const int64_t cuts[4] = {0, 4, 6, 9};
+  Tensor out, lse;
+  for (int blk : {2, 0, 1}) {
+    const int64_t a = cuts[blk], e = cuts[blk + 1];
+    const Ref part =
+        reference_attention(q, k.slice(1, a, e), v.slice(1, a, e), mask.slice(1, a, e), 0);
+    Tensor po =
+        Tensor::from_vector(std::vector<float>(part.out.begin(), part.out.end()), {B, Sq, H, D});
+    Tensor pl =
+        Tensor::from_vector(std::vector<float>(part.lse.begin(), part.lse.end()), {B, H, Sq});
+    if (!out.defined()) {
+      out = po;
+      lse = pl;
+    } else {
+      merge_attention_partial(out, lse, po, pl);
+    }
+  }
+  EXPECT_LT(rel_error(out.to_vector(), full.out), 1e-6);
+  for (int64_t i = 0; i < B * H * Sq; ++i) {
+    EXPECT_NEAR(lse.data<float>()[i], full.lse[i], 1e-5) << i;
+  }
+  // A row with no visible key in any block: still 0 and −inf.
+  Tensor eo = Tensor::zeros({1, 1, 1, 2}), el = Tensor::full({1, 1, 1}, -INFINITY);
+  merge_attention_partial(eo, el, Tensor::zeros({1, 1, 1, 2}), Tensor::full({1, 1, 1}, -INFINITY));
+  EXPECT_EQ(eo.item_at({0, 0, 0, 1}), 0.0);
+  EXPECT_TRUE(std::isinf(el.item_at({0, 0, 0})));
+}
+
+// ---------------------------------------------------------------- sequence helpers
+
+TEST(Sequence, PadShardGatherRoundTrip) {
+  const comm::Communicator& w = comm::world();
+  comm::ProcessMesh mesh(w, {1, 1, 1, 1, w.size()});
+  const SequenceContext ctx = SequenceContext::from_mesh(mesh);
+  const int p = ctx.degree();
+  EXPECT_EQ(padded_length(13, 4), 16);
+  EXPECT_EQ(padded_length(12, 4), 12);
+  const int64_t S = 2 * p + 1;  // never divisible by p > 1
+  const Tensor x = random_tensor({2, S, 3}, 7);
+  const Tensor local = shard_sequence(x, 1, ctx);
+  const int64_t block = padded_length(S, p) / p;
+  ASSERT_EQ(local.shape(), Shape({2, block, 3}));
+  const int64_t start = ctx.shard_index() * block;
+  for (int64_t i = 0; i < block; ++i) {
+    const double expect = start + i < S ? x.item_at({1, start + i, 2}) : 0.0;
+    EXPECT_EQ(local.item_at({1, i, 2}), expect);
+  }
+  const Tensor mask = shard_key_mask(2, S, ctx);
+  for (int64_t i = 0; i < block; ++i) EXPECT_EQ(mask.item_at({0, i}), start + i < S ? 1.0 : 0.0);
+  const Tensor back = gather_sequence(local, 1, S, ctx);
+  EXPECT_EQ(back.to_vector(), x.to_vector());
+  const Tensor padded = pad_sequence(x, 1, S + 2);
+  EXPECT_EQ(padded.item_at({0, S + 1, 0}), 0.0);
+  EXPECT_EQ(padded.item_at({0, S - 1, 1}), x.item_at({0, S - 1, 1}));
+}
+
+// ---------------------------------------------------------------- parallel attention
+
+struct Case {
+  const char* name;
+  int64_t B, S, H, D, Dv;
+  bool mask;          // a key mask with some zeros (on top of padding)
+  bool masked_batch;  // batch 1 sees no key at all
+  int64_t xq, xk;     // extra (replicated) queries / keys; 0 = none
+  bool xmask;
+  float scale;
+  bool strided;  // local q/k/v as views into a fused (B, S, H, 3·D) tensor
+};
+
+const Case kCases[] = {
+    {"masked", 2, 13, 4, 8, 8, true, false, 0, 0, false, 0.0f, false},
+    {"unmasked_divisible", 1, 16, 4, 8, 8, false, false, 0, 0, false, 0.0f, false},
+    {"joint_text", 2, 11, 4, 8, 6, true, false, 5, 6, true, 0.3f, false},
+    {"joint_kv_only", 1, 9, 4, 4, 4, false, false, 0, 3, false, 0.0f, true},
+    {"fully_masked_batch", 2, 10, 4, 8, 8, true, true, 0, 0, false, 0.0f, true},
+};
+
+// The world split as dp × ring × ulysses for every (ulysses, ring) whose product divides it.
+std::vector<std::pair<int, int>> layouts(int world) {
+  std::vector<std::pair<int, int>> out;
+  for (int u = 1; u <= world; ++u)
+    for (int r = 1; r <= world; ++r)
+      if (world % (u * r) == 0) out.push_back({u, r});
+  return out;
+}
+
+void check_case(const Case& c, int uly, int ring) {
+  const comm::Communicator& w = comm::world();
+  comm::ProcessMesh mesh(w, {w.size() / (uly * ring), 1, 1, ring, uly});
+  const SequenceContext ctx = SequenceContext::from_mesh(mesh);
+  ASSERT_EQ(ctx.ulysses_degree(), uly);
+  ASSERT_EQ(ctx.ring_degree(), ring);
+  const std::string what =
+      std::string(c.name) + " ulysses=" + std::to_string(uly) + " ring=" + std::to_string(ring);
+
+  // Full inputs, identical on every rank.
+  const Tensor q = random_tensor({c.B, c.S, c.H, c.D}, 11);
+  const Tensor k = random_tensor({c.B, c.S, c.H, c.D}, 12);
+  const Tensor v = random_tensor({c.B, c.S, c.H, c.Dv}, 13);
+  Tensor mask;
+  if (c.mask) {
+    std::vector<float> m(c.B * c.S, 1.0f);
+    for (int64_t j = 0; j < c.S; ++j) {
+      if (j < 4 || j % 3 == 2) m[j] = 0.0f;  // batch 0: a whole leading block and more
+      if (c.B > 1) m[c.S + j] = c.masked_batch ? 0.0f : (j % 4 == 1 ? 0.0f : 1.0f);
+    }
+    mask = Tensor::from_vector(m, {c.B, c.S});
+  }
+  Tensor xq, xk, xv, xmask;
+  if (c.xq) xq = random_tensor({c.B, c.xq, c.H, c.D}, 14);
+  if (c.xk) {
+    xk = random_tensor({c.B, c.xk, c.H, c.D}, 15);
+    xv = random_tensor({c.B, c.xk, c.H, c.Dv}, 16);
+    if (c.xmask) {
+      std::vector<float> m(c.B * c.xk, 1.0f);
+      m[1] = 0.0f;
+      xmask = Tensor::from_vector(m, {c.B, c.xk});
+    }
+  }
+
+  // Single process: core::attention over [image; text] tokens.
+  Tensor full_mask;
+  if (mask.defined() || xmask.defined()) {
+    full_mask =
+        cat1(mask.defined() ? mask : Tensor::full({c.B, c.S}, 1.0f),
+             xk.defined() ? (xmask.defined() ? xmask : Tensor::full({c.B, c.xk}, 1.0f)) : Tensor());
+  }
+  core::AttentionOptions copt;
+  copt.scale = c.scale;
+  copt.key_mask = full_mask;
+  const Tensor q_all = cat1(q, xq), k_all = cat1(k, xk), v_all = cat1(v, xv);
+  const Tensor expect = core::attention(q_all, k_all, v_all, copt).out;  // (B, S + xq, H, Dv)
+  const Ref ref = reference_attention(q_all, k_all, v_all, full_mask, c.scale);
+
+  // Parallel: this rank's blocks.
+  Tensor lq = shard_sequence(q, 1, ctx), lk = shard_sequence(k, 1, ctx),
+         lv = shard_sequence(v, 1, ctx);
+  if (c.strided) {
+    Shape fs = lq.shape();
+    fs[3] = 2 * c.D + c.Dv;
+    Tensor fused = Tensor::empty(fs);
+    fused.slice(3, 0, c.D).copy_from(lq);
+    fused.slice(3, c.D, 2 * c.D).copy_from(lk);
+    fused.slice(3, 2 * c.D, 2 * c.D + c.Dv).copy_from(lv);
+    lq = fused.slice(3, 0, c.D);
+    lk = fused.slice(3, c.D, 2 * c.D);
+    lv = fused.slice(3, 2 * c.D, 2 * c.D + c.Dv);
+  }
+  AttentionOptions opt;
+  opt.scale = c.scale;
+  if (mask.defined() || c.S % ctx.degree() != 0) opt.key_mask = shard_key_mask(c.B, c.S, ctx, mask);
+  opt.extra_q = xq;
+  opt.extra_k = xk;
+  opt.extra_v = xv;
+  opt.extra_key_mask = xmask;
+  const AttentionOutput got = attention(lq, lk, lv, ctx, opt);
+  ASSERT_EQ(got.out.shape(), Shape({c.B, lq.dim(1), c.H, c.Dv})) << what;
+  const Tensor out = gather_sequence(got.out, 1, c.S, ctx);  // (B, S, H, Dv)
+
+  const Tensor expect_img = expect.slice(1, 0, c.S);
+  const double err = rel_error(out.to_vector(), widen(expect_img));
+  EXPECT_LE(err, 1e-5) << what << " vs core::attention";
+  if (!c.xq) {
+    EXPECT_LE(rel_error(out.to_vector(), ref.out), 1e-5) << what << " vs double";
+  }
+  if (c.masked_batch) {
+    for (float x : out.slice(0, 1, 2).to_vector()) ASSERT_EQ(x, 0.0f) << what;
+  }
+
+  if (c.xq) {
+    ASSERT_TRUE(got.extra_out.defined()) << what;
+    ASSERT_EQ(got.extra_out.shape(), Shape({c.B, c.xq, c.H, c.Dv})) << what;
+    EXPECT_LE(rel_error(got.extra_out.to_vector(), widen(expect.slice(1, c.S, c.S + c.xq))), 1e-5)
+        << what << " extra_out vs core::attention";
+    EXPECT_LE(rel_error(cat1(out, got.extra_out).to_vector(), ref.out), 1e-5)
+        << what << " vs double";
+    // Replicated output: bit-identical on every rank of the sequence group.
+    Tensor root = got.extra_out.clone();
+    mesh.sequence_group().broadcast(root, 0);
+    EXPECT_EQ(std::memcmp(root.raw_data(), got.extra_out.raw_data(), root.nbytes()), 0) << what;
+  } else {
+    EXPECT_FALSE(got.extra_out.defined()) << what;
+  }
+}
+
+TEST(ParallelAttention, EveryLayoutMatchesSingleProcess) {
+  const int world = comm::world().size();
+  for (const auto& [uly, ring] : layouts(world))
+    for (const Case& c : kCases)
+      if (c.H % uly == 0) check_case(c, uly, ring);
+}
+
+TEST(ParallelAttention, HeadsNotDivisibleByUlyssesDegree) {
+  const comm::Communicator& w = comm::world();
+  if (w.size() == 1) GTEST_SKIP() << "needs a Ulysses degree > 1";
+  comm::ProcessMesh mesh(w, {1, 1, 1, 1, w.size()});
+  const SequenceContext ctx = SequenceContext::from_mesh(mesh);
+  const int64_t H = w.size() + 1;
+  const Tensor x = random_tensor({1, 2, H, 4}, 3);
+  try {
+    attention(x, x, x, ctx);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "Ulysses attention: " + std::to_string(H) +
+                                         " heads are not divisible by the Ulysses degree " +
+                                         std::to_string(w.size()));
+  }
+}
+
+TEST(ParallelAttention, SingleProcessIsPlainAttention) {
+  const Tensor q = random_tensor({1, 6, 2, 4}, 1), k = random_tensor({1, 7, 2, 4}, 2),
+               v = random_tensor({1, 7, 2, 4}, 3);
+  const Tensor a = attention(q, k, v, SequenceContext{}).out;
+  const Tensor b = core::attention(q, k, v).out;
+  EXPECT_EQ(a.to_vector(), b.to_vector());
+  AttentionOptions bad;
+  bad.extra_k = k;
+  EXPECT_THROW(attention(q, k, v, SequenceContext{}, bad), Error);  // extra_v missing
+}
+
+// Bytes handed to other ranks for one attention call, against the analytic volumes:
+// Ulysses: 4 tensors (q, k, v, out) of S/P·d elements, all but the own 1/P chunk:
+//   4·(S/P)·d·(P−1)/P;  Ring: K and V blocks of S/P·d, P−1 times: 2·S·d·(P−1)/P.
+TEST(ParallelAttention, BytesMatchAnalyticVolumes) {
+  const comm::Communicator& w = comm::world();
+  const int p = w.size();
+  if (p == 1) GTEST_SKIP() << "nothing is sent in a world of one";
+  const int64_t B = 1, S = 8 * p, H = 4, D = 8;
+  const int64_t d = H * D, elem = sizeof(float);
+  const Tensor q = random_tensor({B, S / p, H, D}, 1 + w.rank());
+  for (int uly : {p, 1}) {
+    const int ring = p / uly;
+    comm::ProcessMesh mesh(w, {1, 1, 1, ring, uly});
+    const SequenceContext ctx = SequenceContext::from_mesh(mesh);
+    mesh.group(comm::MeshDim::kUlysses).reset_bytes();
+    mesh.group(comm::MeshDim::kRing).reset_bytes();
+    attention(q, q, q, ctx);
+    const uint64_t uly_bytes = mesh.group(comm::MeshDim::kUlysses).bytes().total();
+    const uint64_t ring_bytes = mesh.group(comm::MeshDim::kRing).bytes().total();
+    if (uly == p) {
+      EXPECT_EQ(uly_bytes, static_cast<uint64_t>(4 * (S / p) * d * (p - 1) / p * elem));
+      EXPECT_EQ(ring_bytes, 0u);
+    } else {
+      EXPECT_EQ(ring_bytes, static_cast<uint64_t>(2 * S * d * (p - 1) / p * elem));
+      EXPECT_EQ(uly_bytes, 0u);
+    }
+  }
+}
+
+// Figures for a report, not a check (disabled in CI):
+//   mpirun -np 4 test_parallel --gtest_also_run_disabled_tests --gtest_filter='*Figures*'
+// Flux-like attention (B 1, H 24, D 128; S from PARADIT_FIGURES_S, default 1024): bytes each rank
+// hands to others and the wall time of one call, Ulysses vs Ring.
+TEST(ParallelAttention, DISABLED_BytesAndTimeFigures) {
+  const comm::Communicator& w = comm::world();
+  const int p = w.size();
+  const char* s_env = std::getenv("PARADIT_FIGURES_S");
+  const int64_t B = 1, H = 24, D = 128, S = s_env ? std::atoll(s_env) : 1024;
+  const int64_t d = H * D, elem = sizeof(float);
+  const Tensor x = random_tensor({B, S / p, H, D}, 1 + w.rank());
+  for (int uly : {p, 1}) {
+    const int ring = p / uly;
+    comm::ProcessMesh mesh(w, {1, 1, 1, ring, uly});
+    const SequenceContext ctx = SequenceContext::from_mesh(mesh);
+    attention(x, x, x, ctx);  // warm-up
+    mesh.group(comm::MeshDim::kUlysses).reset_bytes();
+    mesh.group(comm::MeshDim::kRing).reset_bytes();
+    w.barrier();
+    const auto t0 = std::chrono::steady_clock::now();
+    attention(x, x, x, ctx);
+    w.barrier();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const uint64_t bytes = mesh.group(comm::MeshDim::kUlysses).bytes().total() +
+                           mesh.group(comm::MeshDim::kRing).bytes().total();
+    const double analytic =
+        uly == p ? 4.0 * (S / p) * d * (p - 1) / p * elem : 2.0 * S * d * (p - 1) / p * elem;
+    if (w.rank() == 0) {
+      std::printf("P=%d S=%lld H=%lld D=%lld %-8s sent/rank %.3f MiB, analytic %s = %.3f MiB", p,
+                  static_cast<long long>(S), static_cast<long long>(H), static_cast<long long>(D),
+                  uly == p ? "ulysses" : "ring", bytes / 1048576.0,
+                  uly == p ? "4·(S/P)·d·(P−1)/P" : "2·S·d·(P−1)/P", analytic / 1048576.0);
+      if (uly == p)
+        std::printf(" (4·S·d/P with the own chunk: %.3f MiB)", 4.0 * S * d / p * elem / 1048576.0);
+      std::printf(", one call %.1f ms\n", ms);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace paradit::parallel
