@@ -1,0 +1,278 @@
+#include "models/flux/flux.h"
+
+#include <string>
+#include <tuple>
+
+namespace paradit::models::flux {
+
+using common::merge_heads;
+using common::split_heads;
+using common::WeightScope;
+using core::Tensor;
+
+namespace {
+
+constexpr const char* kModel = "FluxTransformer2DModel";
+constexpr float kNormEps = 1e-6f;  // adaLN, qk RMSNorm and norm2 epsilons in every Flux block
+
+// The one attention call of the family. q, k, v: (B, S, H, hd) → (B, S, H, hd).
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return core::attention(q, k, v).out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config
+FluxConfig FluxConfig::from(const io::Config& config) {
+  FluxConfig c;
+  auto get = [&](const char* key, int64_t fallback) {
+    return config.has(key) ? config.get_int(key) : fallback;
+  };
+  c.patch_size = get("patch_size", c.patch_size);
+  c.in_channels = get("in_channels", c.in_channels);
+  c.out_channels = get("out_channels", c.in_channels);
+  c.num_layers = get("num_layers", c.num_layers);
+  c.num_single_layers = get("num_single_layers", c.num_single_layers);
+  c.attention_head_dim = get("attention_head_dim", c.attention_head_dim);
+  c.num_attention_heads = get("num_attention_heads", c.num_attention_heads);
+  c.joint_attention_dim = get("joint_attention_dim", c.joint_attention_dim);
+  c.pooled_projection_dim = get("pooled_projection_dim", c.pooled_projection_dim);
+  c.guidance_embeds = config.has("guidance_embeds") && config.get_bool("guidance_embeds", false);
+  if (config.has("axes_dims_rope")) c.axes_dims_rope = config.get_int_list("axes_dims_rope");
+
+  const std::string& where = config.where();
+  PARADIT_CHECK(c.patch_size > 0 && c.in_channels > 0 && c.out_channels > 0 &&
+                    c.attention_head_dim > 0 && c.num_attention_heads > 0 && c.num_layers >= 0 &&
+                    c.num_single_layers >= 0,
+                where, ": FluxTransformer2DModel sizes must be positive (patch_size ", c.patch_size,
+                ", in_channels ", c.in_channels, ", attention_head_dim ", c.attention_head_dim,
+                ", num_attention_heads ", c.num_attention_heads, ")");
+  int64_t rope_dim = 0;
+  for (int64_t d : c.axes_dims_rope) {
+    PARADIT_CHECK(d > 0 && d % 2 == 0, where,
+                  ": axes_dims_rope entries must be positive and even, found ", d);
+    rope_dim += d;
+  }
+  PARADIT_CHECK(rope_dim == c.attention_head_dim, where, ": axes_dims_rope sums to ", rope_dim,
+                ", expected attention_head_dim ", c.attention_head_dim);
+  return c;
+}
+
+// ---------------------------------------------------------------- rope
+Rope flux_rope(const Tensor& ids, const std::vector<int64_t>& axes_dims, double theta) {
+  PARADIT_CHECK(ids.ndim() == 2 && ids.dim(1) == static_cast<int64_t>(axes_dims.size()),
+                "flux_rope: ids must be (S, ", axes_dims.size(), "), got ", ids.str());
+  const int64_t S = ids.dim(0);
+  const std::vector<float> v = ids.to_vector();
+  std::vector<Tensor> cos_parts, sin_parts;
+  for (size_t a = 0; a < axes_dims.size(); ++a) {
+    std::vector<double> pos(S);
+    for (int64_t s = 0; s < S; ++s) pos[s] = v[s * axes_dims.size() + a];
+    auto [c, s] = common::get_1d_rotary_pos_embed(axes_dims[a], pos, theta,
+                                                  /*repeat_interleave_real=*/true);  // (S, d_a)
+    cos_parts.push_back(c);
+    sin_parts.push_back(s);
+  }
+  return {core::concat(cos_parts, 1), core::concat(sin_parts, 1)};  // (S, head_dim) each
+}
+
+// ---------------------------------------------------------------- double-stream block
+void FluxTransformerBlock::bind(const WeightScope& w, const FluxConfig& cfg) {
+  const int64_t D = cfg.inner_dim(), hd = cfg.attention_head_dim;
+  heads = cfg.num_attention_heads;
+  norm1.bind(w / "norm1", D);
+  norm1_context.bind(w / "norm1_context", D);
+  const WeightScope a = w / "attn";
+  attn.to_q.bind(a / "to_q", D, D);
+  attn.to_k.bind(a / "to_k", D, D);
+  attn.to_v.bind(a / "to_v", D, D);
+  attn.norm_q.bind(a / "norm_q", hd, kNormEps);
+  attn.norm_k.bind(a / "norm_k", hd, kNormEps);
+  attn.add_q_proj.bind(a / "add_q_proj", D, D);
+  attn.add_k_proj.bind(a / "add_k_proj", D, D);
+  attn.add_v_proj.bind(a / "add_v_proj", D, D);
+  attn.norm_added_q.bind(a / "norm_added_q", hd, kNormEps);
+  attn.norm_added_k.bind(a / "norm_added_k", hd, kNormEps);
+  attn.to_out.bind(a / "to_out" / "0", D, D);
+  attn.to_add_out.bind(a / "to_add_out", D, D);
+  ff.bind(w / "ff", D, common::FeedForwardKind::kGeluTanh);
+  ff_context.bind(w / "ff_context", D, common::FeedForwardKind::kGeluTanh);
+}
+
+std::pair<Tensor, Tensor> FluxTransformerBlock::forward(const Tensor& x_in, const Tensor& c_in,
+                                                        const Tensor& temb,
+                                                        const Rope& rope) const {
+  const int64_t S_txt = c_in.dim(1), S = c_in.dim(1) + x_in.dim(1);
+  auto n = norm1(x_in, temb);           // n.x: (B, S_img, D); gates/shifts: (B, D)
+  auto nc = norm1_context(c_in, temb);  // nc.x: (B, S_txt, D)
+
+  // joint attention: text tokens first, then image tokens
+  Tensor q = attn.norm_q(split_heads(attn.to_q(n.x), heads));                  // (B, S_img, H, hd)
+  Tensor k = attn.norm_k(split_heads(attn.to_k(n.x), heads));                  // (B, S_img, H, hd)
+  Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S_img, H, hd)
+  Tensor cq = attn.norm_added_q(split_heads(attn.add_q_proj(nc.x), heads));    // (B, S_txt, H, hd)
+  Tensor ck = attn.norm_added_k(split_heads(attn.add_k_proj(nc.x), heads));    // (B, S_txt, H, hd)
+  Tensor cv = split_heads(attn.add_v_proj(nc.x), heads);                       // (B, S_txt, H, hd)
+  q = core::concat({cq, q}, 1);                                                // (B, S, H, hd)
+  k = core::concat({ck, k}, 1);                                                // (B, S, H, hd)
+  v = core::concat({cv, v}, 1);                                                // (B, S, H, hd)
+  q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  Tensor o = merge_heads(attend(q, k, v));                                     // (B, S, D)
+  Tensor c_attn = attn.to_add_out(o.slice(1, 0, S_txt));                       // (B, S_txt, D)
+  Tensor x_attn = attn.to_out(o.slice(1, S_txt, S));                           // (B, S_img, D)
+
+  // image stream
+  Tensor x = core::gated_add(x_in, n.gate_msa, x_attn);  // (B, S_img, D)
+  Tensor h = core::layer_norm(x, {}, {}, kNormEps);      // (B, S_img, D)
+  h = core::modulate(h, n.shift_mlp, n.scale_mlp);       // (B, S_img, D)
+  x = core::gated_add(x, n.gate_mlp, ff(h));             // (B, S_img, D)
+
+  // text stream
+  Tensor c = core::gated_add(c_in, nc.gate_msa, c_attn);  // (B, S_txt, D)
+  Tensor hc = core::layer_norm(c, {}, {}, kNormEps);      // (B, S_txt, D)
+  hc = core::modulate(hc, nc.shift_mlp, nc.scale_mlp);    // (B, S_txt, D)
+  c = core::gated_add(c, nc.gate_mlp, ff_context(hc));    // (B, S_txt, D)
+  return {c, x};
+}
+
+// ---------------------------------------------------------------- single-stream block
+void FluxSingleTransformerBlock::bind(const WeightScope& w, const FluxConfig& cfg) {
+  const int64_t D = cfg.inner_dim(), hd = cfg.attention_head_dim;
+  const int64_t mlp_dim = static_cast<int64_t>(D * 4.0);  // diffusers' mlp_ratio 4.0
+  heads = cfg.num_attention_heads;
+  norm.bind(w / "norm", D);
+  const WeightScope a = w / "attn";
+  attn.to_q.bind(a / "to_q", D, D);
+  attn.to_k.bind(a / "to_k", D, D);
+  attn.to_v.bind(a / "to_v", D, D);
+  attn.norm_q.bind(a / "norm_q", hd, kNormEps);
+  attn.norm_k.bind(a / "norm_k", hd, kNormEps);
+  proj_mlp.bind(w / "proj_mlp", D, mlp_dim);
+  proj_out.bind(w / "proj_out", D + mlp_dim, D);
+}
+
+Tensor FluxSingleTransformerBlock::forward(const Tensor& joint, const Tensor& temb,
+                                           const Rope& rope) const {
+  auto n = norm(joint, temb);                                    // n.x: (B, S, D); gate: (B, D)
+  Tensor mlp = core::gelu(proj_mlp(n.x), /*tanh_approx=*/true);  // (B, S, 4D)
+
+  Tensor q = attn.norm_q(split_heads(attn.to_q(n.x), heads));                  // (B, S, H, hd)
+  Tensor k = attn.norm_k(split_heads(attn.to_k(n.x), heads));                  // (B, S, H, hd)
+  Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S, H, hd)
+  q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  Tensor o = merge_heads(attend(q, k, v));                                     // (B, S, D)
+
+  Tensor h = proj_out(core::concat({o, mlp}, 2));  // (B, S, 5D) → (B, S, D)
+  return core::gated_add(joint, n.gate_msa, h);    // (B, S, D)
+}
+
+// ---------------------------------------------------------------- model
+FluxTransformer2DModel::FluxTransformer2DModel(const FluxConfig& cfg,
+                                               const common::WeightProvider& weights,
+                                               core::DType matrix_dtype)
+    : cfg_(cfg) {
+  const WeightScope w(weights, "", matrix_dtype);
+  const int64_t D = cfg_.inner_dim();
+  x_embedder_.bind(w / "x_embedder", cfg_.in_channels, D);
+  context_embedder_.bind(w / "context_embedder", cfg_.joint_attention_dim, D);
+  time_text_embed_.bind(w / "time_text_embed", D, cfg_.pooled_projection_dim, cfg_.guidance_embeds);
+  transformer_blocks_.resize(cfg_.num_layers);
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
+    transformer_blocks_[i].bind(w / "transformer_blocks" / static_cast<int>(i), cfg_);
+  }
+  single_transformer_blocks_.resize(cfg_.num_single_layers);
+  for (int64_t i = 0; i < cfg_.num_single_layers; ++i) {
+    single_transformer_blocks_[i].bind(w / "single_transformer_blocks" / static_cast<int>(i), cfg_);
+  }
+  norm_out_.bind(w / "norm_out", D, D, /*elementwise_affine=*/false, kNormEps);
+  proj_out_.bind(w / "proj_out", D, cfg_.patch_size * cfg_.patch_size * cfg_.out_channels);
+}
+
+Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs) const {
+  const int64_t C = cfg_.in_channels, n_axes = static_cast<int64_t>(cfg_.axes_dims_rope.size());
+  Tensor hidden =
+      common::require_input(inputs, "hidden_states", kModel, detail::concat("[B, S_img, ", C, "]"));
+  Tensor context =
+      common::require_input(inputs, "encoder_hidden_states", kModel,
+                            detail::concat("[B, S_txt, ", cfg_.joint_attention_dim, "]"));
+  Tensor pooled = common::require_input(inputs, "pooled_projections", kModel,
+                                        detail::concat("[B, ", cfg_.pooled_projection_dim, "]"));
+  Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B]");
+  Tensor img_ids =
+      common::require_input(inputs, "img_ids", kModel, detail::concat("[S_img, ", n_axes, "]"));
+  Tensor txt_ids =
+      common::require_input(inputs, "txt_ids", kModel, detail::concat("[S_txt, ", n_axes, "]"));
+  // Flux.1-schnell pipelines pass no guidance; a model without a guidance embedder ignores it.
+  Tensor guidance =
+      cfg_.guidance_embeds ? common::require_input(inputs, "guidance", kModel, "[B]") : Tensor{};
+  return forward(hidden, context, pooled, timestep, guidance, img_ids, txt_ids);
+}
+
+Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
+                                       const Tensor& encoder_hidden_states,
+                                       const Tensor& pooled_projections, const Tensor& timestep,
+                                       const Tensor& guidance, const Tensor& img_ids_in,
+                                       const Tensor& txt_ids_in) const {
+  // ---- validate the inputs
+  const int64_t C = cfg_.in_channels, n_axes = static_cast<int64_t>(cfg_.axes_dims_rope.size());
+  common::check_input(hidden_states.ndim() == 3 && hidden_states.dim(2) == C, hidden_states,
+                      "hidden_states", kModel, detail::concat("[B, S_img, ", C, "]"));
+  const int64_t B = hidden_states.dim(0), S_img = hidden_states.dim(1);
+  common::check_input(encoder_hidden_states.ndim() == 3 && encoder_hidden_states.dim(0) == B &&
+                          encoder_hidden_states.dim(2) == cfg_.joint_attention_dim,
+                      encoder_hidden_states, "encoder_hidden_states", kModel,
+                      detail::concat("[", B, ", S_txt, ", cfg_.joint_attention_dim, "]"));
+  const int64_t S_txt = encoder_hidden_states.dim(1);
+  common::check_input(pooled_projections.ndim() == 2 && pooled_projections.dim(0) == B &&
+                          pooled_projections.dim(1) == cfg_.pooled_projection_dim,
+                      pooled_projections, "pooled_projections", kModel,
+                      detail::concat("[", B, ", ", cfg_.pooled_projection_dim, "]"));
+  // Older pipelines pass ids with a leading batch dim; diffusers takes the first.
+  Tensor img_ids = img_ids_in.ndim() == 3 ? img_ids_in.select(0, 0) : img_ids_in;
+  Tensor txt_ids = txt_ids_in.ndim() == 3 ? txt_ids_in.select(0, 0) : txt_ids_in;
+  common::check_input(img_ids.ndim() == 2 && img_ids.dim(0) == S_img && img_ids.dim(1) == n_axes,
+                      img_ids_in, "img_ids", kModel, detail::concat("[", S_img, ", ", n_axes, "]"));
+  common::check_input(txt_ids.ndim() == 2 && txt_ids.dim(0) == S_txt && txt_ids.dim(1) == n_axes,
+                      txt_ids_in, "txt_ids", kModel, detail::concat("[", S_txt, ", ", n_axes, "]"));
+  Tensor t = core::scale(common::batch_vector(timestep, B, "timestep", kModel), 1000.0f);  // (B)
+  Tensor g;
+  if (cfg_.guidance_embeds) {
+    PARADIT_CHECK(guidance.defined(), kModel,
+                  ": forward input 'guidance' is missing (expected [B]; guidance_embeds is true)");
+    g = core::scale(common::batch_vector(guidance, B, "guidance", kModel), 1000.0f);  // (B)
+  }
+
+  // ---- embeddings
+  Tensor x = x_embedder_(hidden_states);                     // (B, S_img, D)
+  Tensor temb = time_text_embed_(t, pooled_projections, g);  // (B, D)
+  Tensor c = context_embedder_(encoder_hidden_states);       // (B, S_txt, D)
+  Rope rope = flux_rope(core::concat({txt_ids, img_ids}, 0), cfg_.axes_dims_rope,
+                        cfg_.rope_theta);  // (S_txt + S_img, hd) each
+
+  // ---- double-stream blocks
+  for (const auto& block : transformer_blocks_) {
+    std::tie(c, x) = block.forward(x, c, temb, rope);  // (B, S_txt, D), (B, S_img, D)
+  }
+
+  // ---- single-stream blocks over [text, image]; diffusers re-concatenates and splits in
+  // every block, which is the same as keeping the joint sequence.
+  Tensor joint = core::concat({c, x}, 1);  // (B, S_txt + S_img, D)
+  for (const auto& block : single_transformer_blocks_) {
+    joint = block.forward(joint, temb, rope);  // (B, S_txt + S_img, D)
+  }
+  x = joint.slice(1, S_txt, S_txt + S_img);  // (B, S_img, D)
+
+  // ---- output
+  x = norm_out_(x, temb);  // (B, S_img, D)
+  return proj_out_(x);     // (B, S_img, p·p·out_channels)
+}
+
+std::unique_ptr<Transformer> make_flux_transformer(const io::Config& config,
+                                                   const common::WeightProvider& weights,
+                                                   core::DType matrix_dtype) {
+  return std::make_unique<FluxTransformer2DModel>(FluxConfig::from(config), weights, matrix_dtype);
+}
+
+}  // namespace paradit::models::flux
