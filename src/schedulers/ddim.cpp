@@ -1,0 +1,105 @@
+#include "schedulers/ddim.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace paradit::schedulers {
+
+DDIMConfig DDIMConfig::from_config(const SchedulerConfig& c) {
+  DDIMConfig d;
+  d.betas = BetaSchedule::from_config(c, {"linear", "scaled_linear", "squaredcos_cap_v2"});
+  d.clipping = SampleClipping::from_config(c, /*clip_default=*/true);
+  d.set_alpha_to_one = c.get_bool("set_alpha_to_one", true);
+  d.steps_offset = c.get_int("steps_offset", 0);
+  d.prediction_type = parse_prediction(c, /*allow_flow=*/false);
+  d.timestep_spacing =
+      c.get_choice("timestep_spacing", "leading", {"linspace", "leading", "trailing"});
+  return d;
+}
+
+DDIMScheduler::DDIMScheduler(const DDIMConfig& config) : config_(config) {
+  alphas_cumprod_ = alphas_cumprod_from_betas(make_betas(config_.betas));
+  final_alpha_cumprod_ = config_.set_alpha_to_one ? 1.0f : alphas_cumprod_[0];
+}
+
+void DDIMScheduler::set_timesteps(int num_inference_steps, const TimestepOptions& options) {
+  const std::string who = "DDIMScheduler.set_timesteps";
+  PARADIT_CHECK(options.sigmas.empty() && options.timesteps.empty() && !options.mu.has_value(), who,
+                ": explicit sigmas, timesteps or mu are not supported");
+  const int64_t t = config_.betas.num_train_timesteps;
+  PARADIT_CHECK(num_inference_steps >= 1 && num_inference_steps <= t, who,
+                ": num_inference_steps should be in [1, ", t, "], found ", num_inference_steps);
+  n_requested_ = num_inference_steps;
+  auto ts = spaced_timesteps(config_.timestep_spacing, t, num_inference_steps, config_.steps_offset,
+                             /*extra_one=*/false, t, who);
+  timesteps_.assign(ts.begin(), ts.end());
+  sigmas_.clear();
+}
+
+core::Tensor DDIMScheduler::step(const core::Tensor& model_output, size_t step_index,
+                                 const core::Tensor& sample, const core::Tensor& noise) {
+  const std::string_view who = class_name();
+  PARADIT_CHECK(!timesteps_.empty(), who, ".step: call set_timesteps first");
+  PARADIT_CHECK(step_index < timesteps_.size(), who, ".step: step index ", step_index,
+                " is out of range for ", timesteps_.size(), " steps");
+  core::Tensor x = step_input(sample, "sample", {}, who);
+  core::Tensor m = step_input(model_output, "model_output", x.shape(), who);
+
+  const int64_t t = static_cast<int64_t>(timesteps_[step_index]);
+  const int64_t prev_t = t - config_.betas.num_train_timesteps / n_requested_;
+  PARADIT_CHECK(t >= 0 && t < static_cast<int64_t>(alphas_cumprod_.size()), who, ".step: timestep ",
+                t, " is outside the training schedule");
+  // Scalars as diffusers' 0-dim float32 tensors.
+  const float a_t = alphas_cumprod_[t];
+  const float a_prev = prev_t >= 0 ? alphas_cumprod_[prev_t] : final_alpha_cumprod_;
+  const float b_t = 1.0f - a_t;
+  const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
+
+  const int64_t n = x.numel();
+  const float* xs = x.data<float>();
+  const float* ms = m.data<float>();
+  core::Tensor x0 = core::Tensor::empty(x.shape());   // predicted original sample
+  core::Tensor eps = core::Tensor::empty(x.shape());  // predicted noise
+  float* x0d = x0.data<float>();
+  float* ed = eps.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    switch (config_.prediction_type) {
+      case Prediction::kEpsilon:
+        x0d[i] = (xs[i] - sb * ms[i]) / sa;
+        ed[i] = ms[i];
+        break;
+      case Prediction::kSample:
+        x0d[i] = ms[i];
+        ed[i] = (xs[i] - sa * ms[i]) / sb;
+        break;
+      case Prediction::kVPrediction:
+        x0d[i] = sa * xs[i] - sb * ms[i];
+        ed[i] = sa * ms[i] + sb * xs[i];
+        break;
+      case Prediction::kFlow:
+        fail(who, ": flow_prediction is not supported");
+    }
+  }
+  config_.clipping.apply(x0);
+
+  const float variance = ((1.0f - a_prev) / b_t) * (1.0f - a_t / a_prev);
+  const float std_dev = static_cast<float>(eta_) * std::sqrt(variance);
+  if (use_clipped_model_output_) {
+    for (int64_t i = 0; i < n; ++i) ed[i] = (xs[i] - sa * x0d[i]) / sb;
+  }
+  const float c_dir = std::sqrt((1.0f - a_prev) - mul_round(std_dev, std_dev));
+  const float c_x0 = std::sqrt(a_prev);
+
+  core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < n; ++i) o[i] = c_x0 * x0d[i] + c_dir * ed[i];
+  if (eta_ > 0) {
+    core::Tensor z = step_input(noise, "noise", x.shape(), who);
+    const float* zs = z.data<float>();
+    for (int64_t i = 0; i < n; ++i) o[i] = o[i] + std_dev * zs[i];
+  }
+  return out;
+}
+
+}  // namespace paradit::schedulers
