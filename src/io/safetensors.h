@@ -28,11 +28,30 @@ struct TensorInfo {
 // Largest header accepted (bytes); anything larger is rejected as malformed.
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
-// Parses and validates a header (the JSON bytes) against a data section of `data_bytes`.
+// Parses and validates a header (the JSON bytes) against a data section of `data_bytes`; the
+// tensors come back sorted by name.
 // Throws paradit::Error("<where>: <problem>") on anything invalid. Exposed for the fuzzer.
 std::vector<TensorInfo> parse_header(const char* json, size_t json_bytes, uint64_t data_bytes,
                                      const std::string& where,
                                      std::map<std::string, std::string>* metadata = nullptr);
+
+// A whole file image checked: the 8-byte length, the header (parse_header) and the data section.
+struct FileLayout {
+  std::vector<TensorInfo> tensors;  // sorted by name
+  std::map<std::string, std::string> metadata;
+  uint64_t data_offset = 0;  // where the data section starts: 8 + header length
+  uint64_t data_bytes = 0;   // size of the data section
+};
+// Parses an image held in memory (SafetensorsFile::open passes its mapping; the fuzzer its input).
+FileLayout parse_file_image(const char* bytes, size_t size, const std::string& where);
+// Checks the 8-byte length prefix of a file of `file_bytes` bytes; returns the header length.
+uint64_t check_header_length(const unsigned char prefix[8], uint64_t file_bytes,
+                             const std::string& where);
+
+// Weight file names tried in a component folder, in the order diffusers/transformers try them.
+const std::vector<std::string>& weight_file_names();
+// The first of weight_file_names() present in `dir`, or nullopt.
+std::optional<std::filesystem::path> find_weights(const std::filesystem::path& dir);
 
 // One .safetensors file, memory-mapped. Copies share the mapping.
 class SafetensorsFile {
@@ -44,13 +63,18 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   bool contains(const std::string& name) const { return index_.count(name) != 0; }
   const TensorInfo& info(const std::string& name) const;  // Error naming file + tensor if absent
-  // Zero-copy view of the mapped bytes (stored dtype); keeps the mapping alive.
+  // View of the mapped bytes in the stored dtype; keeps the mapping alive. Zero-copy when the
+  // tensor's address suits its dtype's alignment, else an aligned copy. Mapped views are
+  // read-only memory: writing through one faults (copy first: clone()).
   core::Tensor view(const std::string& name) const;
+  uint64_t file_bytes() const { return file_bytes_; }
 
  private:
   std::filesystem::path path_;
   std::shared_ptr<void> mapping_;
-  const char* data_ = nullptr;  // start of the data section
+  const char* data_ = nullptr;              // start of the data section
+  std::shared_ptr<core::Storage> storage_;  // the data section, shared by every view
+  uint64_t file_bytes_ = 0;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
@@ -64,6 +88,8 @@ class TensorSource {
   // weight file is resolved as diffusers does: diffusion_pytorch_model[.safetensors|
   // .safetensors.index.json], model[.safetensors|.safetensors.index.json]).
   static TensorSource open(const std::filesystem::path& path);
+  // Several .safetensors files as one set; a tensor name present in two of them is an Error.
+  static TensorSource open_files(const std::vector<std::filesystem::path>& paths);
 
   bool has(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;
