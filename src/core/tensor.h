@@ -61,6 +61,9 @@ class Tensor {
   // A view over existing storage; `offset_bytes` from the storage start, contiguous layout.
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t offset_bytes,
                              const Shape& shape, DType dtype);
+  // A read-only stand-in of `shape` over one shared zeroed element (all strides 0): lets code
+  // that only inspects shapes (make-model --dry-run at full size) run without allocating.
+  static Tensor broadcast_placeholder(const Shape& shape, DType dtype = DType::F32);
 
   // ---- properties ----
   bool defined() const { return storage_ != nullptr; }

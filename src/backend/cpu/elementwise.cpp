@@ -1,0 +1,155 @@
+// Broadcasting binary ops, modulation and gated residuals (see kernels.h).
+
+#include <algorithm>
+
+#include "backend/cpu/kernels.h"
+
+namespace paradit::backend::cpu {
+
+namespace {
+
+constexpr int kMaxKernelDims = 8;
+constexpr int64_t kParallelMin = 1 << 15;
+
+// Broadcast iteration space after dropping size-1 dims and merging adjacent dims that are
+// contiguous with each other in both operands; the last dim is the inner loop.
+struct Space {
+  int n = 0;
+  int64_t shape[kMaxKernelDims];
+  int64_t sa[kMaxKernelDims];
+  int64_t sb[kMaxKernelDims];
+};
+
+Space coalesce(int ndim, const int64_t* shape, const int64_t* a_strides, const int64_t* b_strides) {
+  Space s;
+  for (int d = 0; d < ndim; ++d) {
+    if (shape[d] == 1) continue;
+    if (s.n > 0 && s.sa[s.n - 1] == a_strides[d] * shape[d] &&
+        s.sb[s.n - 1] == b_strides[d] * shape[d]) {
+      // Dim d continues the previous one in both operands: merge.
+      s.shape[s.n - 1] *= shape[d];
+      s.sa[s.n - 1] = a_strides[d];
+      s.sb[s.n - 1] = b_strides[d];
+      continue;
+    }
+    s.shape[s.n] = shape[d];
+    s.sa[s.n] = a_strides[d];
+    s.sb[s.n] = b_strides[d];
+    ++s.n;
+  }
+  if (s.n == 0) {  // a single element
+    s.n = 1;
+    s.shape[0] = 1;
+    s.sa[0] = s.sb[0] = 0;
+  }
+  return s;
+}
+
+template <typename Op>
+void inner(Op op, int64_t L, const float* a, int64_t sa, const float* b, int64_t sb, float* out) {
+  if (sa == 1 && sb == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) out[i] = op(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const float bv = *b;
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) out[i] = op(a[i], bv);
+  } else if (sa == 0 && sb == 1) {
+    const float av = *a;
+#pragma omp simd
+    for (int64_t i = 0; i < L; ++i) out[i] = op(av, b[i]);
+  } else {
+    for (int64_t i = 0; i < L; ++i) out[i] = op(a[i * sa], b[i * sb]);
+  }
+}
+
+template <typename Op>
+void binary(Op op, const Space& s, const float* a, const float* b, float* out) {
+  const int inner_dim = s.n - 1;
+  const int64_t L = s.shape[inner_dim];
+  int64_t outer = 1;
+  for (int d = 0; d < inner_dim; ++d) outer *= s.shape[d];
+#pragma omp parallel for schedule(static) if (outer * L >= kParallelMin && outer > 1)
+  for (int64_t r = 0; r < outer; ++r) {
+    // Offsets of row r in a and b from its multi-index over the outer dims.
+    int64_t rem = r, oa = 0, ob = 0;
+    for (int d = inner_dim - 1; d >= 0; --d) {
+      const int64_t i = rem % s.shape[d];
+      rem /= s.shape[d];
+      oa += i * s.sa[d];
+      ob += i * s.sb[d];
+    }
+    inner(op, L, a + oa, s.sa[inner_dim], b + ob, s.sb[inner_dim], out + r * L);
+  }
+}
+
+// Calls fn with the scalar function of `op`, so that each op gets its own inlined loops.
+template <typename Fn>
+void with_op(BinaryOp op, Fn fn) {
+  switch (op) {
+    case BinaryOp::kAdd:
+      fn([](float u, float v) { return u + v; });
+      break;
+    case BinaryOp::kSub:
+      fn([](float u, float v) { return u - v; });
+      break;
+    case BinaryOp::kMul:
+      fn([](float u, float v) { return u * v; });
+      break;
+  }
+}
+
+}  // namespace
+
+void binary_f32(BinaryOp op, int ndim, const int64_t* shape, const float* a,
+                const int64_t* a_strides, const float* b, const int64_t* b_strides, float* out) {
+  for (int d = 0; d < ndim; ++d)
+    if (shape[d] == 0) return;
+  const Space s = coalesce(ndim, shape, a_strides, b_strides);
+  if (s.n == 1 && s.shape[0] >= kParallelMin) {
+    // One long row: split it so that both threads work.
+    const int64_t L = s.shape[0];
+    constexpr int64_t kBlock = 1 << 13;
+    const int64_t blocks = (L + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < blocks; ++t) {
+      const int64_t i0 = t * kBlock, n = std::min(kBlock, L - i0);
+      const float* ab = a + i0 * s.sa[0];
+      const float* bb = b + i0 * s.sb[0];
+      with_op(op, [&](auto f) { inner(f, n, ab, s.sa[0], bb, s.sb[0], out + i0); });
+    }
+    return;
+  }
+  with_op(op, [&](auto f) { binary(f, s, a, b, out); });
+}
+
+void modulate_f32(const float* x, int64_t B, int64_t S, int64_t D, const float* shift,
+                  int64_t shift_bstride, const float* scale, int64_t scale_bstride, float* out) {
+  const int64_t rows = B * S;
+#pragma omp parallel for schedule(static) if (rows * D >= kParallelMin && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t b = r / S;
+    const float* sh = shift + b * shift_bstride;
+    const float* sc = scale + b * scale_bstride;
+    const float* xr = x + r * D;
+    float* o = out + r * D;
+#pragma omp simd
+    for (int64_t i = 0; i < D; ++i) o[i] = xr[i] * (1.0f + sc[i]) + sh[i];
+  }
+}
+
+void gated_add_f32(const float* x, const float* gate, int64_t gate_bstride, const float* y,
+                   int64_t B, int64_t S, int64_t D, float* out) {
+  const int64_t rows = B * S;
+#pragma omp parallel for schedule(static) if (rows * D >= kParallelMin && rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* g = gate + r / S * gate_bstride;
+    const float* xr = x + r * D;
+    const float* yr = y + r * D;
+    float* o = out + r * D;
+#pragma omp simd
+    for (int64_t i = 0; i < D; ++i) o[i] = xr[i] + g[i] * yr[i];
+  }
+}
+
+}  // namespace paradit::backend::cpu
