@@ -1,0 +1,459 @@
+#include "models/hunyuan_video/hunyuan_video.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <tuple>
+
+namespace paradit::models::hunyuan_video {
+
+using common::merge_heads;
+using common::split_heads;
+using common::WeightScope;
+using core::Tensor;
+
+namespace {
+
+constexpr const char* kModel = "HunyuanVideoTransformer3DModel";
+constexpr float kNormEps = 1e-6f;         // every LayerNorm, adaLN and q/k norm of the model
+constexpr double kRefinerMlpRatio = 4.0;  // diffusers builds the token refiner with its default
+
+// The one attention call of the family (token refiner, dual- and single-stream blocks).
+// q, k, v: (B, S, H, hd)   key_mask: (B, Sk) or {}   bias: (B, 1, Sq, Sk) or {} → (B, Sq, H, hd)
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_mask,
+              const Tensor& bias) {
+  core::AttentionOptions options;
+  options.key_mask = key_mask;
+  options.bias = bias;
+  return core::attention(q, k, v, options).out;
+}
+
+// Number of unmasked text tokens per sample, as diffusers counts them (sum of the mask).
+// mask: (B, S_txt)
+std::vector<int64_t> text_lengths(const Tensor& mask) {
+  const int64_t B = mask.dim(0), S = mask.dim(1);
+  const std::vector<float> m = mask.to_vector();
+  std::vector<int64_t> n(B, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t s = 0; s < S; ++s) n[b] += static_cast<int64_t>(m[b * S + s]);
+  }
+  return n;
+}
+
+// Key mask of the joint sequence [video, text]: the video tokens and the first n_b text tokens
+// of each sample. (B, S_img + S_txt) 1/0, or {} when nothing is masked.
+Tensor joint_key_mask(const Tensor& mask, int64_t s_img) {
+  const int64_t B = mask.dim(0), s_txt = mask.dim(1), S = s_img + s_txt;
+  const std::vector<int64_t> n = text_lengths(mask);
+  bool all = true;
+  for (int64_t b = 0; b < B; ++b) all = all && n[b] >= s_txt;
+  if (all) return {};
+  Tensor keep = Tensor::zeros({B, S});  // (B, S_img + S_txt)
+  float* k = keep.data<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t j = 0; j < S && j < s_img + n[b]; ++j) k[b * S + j] = 1.0f;
+  }
+  return keep;
+}
+
+// The token refiner's self-attention mask as an additive bias: query i sees key j when both
+// are unmasked, and always key 0. (B, 1, S_txt, S_txt) 0 / -inf, or {} when nothing is masked.
+Tensor refiner_bias(const Tensor& mask) {
+  const int64_t B = mask.dim(0), S = mask.dim(1);
+  const std::vector<float> m = mask.to_vector();
+  bool all = true;
+  for (float v : m) all = all && v != 0.0f;
+  if (all) return {};
+  Tensor bias = Tensor::empty({B, 1, S, S});  // (B, 1, S_txt, S_txt)
+  float* p = bias.data<float>();
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t i = 0; i < S; ++i) {
+      for (int64_t j = 0; j < S; ++j) {
+        const bool see = j == 0 || (m[b * S + i] != 0.0f && m[b * S + j] != 0.0f);
+        p[(b * S + i) * S + j] = see ? 0.0f : neg_inf;
+      }
+    }
+  }
+  return bias;
+}
+
+// Mean over the unmasked tokens (the token refiner's pooled conditioning).
+// text: (B, S_txt, C)   mask: (B, S_txt) → (B, C)
+Tensor masked_mean(const Tensor& text, const Tensor& mask) {
+  const int64_t B = text.dim(0), S = text.dim(1), C = text.dim(2);
+  const Tensor t = text.contiguous();
+  const std::vector<float> m = mask.to_vector();
+  const float* x = t.data<float>();
+  Tensor out = Tensor::empty({B, C});  // (B, C)
+  float* o = out.data<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    double count = 0;
+    for (int64_t s = 0; s < S; ++s) count += m[b * S + s];
+    PARADIT_CHECK(count > 0, kModel, ": encoder_attention_mask row ", b,
+                  " masks every text token; at least one must be 1");
+    for (int64_t c = 0; c < C; ++c) {
+      double sum = 0;
+      for (int64_t s = 0; s < S; ++s)
+        sum += static_cast<double>(x[(b * S + s) * C + c]) * m[b * S + s];
+      o[b * C + c] = static_cast<float>(sum) / static_cast<float>(count);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config
+HunyuanVideoConfig HunyuanVideoConfig::from(const io::Config& config) {
+  HunyuanVideoConfig c;
+  const std::string& where = config.where();
+  auto get = [&](const char* key, int64_t fallback) {
+    return config.has(key) ? config.get_int(key) : fallback;
+  };
+  c.in_channels = get("in_channels", c.in_channels);
+  c.out_channels = get("out_channels", 0);
+  if (c.out_channels == 0) c.out_channels = c.in_channels;  // diffusers: out_channels or in
+  c.num_attention_heads = get("num_attention_heads", c.num_attention_heads);
+  c.attention_head_dim = get("attention_head_dim", c.attention_head_dim);
+  c.num_layers = get("num_layers", c.num_layers);
+  c.num_single_layers = get("num_single_layers", c.num_single_layers);
+  c.num_refiner_layers = get("num_refiner_layers", c.num_refiner_layers);
+  c.mlp_ratio = config.get_float("mlp_ratio", c.mlp_ratio);
+  c.patch_size = get("patch_size", c.patch_size);
+  c.patch_size_t = get("patch_size_t", c.patch_size_t);
+  // An explicit null means no q/k norm; an absent key the default rms_norm.
+  const bool qk_null = config.json().contains("qk_norm") && config.json().at("qk_norm").is_null();
+  c.qk_norm = common::head_norm_kind_from_name(
+      qk_null ? "" : config.get_string("qk_norm", "rms_norm"), where);
+  c.guidance_embeds = config.get_bool("guidance_embeds", c.guidance_embeds);
+  c.text_embed_dim = get("text_embed_dim", c.text_embed_dim);
+  c.pooled_projection_dim = get("pooled_projection_dim", c.pooled_projection_dim);
+  c.rope_theta = config.get_float("rope_theta", c.rope_theta);
+  c.rope_axes_dim = config.get_int_list("rope_axes_dim", c.rope_axes_dim);
+
+  const std::string image_condition = config.get_string("image_condition_type", "");
+  PARADIT_CHECK(image_condition.empty() || image_condition == "latent_concat", where,
+                ": image_condition_type '", image_condition,
+                "' is not supported (expected null or latent_concat)");
+  PARADIT_CHECK(c.in_channels > 0 && c.out_channels > 0 && c.num_attention_heads > 0 &&
+                    c.attention_head_dim > 0 && c.num_layers >= 0 && c.num_single_layers >= 0 &&
+                    c.num_refiner_layers >= 0 && c.mlp_ratio > 0 && c.patch_size > 0 &&
+                    c.patch_size_t > 0 && c.text_embed_dim > 0 && c.pooled_projection_dim > 0,
+                where, ": HunyuanVideoTransformer3DModel sizes must be positive (in_channels ",
+                c.in_channels, ", num_attention_heads ", c.num_attention_heads,
+                ", attention_head_dim ", c.attention_head_dim, ", patch_size ", c.patch_size,
+                ", patch_size_t ", c.patch_size_t, ", mlp_ratio ", c.mlp_ratio, ")");
+  PARADIT_CHECK(c.rope_axes_dim.size() == 3, where,
+                ": rope_axes_dim must list 3 sizes (frames, height, width), found ",
+                c.rope_axes_dim.size());
+  int64_t rope_dim = 0;
+  for (int64_t d : c.rope_axes_dim) {
+    PARADIT_CHECK(d > 0 && d % 2 == 0, where,
+                  ": rope_axes_dim entries must be positive and even, found ", d);
+    rope_dim += d;
+  }
+  PARADIT_CHECK(rope_dim == c.attention_head_dim, where, ": rope_axes_dim sums to ", rope_dim,
+                ", expected attention_head_dim ", c.attention_head_dim);
+  return c;
+}
+
+// ---------------------------------------------------------------- rope
+Rope hunyuan_video_rope(const std::vector<int64_t>& axes_dim, double theta, const Patch3d& grid) {
+  PARADIT_CHECK(axes_dim.size() == 3, "hunyuan_video_rope: expected 3 axes, got ", axes_dim.size());
+  int64_t hd = 0;
+  for (int64_t d : axes_dim) hd += d;
+  const int64_t S = grid[0] * grid[1] * grid[2];
+  // diffusers' get_1d_rotary_pos_embed with its default float32 frequencies and positions:
+  // freq_i = 1 / theta^(2i/d), angle = pos · freq_i, all rounded to float32 as torch does.
+  std::vector<std::vector<float>> freq(3);
+  for (int a = 0; a < 3; ++a) {
+    const int64_t d = axes_dim[a];
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const float e = static_cast<float>(2 * i) / static_cast<float>(d);
+      freq[a].push_back(1.0f / std::pow(static_cast<float>(theta), e));
+    }
+  }
+  Tensor cos = Tensor::empty({S, hd});  // (S, hd)
+  Tensor sin = Tensor::empty({S, hd});  // (S, hd)
+  float* co = cos.data<float>();
+  float* so = sin.data<float>();
+  for (int64_t f = 0; f < grid[0]; ++f) {
+    for (int64_t y = 0; y < grid[1]; ++y) {
+      for (int64_t x = 0; x < grid[2]; ++x) {
+        const int64_t n = (f * grid[1] + y) * grid[2] + x;
+        const float pos[3] = {static_cast<float>(f), static_cast<float>(y), static_cast<float>(x)};
+        int64_t col = 0;
+        for (int a = 0; a < 3; ++a) {
+          for (float fr : freq[a]) {
+            const double angle = static_cast<double>(pos[a] * fr);
+            const float c = static_cast<float>(std::cos(angle));
+            const float s = static_cast<float>(std::sin(angle));
+            co[n * hd + col] = co[n * hd + col + 1] = c;  // the pair shares its angle
+            so[n * hd + col] = so[n * hd + col + 1] = s;
+            col += 2;
+          }
+        }
+      }
+    }
+  }
+  return {cos, sin};
+}
+
+Rope with_identity_rows(const Rope& rope, int64_t text_tokens) {
+  const int64_t hd = rope.cos.dim(1);
+  Tensor ones = Tensor::full({text_tokens, hd}, 1.0f);  // (S_txt, hd)
+  Tensor zeros = Tensor::zeros({text_tokens, hd});      // (S_txt, hd)
+  return {core::concat({rope.cos, ones}, 0), core::concat({rope.sin, zeros}, 0)};
+}
+
+// ---------------------------------------------------------------- token refiner
+void TokenRefinerBlock::bind(const WeightScope& w, const HunyuanVideoConfig& cfg) {
+  const int64_t D = cfg.inner_dim();
+  heads = cfg.num_attention_heads;
+  norm1.bind(w / "norm1", D, kNormEps);
+  const WeightScope a = w / "attn";
+  to_q.bind(a / "to_q", D, D);
+  to_k.bind(a / "to_k", D, D);
+  to_v.bind(a / "to_v", D, D);
+  to_out.bind(a / "to_out" / "0", D, D);
+  norm2.bind(w / "norm2", D, kNormEps);
+  ff.bind(w / "ff", D, common::FeedForwardKind::kLinearSiLU, 0, 0, kRefinerMlpRatio);
+  norm_out.bind(w / "norm_out" / "linear", D, 2 * D);
+}
+
+Tensor TokenRefinerBlock::forward(const Tensor& c_in, const Tensor& temb,
+                                  const Tensor& bias) const {
+  Tensor n = norm1(c_in);                                     // (B, S_txt, D)
+  Tensor q = split_heads(to_q(n), heads);                     // (B, S_txt, H, hd)
+  Tensor k = split_heads(to_k(n), heads);                     // (B, S_txt, H, hd)
+  Tensor v = split_heads(to_v(n), heads);                     // (B, S_txt, H, hd)
+  Tensor o = to_out(merge_heads(attend(q, k, v, {}, bias)));  // (B, S_txt, D)
+  auto gates = common::ada_modulation(norm_out, temb, 2);     // gate_msa, gate_mlp: (B, D)
+  Tensor c = core::gated_add(c_in, gates[0], o);              // (B, S_txt, D)
+  return core::gated_add(c, gates[1], ff(norm2(c)));          // (B, S_txt, D)
+}
+
+void TokenRefiner::bind(const WeightScope& w, const HunyuanVideoConfig& cfg) {
+  const int64_t D = cfg.inner_dim();
+  time_text_embed.bind(w / "time_text_embed", D, cfg.text_embed_dim, /*guidance=*/false);
+  proj_in.bind(w / "proj_in", cfg.text_embed_dim, D);
+  refiner_blocks.resize(cfg.num_refiner_layers);
+  for (int64_t i = 0; i < cfg.num_refiner_layers; ++i) {
+    refiner_blocks[i].bind(w / "token_refiner" / "refiner_blocks" / static_cast<int>(i), cfg);
+  }
+}
+
+Tensor TokenRefiner::forward(const Tensor& text, const Tensor& timestep, const Tensor& mask) const {
+  Tensor pooled = masked_mean(text, mask);          // (B, text_embed_dim)
+  Tensor temb = time_text_embed(timestep, pooled);  // (B, D)
+  Tensor c = proj_in(text);                         // (B, S_txt, D)
+  Tensor bias = refiner_bias(mask);                 // (B, 1, S_txt, S_txt) or {}
+  for (const auto& block : refiner_blocks) {
+    c = block.forward(c, temb, bias);  // (B, S_txt, D)
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------- dual-stream block
+void HunyuanVideoTransformerBlock::bind(const WeightScope& w, const HunyuanVideoConfig& cfg) {
+  const int64_t D = cfg.inner_dim(), hd = cfg.attention_head_dim;
+  heads = cfg.num_attention_heads;
+  norm1.bind(w / "norm1", D);
+  norm1_context.bind(w / "norm1_context", D);
+  const WeightScope a = w / "attn";
+  attn.to_q.bind(a / "to_q", D, D);
+  attn.to_k.bind(a / "to_k", D, D);
+  attn.to_v.bind(a / "to_v", D, D);
+  attn.norm_q.bind(a / "norm_q", hd, cfg.qk_norm, kNormEps);
+  attn.norm_k.bind(a / "norm_k", hd, cfg.qk_norm, kNormEps);
+  attn.add_q_proj.bind(a / "add_q_proj", D, D);
+  attn.add_k_proj.bind(a / "add_k_proj", D, D);
+  attn.add_v_proj.bind(a / "add_v_proj", D, D);
+  attn.norm_added_q.bind(a / "norm_added_q", hd, cfg.qk_norm, kNormEps);
+  attn.norm_added_k.bind(a / "norm_added_k", hd, cfg.qk_norm, kNormEps);
+  attn.to_out.bind(a / "to_out" / "0", D, D);
+  attn.to_add_out.bind(a / "to_add_out", D, D);
+  ff.bind(w / "ff", D, common::FeedForwardKind::kGeluTanh, 0, 0, cfg.mlp_ratio);
+  ff_context.bind(w / "ff_context", D, common::FeedForwardKind::kGeluTanh, 0, 0, cfg.mlp_ratio);
+}
+
+std::pair<Tensor, Tensor> HunyuanVideoTransformerBlock::forward(const Tensor& x_in,
+                                                                const Tensor& c_in,
+                                                                const Tensor& temb,
+                                                                const Tensor& key_mask,
+                                                                const Rope& rope) const {
+  const int64_t S_img = x_in.dim(1), S = x_in.dim(1) + c_in.dim(1);
+  auto n = norm1(x_in, temb);           // n.x: (B, S_img, D); gates/shifts: (B, D)
+  auto nc = norm1_context(c_in, temb);  // nc.x: (B, S_txt, D)
+
+  // joint attention: video tokens first, then text tokens; rope rotates the video tokens
+  Tensor q = attn.norm_q(split_heads(attn.to_q(n.x), heads));                  // (B, S_img, H, hd)
+  Tensor k = attn.norm_k(split_heads(attn.to_k(n.x), heads));                  // (B, S_img, H, hd)
+  Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S_img, H, hd)
+  Tensor cq = attn.norm_added_q(split_heads(attn.add_q_proj(nc.x), heads));    // (B, S_txt, H, hd)
+  Tensor ck = attn.norm_added_k(split_heads(attn.add_k_proj(nc.x), heads));    // (B, S_txt, H, hd)
+  Tensor cv = split_heads(attn.add_v_proj(nc.x), heads);                       // (B, S_txt, H, hd)
+  q = core::concat({q, cq}, 1);                                                // (B, S, H, hd)
+  k = core::concat({k, ck}, 1);                                                // (B, S, H, hd)
+  v = core::concat({v, cv}, 1);                                                // (B, S, H, hd)
+  q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  Tensor o = merge_heads(attend(q, k, v, key_mask, {}));                       // (B, S, D)
+  Tensor x_attn = attn.to_out(o.slice(1, 0, S_img));                           // (B, S_img, D)
+  Tensor c_attn = attn.to_add_out(o.slice(1, S_img, S));                       // (B, S_txt, D)
+
+  // video stream
+  Tensor x = core::gated_add(x_in, n.gate_msa, x_attn);  // (B, S_img, D)
+  Tensor h = core::layer_norm(x, {}, {}, kNormEps);      // (B, S_img, D)
+  h = core::modulate(h, n.shift_mlp, n.scale_mlp);       // (B, S_img, D)
+  x = core::gated_add(x, n.gate_mlp, ff(h));             // (B, S_img, D)
+
+  // text stream
+  Tensor c = core::gated_add(c_in, nc.gate_msa, c_attn);  // (B, S_txt, D)
+  Tensor hc = core::layer_norm(c, {}, {}, kNormEps);      // (B, S_txt, D)
+  hc = core::modulate(hc, nc.shift_mlp, nc.scale_mlp);    // (B, S_txt, D)
+  c = core::gated_add(c, nc.gate_mlp, ff_context(hc));    // (B, S_txt, D)
+  return {x, c};
+}
+
+// ---------------------------------------------------------------- single-stream block
+void HunyuanVideoSingleTransformerBlock::bind(const WeightScope& w, const HunyuanVideoConfig& cfg) {
+  const int64_t D = cfg.inner_dim(), hd = cfg.attention_head_dim;
+  const int64_t mlp_dim = static_cast<int64_t>(D * cfg.mlp_ratio);  // diffusers' int(D · ratio)
+  heads = cfg.num_attention_heads;
+  norm.bind(w / "norm", D);
+  const WeightScope a = w / "attn";
+  attn.to_q.bind(a / "to_q", D, D);
+  attn.to_k.bind(a / "to_k", D, D);
+  attn.to_v.bind(a / "to_v", D, D);
+  attn.norm_q.bind(a / "norm_q", hd, cfg.qk_norm, kNormEps);
+  attn.norm_k.bind(a / "norm_k", hd, cfg.qk_norm, kNormEps);
+  proj_mlp.bind(w / "proj_mlp", D, mlp_dim);
+  proj_out.bind(w / "proj_out", D + mlp_dim, D);
+}
+
+Tensor HunyuanVideoSingleTransformerBlock::forward(const Tensor& joint, const Tensor& temb,
+                                                   const Tensor& key_mask, const Rope& rope) const {
+  auto n = norm(joint, temb);                                    // n.x: (B, S, D); gate: (B, D)
+  Tensor mlp = core::gelu(proj_mlp(n.x), /*tanh_approx=*/true);  // (B, S, mlp_dim)
+
+  Tensor q = attn.norm_q(split_heads(attn.to_q(n.x), heads));                  // (B, S, H, hd)
+  Tensor k = attn.norm_k(split_heads(attn.to_k(n.x), heads));                  // (B, S, H, hd)
+  Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S, H, hd)
+  q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
+  Tensor o = merge_heads(attend(q, k, v, key_mask, {}));                       // (B, S, D)
+
+  Tensor h = proj_out(core::concat({o, mlp}, 2));  // (B, S, D + mlp_dim) → (B, S, D)
+  return core::gated_add(joint, n.gate_msa, h);    // (B, S, D)
+}
+
+// ---------------------------------------------------------------- model
+HunyuanVideoTransformer3DModel::HunyuanVideoTransformer3DModel(
+    const HunyuanVideoConfig& cfg, const common::WeightProvider& weights, core::DType matrix_dtype)
+    : cfg_(cfg) {
+  const WeightScope w(weights, "", matrix_dtype);
+  const int64_t D = cfg_.inner_dim();
+  const Patch3d p = cfg_.patch();
+  x_embedder_.bind(w / "x_embedder" / "proj", cfg_.in_channels, D, p);
+  context_embedder_.bind(w / "context_embedder", cfg_);
+  time_text_embed_.bind(w / "time_text_embed", D, cfg_.pooled_projection_dim, cfg_.guidance_embeds);
+  transformer_blocks_.resize(cfg_.num_layers);
+  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
+    transformer_blocks_[i].bind(w / "transformer_blocks" / static_cast<int>(i), cfg_);
+  }
+  single_transformer_blocks_.resize(cfg_.num_single_layers);
+  for (int64_t i = 0; i < cfg_.num_single_layers; ++i) {
+    single_transformer_blocks_[i].bind(w / "single_transformer_blocks" / static_cast<int>(i), cfg_);
+  }
+  norm_out_.bind(w / "norm_out", D, D, /*elementwise_affine=*/false, kNormEps);
+  proj_out_.bind(w / "proj_out", D, p[0] * p[1] * p[2] * cfg_.out_channels);
+}
+
+Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs) const {
+  Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
+                                        detail::concat("[B, ", cfg_.in_channels, ", F, H, W]"));
+  Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B]");
+  Tensor text = common::require_input(inputs, "encoder_hidden_states", kModel,
+                                      detail::concat("[B, S_txt, ", cfg_.text_embed_dim, "]"));
+  Tensor mask = common::require_input(inputs, "encoder_attention_mask", kModel, "[B, S_txt]");
+  Tensor pooled = common::require_input(inputs, "pooled_projections", kModel,
+                                        detail::concat("[B, ", cfg_.pooled_projection_dim, "]"));
+  // A model without a guidance embedder ignores guidance, as diffusers does.
+  Tensor guidance =
+      cfg_.guidance_embeds ? common::require_input(inputs, "guidance", kModel, "[B]") : Tensor{};
+  return forward(hidden, timestep, text, mask, pooled, guidance);
+}
+
+Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, const Tensor& timestep,
+                                               const Tensor& encoder_hidden_states,
+                                               const Tensor& encoder_attention_mask,
+                                               const Tensor& pooled_projections,
+                                               const Tensor& guidance) const {
+  // ---- validate the inputs
+  const int64_t C = cfg_.in_channels;
+  common::check_input(hidden_states.ndim() == 5 && hidden_states.dim(1) == C, hidden_states,
+                      "hidden_states", kModel, detail::concat("[B, ", C, ", F, H, W]"));
+  const int64_t B = hidden_states.dim(0);
+  common::check_input(encoder_hidden_states.ndim() == 3 && encoder_hidden_states.dim(0) == B &&
+                          encoder_hidden_states.dim(2) == cfg_.text_embed_dim,
+                      encoder_hidden_states, "encoder_hidden_states", kModel,
+                      detail::concat("[", B, ", S_txt, ", cfg_.text_embed_dim, "]"));
+  const int64_t S_txt = encoder_hidden_states.dim(1);
+  common::check_input(encoder_attention_mask.ndim() == 2 && encoder_attention_mask.dim(0) == B &&
+                          encoder_attention_mask.dim(1) == S_txt,
+                      encoder_attention_mask, "encoder_attention_mask", kModel,
+                      detail::concat("[", B, ", ", S_txt, "]"));
+  common::check_input(pooled_projections.ndim() == 2 && pooled_projections.dim(0) == B &&
+                          pooled_projections.dim(1) == cfg_.pooled_projection_dim,
+                      pooled_projections, "pooled_projections", kModel,
+                      detail::concat("[", B, ", ", cfg_.pooled_projection_dim, "]"));
+  Tensor t = common::batch_vector(timestep, B, "timestep", kModel);  // (B)
+  Tensor g;
+  if (cfg_.guidance_embeds) {
+    PARADIT_CHECK(guidance.defined(), kModel,
+                  ": forward input 'guidance' is missing (expected [B]; guidance_embeds is true)");
+    g = common::batch_vector(guidance, B, "guidance", kModel);  // (B)
+  }
+  const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch(), kModel);  // (f, h, w)
+  const int64_t S_img = grid[0] * grid[1] * grid[2];
+
+  // ---- embeddings
+  const Tensor& text = encoder_hidden_states;
+  const Tensor& text_mask = encoder_attention_mask;
+  Rope video_rope = hunyuan_video_rope(cfg_.rope_axes_dim, cfg_.rope_theta, grid);  // (S_img, hd)
+  Rope rope = with_identity_rows(video_rope, S_txt);         // (S_img + S_txt, hd) each
+  Tensor temb = time_text_embed_(t, pooled_projections, g);  // (B, D)
+  Tensor x = x_embedder_(hidden_states);                     // (B, S_img, D)
+  Tensor c = context_embedder_.forward(text, t, text_mask);  // (B, S_txt, D)
+  Tensor key_mask = joint_key_mask(text_mask, S_img);        // (B, S_img + S_txt) or {}
+
+  // ---- dual-stream blocks
+  for (const auto& block : transformer_blocks_) {
+    std::tie(x, c) = block.forward(x, c, temb, key_mask, rope);  // (B, S_img, D), (B, S_txt, D)
+  }
+
+  // ---- single-stream blocks over [video, text]; diffusers re-concatenates and splits in every
+  // block, which is the same as keeping the joint sequence.
+  Tensor joint = core::concat({x, c}, 1);  // (B, S_img + S_txt, D)
+  for (const auto& block : single_transformer_blocks_) {
+    joint = block.forward(joint, temb, key_mask, rope);  // (B, S_img + S_txt, D)
+  }
+  x = joint.slice(1, 0, S_img);  // (B, S_img, D)
+
+  // ---- output
+  x = norm_out_(x, temb);  // (B, S_img, D)
+  x = proj_out_(x);        // (B, S_img, C_out·pt·p·p)
+  return wan::unpatchify_3d(x, grid, cfg_.patch(), cfg_.out_channels,
+                            wan::PatchFeatureOrder::kChannelThenPatch);  // (B, C_out, F, H, W)
+}
+
+std::unique_ptr<Transformer> make_hunyuan_video_transformer(const io::Config& config,
+                                                            const common::WeightProvider& weights,
+                                                            core::DType matrix_dtype) {
+  return std::make_unique<HunyuanVideoTransformer3DModel>(HunyuanVideoConfig::from(config), weights,
+                                                          matrix_dtype);
+}
+
+}  // namespace paradit::models::hunyuan_video
