@@ -19,4 +19,20 @@ void gemm_f32_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 // Name of the library behind gemm_* ("oneDNN 2.6.3", "OpenBLAS"), for benchmarks.
 const char* gemm_library_name();
 
+// ---- additions (gemm helper): the shapes the ops layer needs, fused where the library can ----
+
+// Linear layer: C(M×N) = A(M×K) · Wᵀ + bias, W (N×K) row-major with row stride ldw (the
+// checkpoint layout). bias: N floats or nullptr. Fused into one library call where possible.
+void linear_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* W,
+                int64_t ldw, const float* bias, float* C, int64_t ldc);
+// Same with W holding bf16 bits (A converted to bf16 internally, f32 accumulate and output).
+void linear_f32_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                     const uint16_t* W, int64_t ldw, const float* bias, float* C, int64_t ldc);
+
+// Batched: for b < batch, C_b = op(A_b) · op(B_b) with X_b = X + b · stride_x (strides in
+// elements; stride_b = 0 broadcasts one B over the batch). C_b is overwritten (beta = 0).
+void gemm_batched_f32(bool trans_a, bool trans_b, int64_t batch, int64_t M, int64_t N, int64_t K,
+                      const float* A, int64_t stride_a, int64_t lda, const float* B,
+                      int64_t stride_b, int64_t ldb, float* C, int64_t stride_c, int64_t ldc);
+
 }  // namespace paradit::backend::cpu
