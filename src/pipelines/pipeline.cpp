@@ -1,0 +1,312 @@
+#include "pipelines/pipeline.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <system_error>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "models/vae/autoencoder_kl.h"
+#include "pipelines/families.h"
+#include "schedulers/scheduler.h"
+
+namespace paradit::pipelines {
+
+namespace fs = std::filesystem;
+using core::Tensor;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- open
+
+Pipeline::~Pipeline() = default;
+
+Pipeline::Pipeline(const io::ModelFolder& folder, std::string class_name)
+    : root_(folder.root()), class_name_(std::move(class_name)), folder_(folder) {
+  transformer_config_ = io::Config::load(folder_.component("transformer").dir / "config.json");
+  scheduler_config_path_ = folder_.component("scheduler").dir / "scheduler_config.json";
+  PARADIT_CHECK(fs::exists(scheduler_config_path_), scheduler_config_path_.string(),
+                ": file not found (the pipeline's scheduler config)");
+  vae_config_ = io::Config::load(folder_.component("vae").dir / "config.json");
+  const auto blocks = vae_config_.get_int_list("block_out_channels", {64});
+  PARADIT_CHECK(!blocks.empty(), vae_config_.where(), ": block_out_channels is empty");
+  // diffusers: vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+  vae_scale_factor_ = int64_t{1} << (blocks.size() - 1);
+}
+
+std::unique_ptr<Pipeline> Pipeline::open(const fs::path& dir) {
+  const io::ModelFolder folder = io::ModelFolder::open(dir.string());
+  PARADIT_CHECK(folder.is_pipeline(), folder.root().string(),
+                ": not a pipeline folder (no model_index.json); generate needs a whole diffusers "
+                "pipeline (transformer, vae, scheduler, text encoders)");
+  const std::string cls = folder.pipeline_class();
+  if (cls == "FluxPipeline") return make_flux_pipeline(folder);
+  if (cls == "StableDiffusion3Pipeline") return make_sd3_pipeline(folder);
+  if (cls == "PixArtSigmaPipeline" || cls == "PixArtAlphaPipeline") {
+    return make_pixart_pipeline(folder);
+  }
+  if (cls == "DiTPipeline") return make_dit_pipeline(folder);
+  fail((folder.root() / "model_index.json").string(), ": pipeline class '", cls,
+       "' is not supported (supported: FluxPipeline, StableDiffusion3Pipeline, "
+       "PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline)");
+}
+
+// ---------------------------------------------------------------- requests
+
+int64_t Pipeline::batch_size(const GenerateRequest& r) const {
+  const auto it = r.prompt_embeds.find("prompt_embeds");
+  if (it != r.prompt_embeds.end() && it->second.defined() && it->second.ndim() >= 1) {
+    return it->second.dim(0);
+  }
+  return static_cast<int64_t>(r.prompts.size());
+}
+
+core::Shape Pipeline::latent_shape(int64_t batch, int64_t height, int64_t width) const {
+  return {batch, latent_channels_, height / vae_scale_factor_, width / vae_scale_factor_};
+}
+
+bool Pipeline::uses_cfg(const GenerateRequest& r) const { return *r.guidance_scale > 1.0; }
+
+GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
+  GenerateRequest r = request;
+  if (!r.height) r.height = defaults_.height;
+  if (!r.width) r.width = defaults_.width;
+  if (!r.num_inference_steps) r.num_inference_steps = defaults_.num_inference_steps;
+  if (!r.guidance_scale) r.guidance_scale = defaults_.guidance_scale;
+  if (!r.max_sequence_length) r.max_sequence_length = defaults_.max_sequence_length;
+
+  const int64_t m = size_multiple_;
+  for (const auto& [flag, v] : {std::pair{"--height", *r.height}, std::pair{"--width", *r.width}}) {
+    PARADIT_CHECK(v >= 1 && v % m == 0, flag, ": ", class_name_, " needs a positive multiple of ",
+                  m, " (VAE scale ", vae_scale_factor_, " x patch ", m / vae_scale_factor_,
+                  "), found ", v);
+  }
+  PARADIT_CHECK(*r.num_inference_steps >= 1,
+                "--num_inference_steps: must be at least 1, found ", *r.num_inference_steps);
+  PARADIT_CHECK(std::isfinite(*r.guidance_scale), "--guidance_scale: must be a finite number");
+  if (has_text_encoder()) {
+    PARADIT_CHECK(*r.max_sequence_length >= 1,
+                  "--max_sequence_length: must be at least 1, found ", *r.max_sequence_length);
+  }
+
+  const bool have_embeds = !r.prompt_embeds.empty();
+  PARADIT_CHECK(!(have_embeds && !r.prompts.empty()),
+                "--prompt and --prompt_embeds: give one of them, not both");
+  PARADIT_CHECK(have_embeds || !r.prompts.empty(),
+                "--prompt: no prompt given (give --prompt TEXT or --prompt_embeds FILE)");
+  if (have_embeds) {
+    PARADIT_CHECK(has_text_encoder(), "--prompt_embeds: ", class_name_,
+                  " is class-conditional and takes no prompt embeddings");
+    const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds");
+    PARADIT_CHECK(pe.defined(), "--prompt_embeds: tensor 'prompt_embeds' is missing");
+  }
+  check_request(r);
+
+  const int64_t batch = batch_size(r);
+  PARADIT_CHECK(batch >= 1, "--prompt: the batch is empty");
+  if (r.latents.defined()) {
+    const core::Shape want = latent_shape(batch, *r.height, *r.width);
+    PARADIT_CHECK(r.latents.shape() == want, "--latents: tensor 'latents' has shape ",
+                  core::shape_str(r.latents.shape()), ", ", class_name_, " expects ",
+                  core::shape_str(want), " for ", batch, " image(s) of ", *r.height, "x",
+                  *r.width);
+    PARADIT_CHECK(core::is_floating(r.latents.dtype()), "--latents: tensor 'latents' has dtype ",
+                  core::dtype_name(r.latents.dtype()), ", expected a float type");
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- the call
+
+Tensor Pipeline::draw_latents(int64_t batch, int64_t height, int64_t width, uint64_t seed) const {
+  return core::randn(latent_shape(batch, height, width), seed);  // (B, C, h, w)
+}
+
+void Pipeline::set_timesteps(schedulers::Scheduler& scheduler, const GenerateRequest& r,
+                             const Tensor& latents) const {
+  scheduler.set_timesteps(*r.num_inference_steps);
+}
+
+Tensor Pipeline::decode_latents(const models::vae::AutoencoderKL& vae, const Tensor& latents,
+                                const GenerateRequest& r) const {
+  // PixArt and DiT divide by the scaling factor only (no shift term).
+  return detail::decode_batch(vae, detail::unscale(latents, vae.scaling_factor(), std::nullopt));
+}
+
+GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCallback& on_step) {
+  GenerateResult res;
+  const GenerateRequest r = resolve(request);
+  const int64_t batch = batch_size(r);
+
+  // 1. Prompt embeddings (the text encoders are freed inside).
+  text_load_seconds_ = 0;
+  auto t0 = Clock::now();
+  res.embeddings = encode_prompt(r);
+  res.times.text = seconds_between(t0, Clock::now()) - text_load_seconds_;
+  res.times.load += text_load_seconds_;
+
+  // 2. Initial latents: given, or drawn from the seed (the whole tensor, on every rank).
+  Tensor latents = r.latents.defined()
+                       ? r.latents.to(core::DType::F32).clone()
+                       : draw_latents(batch, *r.height, *r.width, r.seed);  // latent_shape
+  res.initial_latents = latents;
+
+  // 3. Timesteps.
+  t0 = Clock::now();
+  std::unique_ptr<schedulers::Scheduler> scheduler =
+      schedulers::load_scheduler(scheduler_config_path_);
+  set_timesteps(*scheduler, r, latents);
+  res.timesteps = scheduler->timesteps();
+
+  // 4. Denoise.
+  std::unique_ptr<models::Transformer> model =
+      models::load_transformer(folder_.component("transformer").dir);
+  const NamedTensors conditioning = prepare_conditioning(res.embeddings, r, latents);
+  res.times.load += seconds_between(t0, Clock::now());
+
+  const auto denoise_start = Clock::now();
+  const int steps = scheduler->num_inference_steps();
+  for (int i = 0; i < steps; ++i) {
+    const auto step_start = Clock::now();
+    const double t = res.timesteps[static_cast<size_t>(i)];
+    const Tensor model_input = scheduler->scale_model_input(latents, static_cast<size_t>(i));
+    const Tensor noise_pred = predict_noise(*model, model_input, t, conditioning, r);  // latents'
+    // Stochastic steps (DDPM) draw from stream 1 + i, never overlapping the initial latents.
+    Tensor noise;
+    if (scheduler->needs_noise(static_cast<size_t>(i))) {
+      noise = core::randn(latents.shape(), r.seed, 1 + static_cast<uint64_t>(i));
+    }
+    latents = scheduler->step(noise_pred, static_cast<size_t>(i), latents, noise);
+    if (on_step) on_step({i, steps, t, seconds_between(step_start, Clock::now()), latents});
+  }
+  res.times.denoise = seconds_between(denoise_start, Clock::now());
+  model.reset();  // the transformer's weights go before the VAE's come
+  res.latents = latents;
+
+  // 5. Decode.
+  if (r.decode) {
+    t0 = Clock::now();
+    std::unique_ptr<models::vae::AutoencoderKL> vae =
+        models::vae::load_autoencoder_kl(folder_.component("vae").dir);
+    const auto t1 = Clock::now();
+    res.times.load += seconds_between(t0, t1);
+    res.images = decode_latents(*vae, latents, r);  // (B, 3, H, W)
+    res.times.decode = seconds_between(t1, Clock::now());
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- shared helpers
+
+namespace detail {
+
+Tensor guide(const Tensor& uncond, const Tensor& cond, double guidance_scale) {
+  PARADIT_CHECK(uncond.shape() == cond.shape(), "guidance: unconditional ",
+                core::shape_str(uncond.shape()), " and conditional ", core::shape_str(cond.shape()),
+                " outputs differ in shape");
+  const Tensor u = uncond.contiguous();
+  const Tensor c = cond.contiguous();
+  Tensor out = Tensor::empty(u.shape());  // uncond's shape
+  const float g = static_cast<float>(guidance_scale);
+  const float* pu = u.data<float>();
+  const float* pc = c.data<float>();
+  float* po = out.data<float>();
+  const int64_t n = u.numel();
+  // Three rounded f32 operations, as torch evaluates uncond + g * (cond - uncond).
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float diff = pc[i] - pu[i];
+    const float scaled = g * diff;
+    po[i] = pu[i] + scaled;
+  }
+  return out;
+}
+
+Tensor unscale(const Tensor& latents, double scaling_factor, std::optional<double> shift_factor) {
+  const Tensor x = latents.to(core::DType::F32).contiguous();
+  Tensor out = Tensor::empty(x.shape());  // x's shape
+  const float s = static_cast<float>(scaling_factor);
+  const float shift = shift_factor ? static_cast<float>(*shift_factor) : 0.0f;
+  const float* src = x.data<float>();
+  float* dst = out.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float q = src[i] / s;
+    dst[i] = shift_factor ? q + shift : q;
+  }
+  return out;
+}
+
+Tensor decode_batch(const models::vae::AutoencoderKL& vae, const Tensor& z) {
+  std::vector<Tensor> images;
+  for (int64_t b = 0; b < z.dim(0); ++b) {
+    images.push_back(vae.decode(z.slice(0, b, b + 1).contiguous()));  // (1, 3, H, W)
+  }
+  return images.size() == 1 ? images[0] : core::concat(images, 0);  // (B, 3, H, W)
+}
+
+Tensor full_vector(int64_t n, float v) { return Tensor::full({n}, v); }
+
+Tensor find(const NamedTensors& tensors, const std::string& name) {
+  const auto it = tensors.find(name);
+  return it == tensors.end() ? Tensor() : it->second;
+}
+
+void check_embedding(const Tensor& t, const std::string& name, int rank) {
+  PARADIT_CHECK(t.defined(), "--prompt_embeds: tensor '", name, "' is missing");
+  PARADIT_CHECK(t.ndim() == rank, "--prompt_embeds: tensor '", name, "' has shape ",
+                core::shape_str(t.shape()), ", expected ", rank, " dimensions");
+}
+
+std::vector<std::string> negative_texts(const GenerateRequest& r, int64_t batch) {
+  return std::vector<std::string>(static_cast<size_t>(batch), r.negative_prompt.value_or(""));
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- utilities
+
+fs::path default_model_dir() {
+  constexpr const char* kName = "shapes-pixart";
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("PARADIT_MODELS_DIR"); env && *env) {
+    candidates.push_back(fs::path(env) / kName);
+  }
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && !exe.empty()) {
+    const fs::path dir = exe.parent_path();
+    candidates.push_back(dir.parent_path() / "models" / kName);
+    candidates.push_back(dir.parent_path() / "share" / "paradit" / "models" / kName);
+    candidates.push_back(dir / "models" / kName);
+  }
+#ifdef PARADIT_MODELS_DIR
+  candidates.push_back(fs::path(PARADIT_MODELS_DIR) / kName);
+#endif
+  std::string tried;
+  for (const fs::path& c : candidates) {
+    if (fs::exists(c / "model_index.json", ec)) return c.lexically_normal();
+    tried += (tried.empty() ? "" : ", ") + c.string();
+  }
+  fail("--model: not given and the default model '", kName, "' was not found (tried: ", tried,
+       "); pass --model DIR");
+}
+
+fs::path indexed_output_path(const fs::path& path, int64_t index) {
+  fs::path out = path;
+  out.replace_filename(path.stem().string() + "_" + std::to_string(index) +
+                       path.extension().string());
+  return out;
+}
+
+}  // namespace paradit::pipelines

@@ -1,0 +1,183 @@
+#pragma once
+// Text-to-image pipelines that follow diffusers' __call__ step for step: encode the prompt, draw
+// or take the initial latents, set the scheduler's timesteps, denoise with the transformer
+// (classifier-free guidance as each pipeline does it), decode with the VAE.
+//
+//   auto pipe = pipelines::Pipeline::open("models/shapes-pixart");
+//   GenerateRequest req;  req.prompts = {"a small red circle on the left on a blue background"};
+//   GenerateResult out = pipe->generate(req);   // out.images (B, 3, H, W) in [-1, 1]
+//
+// Supported model_index.json classes: FluxPipeline, StableDiffusion3Pipeline,
+// PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline.
+//
+// Memory: each text encoder is loaded, run once over every prompt (conditional and
+// unconditional texts batched together) and destroyed before the transformer is loaded; the
+// transformer is released before the VAE decodes.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/diffusers.h"
+#include "models/transformer.h"
+
+namespace paradit::schedulers {
+class Scheduler;
+}
+namespace paradit::models::vae {
+class AutoencoderKL;
+}
+
+namespace paradit::pipelines {
+
+using NamedTensors = models::NamedTensors;
+
+// One generation call, as the arguments of diffusers' pipeline __call__. Unset fields take the
+// pipeline's defaults (Pipeline::defaults()); Pipeline::resolve() fills them all in.
+struct GenerateRequest {
+  // One image per prompt. For DiTPipeline a prompt is a class id ("207") or a label of the
+  // model_index.json id2label table ("golden retriever").
+  std::vector<std::string> prompts;
+  std::optional<std::string> negative_prompt;  // SD3 / PixArt ("" when unset); Flux ignores it
+  std::optional<int64_t> height;               // pixels; unset = the model's default size
+  std::optional<int64_t> width;
+  std::optional<int> num_inference_steps;
+  std::optional<double> guidance_scale;
+  std::optional<int> max_sequence_length;      // T5 tokens
+  uint64_t seed = 0;
+  // The initial latents in the shape the diffusers pipeline takes (Flux: packed (B, S, C·4));
+  // undefined = drawn from `seed` with core::randn.
+  core::Tensor latents;
+  // Precomputed embeddings named as diffusers' __call__ arguments (prompt_embeds,
+  // pooled_prompt_embeds, negative_prompt_embeds, negative_pooled_prompt_embeds,
+  // prompt_attention_mask, negative_prompt_attention_mask); empty = encode `prompts`. Missing
+  // negative embeddings are encoded from negative_prompt, as diffusers does.
+  NamedTensors prompt_embeds;
+  bool decode = true;  // false: output_type="latent" (no VAE)
+};
+
+struct PipelineDefaults {
+  int num_inference_steps = 20;
+  double guidance_scale = 4.5;
+  int max_sequence_length = 0;  // 0: the pipeline has no text encoder
+  int64_t height = 0;
+  int64_t width = 0;
+};
+
+// Wall-clock seconds of each phase of generate().
+struct PhaseTimes {
+  double load = 0;     // reading configs and binding weights (text encoders, transformer, VAE)
+  double text = 0;     // tokenizing and running the text encoders
+  double denoise = 0;  // the denoising loop
+  double decode = 0;   // VAE decode
+};
+
+struct StepEvent {
+  int index = 0;  // 0-based
+  int total = 0;
+  double timestep = 0;
+  double seconds = 0;  // this step's wall-clock time
+  core::Tensor latents;  // the latents after this step (shared, do not modify)
+};
+using StepCallback = std::function<void(const StepEvent&)>;
+
+struct GenerateResult {
+  NamedTensors embeddings;       // encode_prompt's outputs (diffusers' names)
+  core::Tensor initial_latents;  // as the pipeline took them (Flux: packed)
+  core::Tensor latents;          // final latents = pipe(..., output_type="latent")
+  core::Tensor images;           // (B, 3, H, W) decoded, range about [-1, 1]; undefined when
+                                 // !decode. io::to_rgb8 applies diffusers' postprocess.
+  std::vector<double> timesteps;  // the scheduler's timesteps
+  PhaseTimes times;
+};
+
+class Pipeline {
+ public:
+  virtual ~Pipeline();
+
+  // Reads model_index.json and the component configs (no weights yet). Error naming the folder
+  // or class when it is not a supported pipeline.
+  static std::unique_ptr<Pipeline> open(const std::filesystem::path& dir);
+
+  const std::filesystem::path& root() const { return root_; }
+  const std::string& class_name() const { return class_name_; }
+  const PipelineDefaults& defaults() const { return defaults_; }
+  // Height and width must be multiples of this: VAE scale × transformer patch size.
+  int64_t size_multiple() const { return size_multiple_; }
+  bool has_text_encoder() const { return defaults_.max_sequence_length > 0; }
+
+  // The request with defaults filled in, after every check that needs no weights (sizes,
+  // steps, prompts vs embeddings, given latents' shape). Error with one line naming the
+  // argument on bad input.
+  GenerateRequest resolve(const GenerateRequest& request) const;
+  // Images the request makes.
+  int64_t batch_size(const GenerateRequest& resolved) const;
+  // The initial latents' shape (Flux: packed).
+  virtual core::Shape latent_shape(int64_t batch, int64_t height, int64_t width) const;
+
+  // diffusers' encode_prompt for the whole batch: loads, runs and frees the text encoders.
+  // `resolved` comes from resolve(). Returns the embeddings by diffusers' names; the negative
+  // ones only when classifier-free guidance is on.
+  virtual NamedTensors encode_prompt(const GenerateRequest& resolved) = 0;
+
+  // The whole call. `on_step` (optional) runs after every denoising step.
+  GenerateResult generate(const GenerateRequest& request, const StepCallback& on_step = {});
+
+ protected:
+  Pipeline(const io::ModelFolder& folder, std::string class_name);
+
+  // Whether the resolved request runs classifier-free guidance.
+  virtual bool uses_cfg(const GenerateRequest& resolved) const;
+  // Family checks of a resolved request (embedding names and shapes, max_sequence_length).
+  virtual void check_request(const GenerateRequest& resolved) const {}
+  // The initial latents from the seed (Flux draws them unpacked, then packs them).
+  virtual core::Tensor draw_latents(int64_t batch, int64_t height, int64_t width,
+                                    uint64_t seed) const;
+  // scheduler.set_timesteps as the pipeline calls it.
+  virtual void set_timesteps(schedulers::Scheduler& scheduler, const GenerateRequest& resolved,
+                             const core::Tensor& latents) const;
+  // The per-call inputs that do not change from step to step (batched text conditioning, ids).
+  virtual NamedTensors prepare_conditioning(const NamedTensors& embeddings,
+                                            const GenerateRequest& resolved,
+                                            const core::Tensor& latents) const = 0;
+  // One step's guided model output for scheduler.step, shaped like `latents`.
+  virtual core::Tensor predict_noise(const models::Transformer& model, const core::Tensor& latents,
+                                     double timestep, const NamedTensors& conditioning,
+                                     const GenerateRequest& resolved) const = 0;
+  // Final latents → (B, 3, H, W) images (unpack, unscale, decode).
+  virtual core::Tensor decode_latents(const models::vae::AutoencoderKL& vae,
+                                      const core::Tensor& latents,
+                                      const GenerateRequest& resolved) const;
+
+  // Load time spent inside encode_prompt (text encoders), added to PhaseTimes::load.
+  double text_load_seconds_ = 0;
+
+  std::filesystem::path root_;
+  std::string class_name_;
+  io::ModelFolder folder_;
+  io::Config transformer_config_;
+  io::Config vae_config_;
+  std::filesystem::path scheduler_config_path_;
+  int64_t vae_scale_factor_ = 8;
+  int64_t latent_channels_ = 4;  // the transformer's in_channels (Flux: in_channels / 4)
+  int64_t size_multiple_ = 8;
+  PipelineDefaults defaults_;
+};
+
+// ---------------------------------------------------------------- utilities
+// The folder of the shipped default model (models/shapes-pixart). Looked up in order:
+// $PARADIT_MODELS_DIR/shapes-pixart, <exe dir>/../models/shapes-pixart,
+// <exe dir>/../share/paradit/models/shapes-pixart, <exe dir>/models/shapes-pixart, then the
+// source tree's models/ (the PARADIT_MODELS_DIR compile definition). Error listing the places
+// tried when none exists.
+std::filesystem::path default_model_dir();
+
+// "out.png" with index 1 → "out_1.png" (the file of prompt `index` when there are several).
+std::filesystem::path indexed_output_path(const std::filesystem::path& path, int64_t index);
+
+}  // namespace paradit::pipelines

@@ -1,0 +1,51 @@
+#pragma once
+// The pieces of the diffusers pipelines' encode_prompt shared by the families: tokenizing a
+// batch of texts the way `tokenizer(texts, padding="max_length", max_length=L,
+// truncation=True)` does, running T5 / CLIP once over the batch and freeing the encoder, and
+// PixArt's caption preprocessing.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace paradit::pipelines {
+
+// A tokenized batch: ids and attention mask (B, L) I64, right-padded.
+struct TokenBatch {
+  core::Tensor ids;
+  core::Tensor mask;
+};
+
+// tokenizer_config.json's model_max_length (CLIPTokenizer: 77), or `fallback` when absent.
+int tokenizer_max_length(const std::filesystem::path& tokenizer_dir, int fallback);
+
+TokenBatch tokenize_t5(const std::filesystem::path& tokenizer_dir,
+                       const std::vector<std::string>& texts, int max_length);
+TokenBatch tokenize_clip(const std::filesystem::path& tokenizer_dir,
+                         const std::vector<std::string>& texts, int max_length);
+
+// T5EncoderModel(input_ids, attention_mask)[0]: last_hidden_state (B, L, d_model). The encoder
+// is loaded from `encoder_dir` and destroyed before returning. `mask` undefined = no mask (Flux
+// and SD3 call T5 without one). `load_seconds` (optional) receives the time spent loading.
+core::Tensor run_t5(const std::filesystem::path& encoder_dir, const TokenBatch& tokens,
+                    bool use_mask, double* load_seconds = nullptr);
+
+struct ClipOutputs {
+  core::Tensor penultimate;  // hidden_states[-2] (B, L, hidden)
+  core::Tensor pooled;       // pooler_output (B, hidden)
+  core::Tensor text_embeds;  // (B, projection_dim) with a projection, else undefined
+};
+// CLIPTextModel[WithProjection](input_ids) without an attention mask, as the pipelines call it.
+ClipOutputs run_clip(const std::filesystem::path& encoder_dir, const TokenBatch& tokens,
+                     double* load_seconds = nullptr);
+
+// PixArt's _text_preprocessing(clean_caption=False): text.lower().strip().
+std::string pixart_text_preprocessing(const std::string& text);
+
+// Rows [begin, end) of a batch tensor along dim 0, as a contiguous copy.
+core::Tensor batch_rows(const core::Tensor& t, int64_t begin, int64_t end);
+
+}  // namespace paradit::pipelines
