@@ -1,0 +1,218 @@
+// Patch-parallel VAE: halo exchange for convolutions, group-wide GroupNorm statistics and
+// gathered keys/values for the mid-block attention (see vae_patch.h).
+#include "parallel/vae_patch.h"
+
+#include <string>
+
+#include "backend/cpu/kernels.h"
+#include "core/ops.h"
+
+namespace paradit::parallel {
+
+using core::Tensor;
+
+namespace {
+
+// Tags of the two halo directions, so that a rank's messages to its upper and lower
+// neighbours never match each other's receives when the group has two ranks.
+constexpr int kTagToAbove = 7301;  // first rows of a band, sent to the band above
+constexpr int kTagToBelow = 7302;  // last rows of a band, sent to the band below
+
+// F32 contiguous copy of an optional per-channel parameter, checked against C.
+Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
+  if (!t.defined()) return t;
+  PARADIT_CHECK(t.numel() == C, "RowSplitOps group_norm: ", name, " ", t.str(), " must have ", C,
+                " elements (one per channel)");
+  return t.to(core::DType::F32).contiguous();
+}
+
+}  // namespace
+
+std::vector<RowBand> split_rows(int64_t rows, int parts) {
+  PARADIT_CHECK(parts >= 1, "split_rows: ", parts, " parts (expected at least 1)");
+  PARADIT_CHECK(rows >= parts, "patch-parallel VAE: ", rows, " rows cannot be split across ", parts,
+                " ranks (each rank needs at least one latent row)");
+  std::vector<RowBand> bands(static_cast<size_t>(parts));
+  const int64_t base = rows / parts, extra = rows % parts;
+  int64_t begin = 0;
+  for (int i = 0; i < parts; ++i) {
+    const int64_t n = base + (i < extra ? 1 : 0);
+    bands[i] = {begin, begin + n};
+    begin += n;
+  }
+  return bands;
+}
+
+// ---------------------------------------------------------------- convolution
+
+Tensor RowSplitOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
+                           const core::Conv2dOptions& opt) const {
+  const int P = group_.size(), r = group_.rank();
+  if (P == 1) return core::conv2d(x, w, bias, opt);
+  PARADIT_CHECK(x.ndim() == 4 && w.ndim() == 4, "RowSplitOps conv2d: x ", x.str(), " and w ",
+                w.str(), " must be (N, C, H, W) and (O, C, kh, kw)");
+  const int64_t kh = w.dim(2), s = opt.stride_h, rows = x.dim(2);
+  // Output row i of a band starting at a multiple of s reads input rows i·s − pad_top …
+  // i·s − pad_top + kh − 1: pad_top rows above the band and kh − s − pad_top below it.
+  const int64_t top = opt.pad_top, bottom = kh - s - opt.pad_top;
+  PARADIT_CHECK(bottom >= 0, "RowSplitOps conv2d: kernel height ", kh, " with stride ", s,
+                " and pad_top ", opt.pad_top, " cannot be split by rows");
+  if (s == 1) {
+    PARADIT_CHECK(opt.pad_top == opt.pad_bottom, "RowSplitOps conv2d: stride-1 conv with pad_top ",
+                  opt.pad_top, " != pad_bottom ", opt.pad_bottom, " cannot be split by rows");
+  } else {
+    PARADIT_CHECK(r == P - 1 || rows % s == 0, "RowSplitOps conv2d: band of ", rows,
+                  " rows on rank ", r, " is not a multiple of the stride ", s);
+  }
+  if (top == 0 && bottom == 0) return core::conv2d(x, w, bias, opt);  // 1×1 (row-local)
+  // A band thinner than a halo would need rows from beyond its neighbour.
+  const bool sends_up = r > 0 && bottom > 0, sends_down = r < P - 1 && top > 0;
+  PARADIT_CHECK((!sends_up || rows >= bottom) && (!sends_down || rows >= top),
+                "RowSplitOps conv2d: band of ", rows, " rows on rank ", r,
+                " is thinner than the halo (", top, " above, ", bottom, " below)");
+
+  const int64_t N = x.dim(0), C = x.dim(1), W = x.dim(3);
+  std::vector<comm::Request> requests;
+  Tensor above, below;  // halo rows from the neighbour bands
+  if (r > 0 && top > 0) {
+    above = Tensor::empty({N, C, top, W});  // (N, C, top, W)
+    requests.push_back(group_.irecv(above, r - 1, kTagToBelow));
+  }
+  if (r < P - 1 && bottom > 0) {
+    below = Tensor::empty({N, C, bottom, W});  // (N, C, bottom, W)
+    requests.push_back(group_.irecv(below, r + 1, kTagToAbove));
+  }
+  if (sends_up) requests.push_back(group_.isend(x.slice(2, 0, bottom), r - 1, kTagToAbove));
+  if (sends_down)
+    requests.push_back(group_.isend(x.slice(2, rows - top, rows), r + 1, kTagToBelow));
+  comm::wait_all(requests);
+
+  std::vector<Tensor> parts;
+  if (above.defined()) parts.push_back(above);
+  parts.push_back(x);
+  if (below.defined()) parts.push_back(below);
+  const Tensor ext = parts.size() == 1 ? x : core::concat(parts, 2);  // (N, C, top+h+bottom, W)
+  // Zero padding stays only at the image border; inside, the halo rows replace it.
+  core::Conv2dOptions local = opt;
+  local.pad_top = r == 0 ? opt.pad_top : 0;
+  local.pad_bottom = r == P - 1 ? opt.pad_bottom : 0;
+  return core::conv2d(ext, w, bias, local);  // (N, O, h/s, W')
+}
+
+// ---------------------------------------------------------------- group norm
+
+Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight,
+                               const Tensor& bias, float eps) const {
+  if (group_.size() == 1) return core::group_norm(x, groups, weight, bias, eps);
+  PARADIT_CHECK(x.defined() && x.dtype() == core::DType::F32 && x.ndim() >= 2,
+                "RowSplitOps group_norm: x ", x.defined() ? x.str() : std::string("undefined"),
+                " must be F32 (N, C, *spatial)");
+  const int64_t N = x.dim(0), C = x.dim(1);
+  PARADIT_CHECK(groups > 0 && C % groups == 0, "RowSplitOps group_norm: ", C, " channels of x ",
+                x.str(), " do not split into ", groups, " groups");
+  const Tensor w = channel_param(weight, C, "weight");
+  const Tensor b = channel_param(bias, C, "bias");
+  const Tensor in = x.contiguous();
+  int64_t L = 1;  // local prod(spatial)
+  for (int i = 2; i < x.ndim(); ++i) L *= x.dim(i);
+  const int64_t G = N * groups;
+
+  // Each band's (count, mean, centered second moment) per group, gathered and merged in rank
+  // order with the pairwise update of Chan et al.: the same two-pass accuracy as one process
+  // (no E[x²] − E[x]² cancellation), and the same numbers on every rank.
+  std::vector<double> mean(static_cast<size_t>(G)), var(mean.size());
+  backend::cpu::group_norm_stats_f32(in.data<float>(), N, C, L, groups, mean.data(), var.data());
+  const double count = static_cast<double>(C / groups * L);
+  Tensor mine = Tensor::empty({1, 1 + 2 * G}, core::DType::F64);  // (1, 1 + 2G): n, means, M2s
+  double* m = mine.data<double>();
+  m[0] = count;
+  for (int64_t g = 0; g < G; ++g) {
+    m[1 + g] = mean[g];
+    m[1 + G + g] = var[g] * count;
+  }
+  const Tensor all = group_.all_gather(mine, 0);  // (P, 1 + 2G)
+  const double* a = all.data<double>();
+  std::vector<double> total_mean(mean.size(), 0.0), total_m2(mean.size(), 0.0);
+  double total = 0.0;
+  for (int p = 0; p < group_.size(); ++p) {
+    const double* row = a + p * (1 + 2 * G);
+    const double n = row[0];
+    if (n == 0.0) continue;
+    const double merged = total + n;
+    for (int64_t g = 0; g < G; ++g) {
+      const double delta = row[1 + g] - total_mean[g];
+      total_mean[g] += delta * (n / merged);
+      total_m2[g] += row[1 + G + g] + delta * delta * (total * n / merged);
+    }
+    total = merged;
+  }
+  for (int64_t g = 0; g < G; ++g) total_m2[g] /= total;  // population variance
+
+  Tensor out = Tensor::empty(x.shape());  // (N, C, *spatial)
+  backend::cpu::group_norm_apply_f32(in.data<float>(), N, C, L, groups, total_mean.data(),
+                                     total_m2.data(), eps, w.defined() ? w.data<float>() : nullptr,
+                                     b.defined() ? b.data<float>() : nullptr, out.data<float>());
+  return out;
+}
+
+// ---------------------------------------------------------------- attention
+
+Tensor RowSplitOps::attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                              float scale) const {
+  core::AttentionOptions options;
+  options.scale = scale;
+  if (group_.size() == 1) return core::attention(q, k, v, options).out;
+  PARADIT_CHECK(k.ndim() == 4 && v.ndim() == 4 && k.dim(1) == v.dim(1), "RowSplitOps attention: k ",
+                k.str(), " and v ", v.str(), " must be (B, S, H, D) with the same S");
+  // Bands may differ by a row, so the token counts are exchanged first.
+  Tensor n = Tensor::from_vector_i64({k.dim(1)}, {1});  // (1)
+  const Tensor counts_t = group_.all_gather(n, 0);      // (P)
+  std::vector<int64_t> counts(static_cast<size_t>(group_.size()));
+  for (int p = 0; p < group_.size(); ++p) counts[p] = counts_t.data<int64_t>()[p];
+  const Tensor k_all = group_.all_gather(k, 1, counts);  // (B, Sk_total, 1, C)
+  const Tensor v_all = group_.all_gather(v, 1, counts);  // (B, Sk_total, 1, C)
+  return core::attention(q, k_all, v_all, options).out;  // (B, Sq, 1, C)
+}
+
+// ---------------------------------------------------------------- whole decode / encode
+
+Tensor decode_row_parallel(const models::vae::AutoencoderKL& vae, const Tensor& z,
+                           const comm::Communicator& group) {
+  if (group.size() == 1) return vae.decode(z);
+  PARADIT_CHECK(z.defined() && z.ndim() == 4, "decode_row_parallel: latents ",
+                z.defined() ? z.str() : std::string("undefined"), " must be (N, C, h, w)");
+  const std::vector<RowBand> bands = split_rows(z.dim(2), group.size());
+  const RowBand band = bands[group.rank()];
+  const RowSplitOps ops(group);
+  const Tensor local = z.slice(2, band.begin, band.end).contiguous();  // (N, C, rows, w)
+  const Tensor image = vae.decode(local, ops);                         // (N, out, rows·f, w·f)
+  const int64_t f = vae.scale_factor();
+  PARADIT_CHECK(image.dim(2) == band.rows() * f, "decode_row_parallel: band of ", band.rows(),
+                " latent rows decoded to ", image.dim(2), " rows (expected ", band.rows() * f, ")");
+  std::vector<int64_t> counts;
+  for (const RowBand& b : bands) counts.push_back(b.rows() * f);
+  return group.all_gather(image, 2, counts);  // (N, out, h·f, w·f)
+}
+
+models::vae::LatentDistribution encode_row_parallel(const models::vae::AutoencoderKL& vae,
+                                                    const Tensor& x,
+                                                    const comm::Communicator& group) {
+  if (group.size() == 1) return vae.encode(x);
+  const int64_t f = vae.scale_factor();
+  PARADIT_CHECK(x.defined() && x.ndim() == 4 && x.dim(2) % f == 0, "encode_row_parallel: image ",
+                x.defined() ? x.str() : std::string("undefined"),
+                " must be (N, C, H, W) with H a multiple of the VAE scale factor ", f);
+  const std::vector<RowBand> bands = split_rows(x.dim(2) / f, group.size());
+  const RowBand band = bands[group.rank()];
+  const RowSplitOps ops(group);
+  // Bands of whole latent rows keep every stride-2 conv's input band even-sized and aligned.
+  const Tensor local = x.slice(2, band.begin * f, band.end * f).contiguous();  // (N, C, rows·f, W)
+  models::vae::LatentDistribution dist = vae.encode(local, ops);  // (N, latent, rows, w) each
+  std::vector<int64_t> counts;
+  for (const RowBand& b : bands) counts.push_back(b.rows());
+  dist.mean = group.all_gather(dist.mean, 2, counts);  // (N, latent, h, w)
+  dist.std = group.all_gather(dist.std, 2, counts);    // (N, latent, h, w)
+  return dist;
+}
+
+}  // namespace paradit::parallel
