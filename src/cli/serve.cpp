@@ -1,0 +1,39 @@
+// `paradit serve`: the HTTP generation server (see server/server.h).
+//   paradit serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--queue_size N]
+//       [--request_timeout S] [--max_body_bytes B]
+// Every multi-word flag is accepted with '_' and with '-'.
+#include <memory>
+
+#include "cli/commands.h"
+#include "server/server.h"
+
+namespace paradit::cli {
+
+void add_serve_command(CLI::App& app, Commands& commands) {
+  auto opt = std::make_shared<server::ServeOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "serve", "Serve image generation over HTTP (OpenAI images API shape, jobs, metrics)");
+  sub->footer(
+      "Endpoints: POST /v1/images/generations, POST /v1/jobs, GET|DELETE /v1/jobs/{id}, "
+      "GET /health, GET /metrics. Prints 'paradit serve: listening on http://HOST:PORT' when "
+      "ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted ones and exit 0. Every "
+      "multi-word flag also accepts '-' for '_'.");
+  sub->add_option("--model", opt->model,
+                  "Pipeline folder (model_index.json) or Hugging Face cache id; default: the "
+                  "shipped models/shapes-pixart");
+  sub->add_option("--host", opt->host, "Address to listen on")->capture_default_str();
+  sub->add_option("--port", opt->port, "TCP port (0: any free port, printed)")
+      ->capture_default_str();
+  sub->add_option("--queue_size,--queue-size", opt->queue_size,
+                  "Jobs waiting at most; a full queue answers 429")
+      ->capture_default_str();
+  sub->add_option("--request_timeout,--request-timeout", opt->request_timeout,
+                  "Seconds from a request's arrival to the end of its job (then 504 / timed_out)")
+      ->capture_default_str();
+  sub->add_option("--max_body_bytes,--max-body-bytes", opt->max_body_bytes,
+                  "Largest request body accepted (larger: 413)")
+      ->capture_default_str();
+  commands.push_back({sub, [opt] { return server::serve(*opt); }});
+}
+
+}  // namespace paradit::cli

@@ -1,0 +1,320 @@
+#include "server/dispatcher.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace paradit::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kKeptJobs = 256;     // ended jobs of the jobs API remembered
+constexpr size_t kStepWindow = 1024;  // steps the latency quantiles are taken over
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Thrown by the step hook to leave the pipeline at a step boundary.
+struct JobStopped {
+  JobStatus status;
+  std::string why;
+};
+
+}  // namespace
+
+struct Job {
+  std::string id;
+  ImageRequest request;
+  bool keep = false;
+  Clock::time_point submitted;
+  Clock::time_point deadline;
+  std::atomic<bool> cancel_requested{false};
+  // Guarded by the dispatcher's mutex.
+  JobStatus status = JobStatus::kQueued;
+  int step = 0;
+  int total = 0;
+  double created = 0;
+  std::string error;
+  std::shared_ptr<const std::vector<std::string>> images;
+};
+
+const char* status_name(JobStatus s) {
+  switch (s) {
+    case JobStatus::kQueued: return "queued";
+    case JobStatus::kRunning: return "running";
+    case JobStatus::kSucceeded: return "succeeded";
+    case JobStatus::kFailed: return "failed";
+    case JobStatus::kCancelled: return "cancelled";
+    case JobStatus::kTimedOut: return "timed_out";
+  }
+  return "unknown";
+}
+
+bool is_final(JobStatus s) { return s != JobStatus::kQueued && s != JobStatus::kRunning; }
+
+Dispatcher::Dispatcher(std::vector<std::unique_ptr<Executor>> executors, size_t queue_size,
+                       double timeout_seconds)
+    : queue_size_(queue_size), timeout_(timeout_seconds), executors_(std::move(executors)) {
+  PARADIT_CHECK(!executors_.empty(), "serve: the dispatcher needs at least one executor");
+  PARADIT_CHECK(queue_size_ >= 1, "--queue_size: must be at least 1, found ", queue_size_);
+  PARADIT_CHECK(timeout_seconds > 0, "--request_timeout: must be positive, found ",
+                timeout_seconds);
+  id_salt_ = std::random_device{}();
+  id_salt_ = (id_salt_ << 32) ^ std::random_device{}();
+  step_window_.reserve(kStepWindow);
+  for (auto& e : executors_) workers_.emplace_back([this, &e] { work(*e); });
+}
+
+Dispatcher::~Dispatcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    closed_ = true;
+    for (auto& [id, job] : jobs_) job->cancel_requested = true;
+  }
+  work_cv_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+Dispatcher::Submit Dispatcher::submit(const ImageRequest& request, bool keep, std::string* id) {
+  executors_.front()->check(request);  // BadRequest before anything is queued
+  auto job = std::make_shared<Job>();
+  job->request = request;
+  job->keep = keep;
+  job->submitted = Clock::now();
+  job->deadline = job->submitted + std::chrono::duration_cast<Clock::duration>(timeout_);
+  job->created = unix_now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) {
+      ++requests_["unavailable"];
+      return Submit::kClosed;
+    }
+    if (queue_.size() >= queue_size_) {
+      ++requests_["rejected"];
+      return Submit::kQueueFull;
+    }
+    char buf[40];
+    const uint64_t bits = (next_id_++ * uint64_t{0x9E3779B97F4A7C15}) ^ id_salt_;
+    std::snprintf(buf, sizeof(buf), "job_%016" PRIx64, bits);
+    job->id = buf;
+    *id = job->id;
+    jobs_[job->id] = job;
+    queue_.push_back(job);
+    max_depth_ = std::max(max_depth_, queue_.size());
+  }
+  work_cv_.notify_one();
+  return Submit::kAccepted;
+}
+
+std::shared_ptr<Job> Dispatcher::find(const std::string& id) const {
+  const auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+namespace {
+JobView view_of(const Job& job) {
+  JobView v;
+  v.id = job.id;
+  v.status = job.status;
+  v.step = job.step;
+  v.total = job.total;
+  v.created = job.created;
+  v.error = job.error;
+  v.images = job.images;
+  return v;
+}
+}  // namespace
+
+JobView Dispatcher::wait(const std::string& id) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const std::shared_ptr<Job> job = find(id);
+  PARADIT_CHECK(job != nullptr, "serve: no job ", id);
+  done_cv_.wait(lock, [&] { return is_final(job->status); });
+  JobView v = view_of(*job);
+  if (!job->keep) jobs_.erase(id);  // the synchronous answer was its only reader
+  return v;
+}
+
+bool Dispatcher::view(const std::string& id, JobView* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::shared_ptr<Job> job = find(id);
+  if (job == nullptr || !job->keep) return false;
+  *out = view_of(*job);
+  return true;
+}
+
+bool Dispatcher::cancel(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::shared_ptr<Job> job = find(id);
+  if (job == nullptr || !job->keep) return false;
+  job->cancel_requested = true;
+  if (job->status == JobStatus::kQueued) {
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), job), queue_.end());
+    finish(*job, JobStatus::kCancelled, "cancelled while queued");
+  }
+  return true;
+}
+
+void Dispatcher::cancel_all() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, job] : jobs_) job->cancel_requested = true;
+  for (auto& job : queue_) finish(*job, JobStatus::kCancelled, "cancelled: the server is stopping");
+  queue_.clear();
+}
+
+void Dispatcher::close() {
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+}
+
+bool Dispatcher::closed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+bool Dispatcher::idle() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.empty() && busy_ == 0;
+}
+
+void Dispatcher::count_request(const std::string& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_[status];
+}
+
+void Dispatcher::finish(Job& job, JobStatus status, std::string error) {
+  job.status = status;
+  job.error = std::move(error);
+  ++requests_[status_name(status)];
+  const double seconds = std::chrono::duration<double>(Clock::now() - job.submitted).count();
+  std::fprintf(stderr, "paradit serve: %s %s after %.2f s%s%s\n", job.id.c_str(),
+               status_name(status), seconds, job.error.empty() ? "" : ": ", job.error.c_str());
+  if (job.keep) {
+    kept_order_.push_back(job.id);
+    // Forget the oldest ended jobs beyond the limit, so memory stays bounded.
+    while (kept_order_.size() > kKeptJobs) {
+      jobs_.erase(kept_order_.front());
+      kept_order_.pop_front();
+    }
+  }
+  done_cv_.notify_all();
+}
+
+void Dispatcher::work(Executor& executor) {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping
+      job = queue_.front();
+      queue_.pop_front();
+      if (job->cancel_requested) {
+        finish(*job, JobStatus::kCancelled, "cancelled while queued");
+        continue;
+      }
+      if (Clock::now() >= job->deadline) {
+        finish(*job, JobStatus::kTimedOut, "timed out while queued");
+        continue;
+      }
+      job->status = JobStatus::kRunning;
+      ++busy_;
+    }
+    JobStatus status = JobStatus::kSucceeded;
+    std::string error;
+    std::shared_ptr<const std::vector<std::string>> images;
+    try {
+      const StepHook hook = [&](int step, int total, double seconds) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          job->step = step;
+          job->total = total;
+          if (step_window_.size() < kStepWindow) {
+            step_window_.push_back(seconds);
+          } else {
+            step_window_[step_next_] = seconds;
+          }
+          step_next_ = (step_next_ + 1) % kStepWindow;
+          step_sum_ += seconds;
+          ++step_count_;
+        }
+        if (job->cancel_requested) throw JobStopped{JobStatus::kCancelled, "cancelled"};
+        if (Clock::now() >= job->deadline) {
+          throw JobStopped{JobStatus::kTimedOut, "timed out after step " + std::to_string(step) +
+                                                     " of " + std::to_string(total)};
+        }
+      };
+      images = std::make_shared<const std::vector<std::string>>(executor.run(job->request, hook));
+    } catch (const JobStopped& stop) {
+      status = stop.status;
+      error = stop.why;
+    } catch (const std::exception& e) {
+      status = JobStatus::kFailed;
+      error = e.what();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    job->images = std::move(images);
+    --busy_;
+    finish(*job, status, std::move(error));
+  }
+}
+
+std::string Dispatcher::metrics_text(double model_load_seconds) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::ostringstream os;
+  os.precision(9);
+  os << "# HELP paradit_queue_depth Jobs waiting in the queue (not running).\n"
+        "# TYPE paradit_queue_depth gauge\n"
+     << "paradit_queue_depth " << queue_.size() << "\n"
+     << "# HELP paradit_queue_depth_max Highest queue depth since the server started.\n"
+        "# TYPE paradit_queue_depth_max gauge\n"
+     << "paradit_queue_depth_max " << max_depth_ << "\n"
+     << "# HELP paradit_queue_capacity Jobs the queue holds at most (--queue_size).\n"
+        "# TYPE paradit_queue_capacity gauge\n"
+     << "paradit_queue_capacity " << queue_size_ << "\n"
+     << "# HELP paradit_busy_workers Workers running a job.\n"
+        "# TYPE paradit_busy_workers gauge\n"
+     << "paradit_busy_workers " << busy_ << "\n"
+     << "# HELP paradit_workers Workers (each runs one job at a time).\n"
+        "# TYPE paradit_workers gauge\n"
+     << "paradit_workers " << workers_.size() << "\n"
+     << "# HELP paradit_requests_total Generation requests by outcome.\n"
+        "# TYPE paradit_requests_total counter\n";
+  for (const char* s : {"succeeded", "failed", "cancelled", "timed_out", "rejected", "invalid",
+                        "unavailable"}) {
+    const auto it = requests_.find(s);
+    os << "paradit_requests_total{status=\"" << s << "\"} "
+       << (it == requests_.end() ? 0 : it->second) << "\n";
+  }
+  std::vector<double> sorted = step_window_;
+  std::sort(sorted.begin(), sorted.end());
+  os << "# HELP paradit_step_seconds Wall-clock seconds of one denoising step (quantiles over "
+        "the latest "
+     << kStepWindow << " steps).\n# TYPE paradit_step_seconds summary\n";
+  for (const double q : {0.5, 0.9, 0.99}) {
+    os << "paradit_step_seconds{quantile=\"" << q << "\"} ";
+    if (sorted.empty()) {
+      os << "NaN\n";
+    } else {
+      const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()));
+      os << sorted[i] << "\n";
+    }
+  }
+  os << "paradit_step_seconds_sum " << step_sum_ << "\n"
+     << "paradit_step_seconds_count " << step_count_ << "\n"
+     << "# HELP paradit_model_load_seconds Seconds to open the model at start.\n"
+        "# TYPE paradit_model_load_seconds gauge\n"
+     << "paradit_model_load_seconds " << model_load_seconds << "\n";
+  return os.str();
+}
+
+}  // namespace paradit::server

@@ -1,0 +1,106 @@
+#pragma once
+// The job queue of `paradit serve`: a bounded FIFO of generation jobs served in arrival order by
+// one worker thread per Executor (one today). Jobs can be cancelled or time out; either stops the
+// job at the next denoising step boundary and frees its worker. Also keeps the counters that
+// GET /metrics reports.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/executor.h"
+#include "server/request.h"
+
+namespace paradit::server {
+
+enum class JobStatus { kQueued, kRunning, kSucceeded, kFailed, kCancelled, kTimedOut };
+const char* status_name(JobStatus status);
+bool is_final(JobStatus status);
+
+// A copy of a job's state, taken under the dispatcher's lock.
+struct JobView {
+  std::string id;
+  JobStatus status = JobStatus::kQueued;
+  int step = 0;   // steps done
+  int total = 0;  // 0 until the denoising loop starts
+  double created = 0;  // unix seconds
+  std::string error;   // failed / cancelled / timed_out: why
+  std::shared_ptr<const std::vector<std::string>> images;  // PNG bytes when succeeded
+};
+
+struct Job;
+
+class Dispatcher {
+ public:
+  enum class Submit { kAccepted, kQueueFull, kClosed };
+
+  // `queue_size`: jobs waiting (not running) at most. `timeout_seconds`: from submission to the
+  // end of the job.
+  Dispatcher(std::vector<std::unique_ptr<Executor>> executors, size_t queue_size,
+             double timeout_seconds);
+  ~Dispatcher();  // cancels what is left and joins the workers
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Checks the request against the pipeline (BadRequest), then queues it. `keep`: the job stays
+  // findable by id (the jobs API) after it ends, until newer ones push it out.
+  Submit submit(const ImageRequest& request, bool keep, std::string* id);
+  // Blocks until the job ends; its final state.
+  JobView wait(const std::string& id);
+  // False when no kept job has this id.
+  bool view(const std::string& id, JobView* out) const;
+  // Asks the job to stop: a queued job ends now, a running one at its next step boundary.
+  // False when no kept job has this id.
+  bool cancel(const std::string& id);
+  void cancel_all();
+
+  // Draining: no new jobs (submit answers kClosed); true once nothing is queued or running.
+  void close();
+  bool closed() const;
+  bool idle() const;
+
+  // Requests refused before queueing, for the counters ("invalid", "rejected", ...).
+  void count_request(const std::string& status);
+  // Prometheus text exposition of the queue and the counters.
+  std::string metrics_text(double model_load_seconds) const;
+  size_t queue_size() const { return queue_size_; }
+
+ private:
+  void work(Executor& executor);
+  void finish(Job& job, JobStatus status, std::string error);  // under mu_
+  std::shared_ptr<Job> find(const std::string& id) const;     // under mu_
+
+  const size_t queue_size_;
+  const std::chrono::duration<double> timeout_;
+  std::vector<std::unique_ptr<Executor>> executors_;
+  std::vector<std::thread> workers_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // a job was queued, or stopping
+  std::condition_variable done_cv_;  // a job ended
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_;  // every live job and the kept ended ones
+  std::deque<std::string> kept_order_;                // kept job ids, oldest first
+  bool closed_ = false;
+  bool stopping_ = false;
+  int busy_ = 0;
+  size_t max_depth_ = 0;
+  uint64_t next_id_ = 0;
+  uint64_t id_salt_ = 0;
+
+  std::map<std::string, uint64_t> requests_;  // by final status
+  std::vector<double> step_window_;           // the latest step seconds (ring)
+  size_t step_next_ = 0;
+  double step_sum_ = 0;
+  uint64_t step_count_ = 0;
+};
+
+}  // namespace paradit::server

@@ -1,0 +1,37 @@
+#pragma once
+// Who runs a generation job. The dispatcher hands each job to one Executor; the only one today
+// runs the pipeline in this process (one job at a time). A later executor can hand the job to a
+// group of MPI ranks (data-parallel replicas) behind the same interface.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/request.h"
+
+namespace paradit::pipelines {
+class Pipeline;
+}
+
+namespace paradit::server {
+
+// Called after every denoising step: 1-based step, total steps, the step's seconds. It may throw
+// (the dispatcher's JobStopped) to end the job at this step boundary.
+using StepHook = std::function<void(int step, int total, double seconds)>;
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // BadRequest when the pipeline would refuse the request (checked before queueing).
+  virtual void check(const ImageRequest& request) const = 0;
+  // The request's images as PNG file bytes, request.n of them, in order.
+  virtual std::vector<std::string> run(const ImageRequest& request, const StepHook& on_step) = 0;
+};
+
+// Runs jobs on `pipe` in the calling thread. Image i of a request with seed s and n images is
+// image i of `paradit generate --seed s` with the prompt given n times (one batch, one draw of
+// the initial latents), so the server's answers equal the command's files pixel for pixel.
+std::unique_ptr<Executor> make_local_executor(pipelines::Pipeline& pipe);
+
+}  // namespace paradit::server

@@ -1,0 +1,41 @@
+#pragma once
+// Test harness of tests/server: starts the real `paradit serve` (PARADIT_BINARY) on a free port,
+// talks HTTP with httplib's client, decodes answers with code independent of src/server.
+
+#include <httplib.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace paradit::server_test {
+
+// A running `paradit serve --port 0 ARGS...`; stderr goes to `log`.
+class ServerProcess {
+ public:
+  ServerProcess(const std::vector<std::string>& args, const std::filesystem::path& log);
+  ~ServerProcess();  // SIGKILL when still running
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  httplib::Client client() const;
+  // Sends `signo` and waits up to `seconds` for the exit: the exit code, -1 on a signal death
+  // or a timeout (then it is killed).
+  int stop(int signo, double seconds);
+  // VmRSS from /proc/PID/status, in KiB.
+  int64_t rss_kib() const;
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// RFC 4648 base64 decoding (written for the tests, apart from the server's encoder).
+std::string decode_base64(const std::string& text);
+
+}  // namespace paradit::server_test
