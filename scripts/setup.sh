@@ -10,6 +10,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config ccache
           libdnnl-dev libopenblas-dev libomp-dev
           libopenmpi-dev openmpi-bin
           nlohmann-json3-dev libcli11-dev libpng-dev libsentencepiece-dev
+          libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
           libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
           clang libclang-rt-14-dev iproute2 python3)
 missing=()

@@ -74,6 +74,18 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
 // x: (N, C, H, W) → (N, C, H·factor, W·factor)
 Tensor upsample_nearest2d(const Tensor& x, int factor);
 
+// 3-D convolution of the causal video VAEs. A causal conv pads time at the front only
+// (pad_front = kt − 1 or 2·pad, pad_back = 0), or passes the previous chunk's cached frames
+// concatenated in front of x with a smaller pad_front.
+struct Conv3dOptions {
+  int stride_t = 1, stride_h = 1, stride_w = 1;
+  int pad_front = 0, pad_back = 0;  // time
+  int pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+  bool replicate = false;  // pad by repeating edge elements (F.pad mode "replicate"), not zeros
+};
+// x: (N, C, T, H, W)   w: (O, C, kt, kh, kw) F32|BF16   bias: (O) or {}   → (N, O, T', H', W')
+Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dOptions& opt);
+
 // ---------------------------------------------------------------- elementwise
 // Numpy-style broadcasting of both operands; F32.
 Tensor add(const Tensor& a, const Tensor& b);

@@ -1,0 +1,386 @@
+// to_rgb8_video (the video pipelines' postprocess numerics) and MP4 files through the FFmpeg
+// libraries. Every FFmpeg object is owned by a unique_ptr, so an Error thrown half-way frees
+// them and removes the temporary file.
+#include "io/video.h"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+}
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/error.h"
+
+namespace paradit::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string av_error(int code) {
+  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
+  av_strerror(code, buf, sizeof buf);
+  return buf;
+}
+
+// FFmpeg's own log lines (x264's statistics, muxer notes) stay quiet; its errors come back to
+// us as return codes and become paradit::Error messages.
+void quiet_ffmpeg_logs() {
+  static std::once_flag once;
+  std::call_once(once, [] { av_log_set_level(AV_LOG_ERROR); });
+}
+
+struct CodecContextDeleter {
+  void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
+};
+struct FrameDeleter {
+  void operator()(AVFrame* p) const { av_frame_free(&p); }
+};
+struct PacketDeleter {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsDeleter {
+  void operator()(SwsContext* p) const { sws_freeContext(p); }
+};
+struct OutputDeleter {
+  void operator()(AVFormatContext* p) const {
+    if (p->pb) avio_closep(&p->pb);
+    avformat_free_context(p);
+  }
+};
+struct InputDeleter {
+  void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
+};
+using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
+using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
+using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
+
+// Removes the temporary file unless the write was committed (renamed into place).
+struct TempFile {
+  fs::path path;
+  bool committed = false;
+  ~TempFile() {
+    if (committed) return;
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+// One value as the pipelines' postprocess then export_to_video / numpy_to_pil produce it.
+uint8_t to_byte(float x, FrameRounding rounding) {
+  float v = x * 0.5f + 0.5f;   // x/2 exactly: the product by 0.5 rounds nothing
+  if (!(v >= 0.0f)) v = 0.0f;  // NaN too: numpy's cast of NaN is unspecified; 0 is stable
+  if (v > 1.0f) v = 1.0f;
+  const float scaled = v * 255.0f;  // f32 product, as numpy computes (frame * 255)
+  return static_cast<uint8_t>(rounding == FrameRounding::kRound ? std::nearbyint(scaled)
+                                                                : std::trunc(scaled));
+}
+
+}  // namespace
+
+std::vector<uint8_t> to_rgb8_video(const core::Tensor& video, FrameRounding rounding) {
+  PARADIT_CHECK(video.defined(), "to_rgb8_video: the video tensor is undefined");
+  PARADIT_CHECK(video.dtype() == core::DType::F32, "to_rgb8_video: video ", video.str(),
+                " must be F32");
+  PARADIT_CHECK(
+      (video.ndim() == 4 || (video.ndim() == 5 && video.dim(0) == 1)) && video.dim(-4) == 3,
+      "to_rgb8_video: video ", video.str(), " must be (3, F, H, W) or (1, 3, F, H, W)");
+  const core::Tensor x = video.contiguous();
+  const int64_t F = x.dim(-3), H = x.dim(-2), W = x.dim(-1);
+  const int64_t plane = H * W;
+  const float* src = x.data<float>();
+  std::vector<uint8_t> out(static_cast<size_t>(F * plane * 3));
+#pragma omp parallel for schedule(static) if (F * plane >= (1 << 16))
+  for (int64_t f = 0; f < F; ++f) {
+    uint8_t* dst = out.data() + f * plane * 3;  // (H, W, 3)
+    for (int64_t c = 0; c < 3; ++c) {
+      const float* chan = src + (c * F + f) * plane;  // channel c of frame f
+      for (int64_t p = 0; p < plane; ++p) dst[p * 3 + c] = to_byte(chan[p], rounding);
+    }
+  }
+  return out;
+}
+
+void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, int width,
+              double fps, const Mp4Options& options) {
+  const std::string where = path.string();
+  auto fail_write = [&](const std::string& why) { fail(where, ": cannot write MP4 (", why, ")"); };
+  PARADIT_CHECK(frames >= 1, where, ": cannot write MP4 of ", frames,
+                " frames (expected at least 1)");
+  PARADIT_CHECK(height > 0 && width > 0, where, ": cannot write MP4 of ", height, "x", width,
+                " pixels (expected positive sizes)");
+  PARADIT_CHECK(height <= 16384 && width <= 16384, where, ": cannot write MP4 of ", height, "x",
+                width, " pixels (the largest is 16384 per side)");
+  PARADIT_CHECK(std::isfinite(fps) && fps > 0.0 && fps <= 1000.0, where, ": cannot write MP4 at ",
+                fps, " frames per second (expected 0 < fps <= 1000)");
+  PARADIT_CHECK(rgb != nullptr, where, ": cannot write MP4 (no pixel data)");
+  quiet_ffmpeg_logs();
+
+  // yuv420p halves the chroma planes: an odd size is padded by one repeated row/column.
+  const int H2 = height + (height & 1), W2 = width + (width & 1);
+
+  PARADIT_CHECK(options.encoder == "libx264" || options.encoder == "mpeg4", where,
+                ": cannot write MP4 with encoder '", options.encoder,
+                "' (expected libx264 or mpeg4)");
+  const AVCodec* codec = avcodec_find_encoder_by_name(options.encoder.c_str());
+  if (!codec) {
+    codec = avcodec_find_encoder(AV_CODEC_ID_MPEG4);
+    if (!codec) fail_write("this FFmpeg has neither the libx264 nor the mpeg4 encoder");
+    std::fprintf(stderr,
+                 "paradit: warning: FFmpeg has no %s encoder; %s is written as MPEG-4 Part 2 "
+                 "video instead\n",
+                 options.encoder.c_str(), where.c_str());
+  }
+  const bool x264 = std::string(codec->name) == "libx264";
+
+  // Same folder as the target, so the final rename is atomic.
+  std::string tmp_name = ".";  // built by appends: GCC 12 warns falsely on "." + string
+  tmp_name += path.filename().string();
+  tmp_name += ".tmp.";
+  tmp_name += std::to_string(::getpid());
+  TempFile tmp{path.parent_path() / tmp_name};
+
+  AVFormatContext* raw_oc = nullptr;
+  int r = avformat_alloc_output_context2(&raw_oc, nullptr, "mp4", tmp.path.c_str());
+  if (r < 0 || !raw_oc) fail_write("no MP4 muxer: " + av_error(r));
+  std::unique_ptr<AVFormatContext, OutputDeleter> oc(raw_oc);
+
+  AVStream* stream = avformat_new_stream(oc.get(), nullptr);
+  if (!stream) fail_write("cannot add a video stream");
+  CodecContextPtr enc(avcodec_alloc_context3(codec));
+  if (!enc) fail_write("cannot allocate the encoder");
+  // The MPEG-4 standard limits the time base denominator to 16 bits.
+  const AVRational rate = av_d2q(fps, 65535);
+  enc->width = W2;
+  enc->height = H2;
+  enc->pix_fmt = AV_PIX_FMT_YUV420P;
+  enc->time_base = av_inv_q(rate);
+  enc->framerate = rate;
+  enc->sample_aspect_ratio = AVRational{1, 1};
+  // swscale's RGB → YUV conversion below is BT.601, limited range: tag the stream so.
+  enc->colorspace = AVCOL_SPC_SMPTE170M;
+  enc->color_range = AVCOL_RANGE_MPEG;
+  if (oc->oformat->flags & AVFMT_GLOBALHEADER) enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  AVDictionary* codec_opts = nullptr;
+  if (x264) {
+    av_dict_set(&codec_opts, "crf", std::to_string(options.crf).c_str(), 0);
+    av_dict_set(&codec_opts, "preset", options.preset.c_str(), 0);
+  } else {
+    enc->flags |= AV_CODEC_FLAG_QSCALE;  // constant quality, qscale 2 (high)
+    enc->global_quality = FF_QP2LAMBDA * 2;
+  }
+  r = avcodec_open2(enc.get(), codec, &codec_opts);
+  av_dict_free(&codec_opts);
+  if (r < 0) fail_write("cannot open the " + std::string(codec->name) + " encoder: " + av_error(r));
+  r = avcodec_parameters_from_context(stream->codecpar, enc.get());
+  if (r < 0) fail_write("cannot set the stream parameters: " + av_error(r));
+  stream->time_base = enc->time_base;
+  stream->avg_frame_rate = rate;
+
+  r = avio_open(&oc->pb, tmp.path.c_str(), AVIO_FLAG_WRITE);
+  if (r < 0) fail_write(av_error(r));
+  AVDictionary* mux_opts = nullptr;
+  av_dict_set(&mux_opts, "movflags", "+faststart", 0);  // index in front: plays while loading
+  r = avformat_write_header(oc.get(), &mux_opts);
+  av_dict_free(&mux_opts);
+  if (r < 0) fail_write("cannot write the MP4 header: " + av_error(r));
+
+  FramePtr frame(av_frame_alloc());
+  PacketPtr packet(av_packet_alloc());
+  if (!frame || !packet) fail_write("out of memory");
+  frame->format = enc->pix_fmt;
+  frame->width = W2;
+  frame->height = H2;
+  frame->color_range = enc->color_range;
+  frame->colorspace = enc->colorspace;
+  r = av_frame_get_buffer(frame.get(), 0);
+  if (r < 0) fail_write("cannot allocate a frame: " + av_error(r));
+  SwsPtr sws(sws_getContext(W2, H2, AV_PIX_FMT_RGB24, W2, H2, AV_PIX_FMT_YUV420P,
+                            SWS_BILINEAR | SWS_ACCURATE_RND, nullptr, nullptr, nullptr));
+  if (!sws) fail_write("cannot create the RGB to YUV converter");
+
+  auto drain = [&]() {
+    for (;;) {
+      const int rc = avcodec_receive_packet(enc.get(), packet.get());
+      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
+      if (rc < 0) fail_write("encoding failed: " + av_error(rc));
+      av_packet_rescale_ts(packet.get(), enc->time_base, stream->time_base);
+      packet->stream_index = stream->index;
+      const int wr = av_interleaved_write_frame(oc.get(), packet.get());  // unrefs the packet
+      if (wr < 0) fail_write(av_error(wr));
+    }
+  };
+
+  const size_t frame_bytes = static_cast<size_t>(height) * width * 3;
+  std::vector<uint8_t> padded;  // W2 × H2 × 3 when the size is odd
+  if (H2 != height || W2 != width) padded.resize(static_cast<size_t>(H2) * W2 * 3);
+  for (int f = 0; f < frames; ++f) {
+    const uint8_t* src = rgb + f * frame_bytes;
+    int src_stride = width * 3;
+    if (!padded.empty()) {
+      for (int y = 0; y < H2; ++y) {
+        const uint8_t* row = src + static_cast<size_t>(std::min(y, height - 1)) * width * 3;
+        uint8_t* dst = padded.data() + static_cast<size_t>(y) * W2 * 3;
+        std::memcpy(dst, row, static_cast<size_t>(width) * 3);
+        if (W2 != width) std::memcpy(dst + width * 3, row + (width - 1) * 3, 3);
+      }
+      src = padded.data();
+      src_stride = W2 * 3;
+    }
+    r = av_frame_make_writable(frame.get());
+    if (r < 0) fail_write("cannot write a frame: " + av_error(r));
+    const uint8_t* planes[1] = {src};
+    const int strides[1] = {src_stride};
+    sws_scale(sws.get(), planes, strides, 0, H2, frame->data, frame->linesize);
+    frame->pts = f;
+    if (!x264) frame->quality = enc->global_quality;
+    r = avcodec_send_frame(enc.get(), frame.get());
+    if (r < 0) fail_write("encoding failed: " + av_error(r));
+    drain();
+  }
+  r = avcodec_send_frame(enc.get(), nullptr);  // flush the encoder's delayed frames
+  if (r < 0) fail_write("encoding failed: " + av_error(r));
+  drain();
+  r = av_write_trailer(oc.get());
+  if (r < 0) fail_write("cannot finish the MP4: " + av_error(r));
+  r = avio_closep(&oc->pb);
+  if (r < 0) fail_write(av_error(r));
+
+  std::error_code ec;
+  fs::rename(tmp.path, path, ec);
+  if (ec) fail_write(ec.message());
+  tmp.committed = true;
+}
+
+void save_mp4(const fs::path& path, const core::Tensor& frames, double fps,
+              const Mp4Options& options) {
+  PARADIT_CHECK(frames.defined() && frames.dtype() == core::DType::U8 && frames.ndim() == 4 &&
+                    frames.dim(3) == 3,
+                path.string(), ": cannot write MP4 from frames ",
+                frames.defined() ? frames.str() : std::string("undefined"),
+                " (expected (F, H, W, 3) U8)");
+  PARADIT_CHECK(
+      frames.dim(0) <= (1 << 30) && frames.dim(1) <= (1 << 30) && frames.dim(2) <= (1 << 30),
+      path.string(), ": cannot write MP4 from frames ", frames.str(), " (too large)");
+  const core::Tensor c = frames.contiguous();
+  save_mp4(path, c.data<uint8_t>(), static_cast<int>(c.dim(0)), static_cast<int>(c.dim(1)),
+           static_cast<int>(c.dim(2)), fps, options);
+}
+
+void save_mp4(const fs::path& path, const std::vector<RgbImage>& frames, double fps,
+              const Mp4Options& options) {
+  PARADIT_CHECK(!frames.empty(), path.string(),
+                ": cannot write MP4 of 0 frames (expected at least 1)");
+  const int H = frames[0].height, W = frames[0].width;
+  const size_t bytes = static_cast<size_t>(std::max(H, 0)) * std::max(W, 0) * 3;
+  std::vector<uint8_t> all;
+  all.reserve(bytes * frames.size());
+  for (size_t i = 0; i < frames.size(); ++i) {
+    PARADIT_CHECK(frames[i].height == H && frames[i].width == W && frames[i].rgb.size() == bytes,
+                  path.string(), ": cannot write MP4: frame ", i, " is ", frames[i].height, "x",
+                  frames[i].width, " with ", frames[i].rgb.size(), " bytes, frame 0 is ", H, "x",
+                  W);
+    all.insert(all.end(), frames[i].rgb.begin(), frames[i].rgb.end());
+  }
+  save_mp4(path, all.data(), static_cast<int>(frames.size()), H, W, fps, options);
+}
+
+void save_mp4_video(const fs::path& path, const core::Tensor& video, double fps,
+                    FrameRounding rounding, const Mp4Options& options) {
+  const std::vector<uint8_t> rgb = to_rgb8_video(video, rounding);
+  save_mp4(path, rgb.data(), static_cast<int>(video.dim(-3)), static_cast<int>(video.dim(-2)),
+           static_cast<int>(video.dim(-1)), fps, options);
+}
+
+VideoFile read_video(const fs::path& path) {
+  const std::string where = path.string();
+  auto fail_read = [&](const std::string& why) { fail(where, ": cannot read video (", why, ")"); };
+  quiet_ffmpeg_logs();
+  AVFormatContext* raw_ic = nullptr;
+  int r = avformat_open_input(&raw_ic, where.c_str(), nullptr, nullptr);
+  if (r < 0) fail_read(av_error(r));
+  std::unique_ptr<AVFormatContext, InputDeleter> ic(raw_ic);
+  r = avformat_find_stream_info(ic.get(), nullptr);
+  if (r < 0) fail_read("no stream information: " + av_error(r));
+  const AVCodec* decoder = nullptr;
+  const int index = av_find_best_stream(ic.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0);
+  if (index < 0 || !decoder) fail_read("no decodable video stream");
+  const AVStream* stream = ic->streams[index];
+  CodecContextPtr dec(avcodec_alloc_context3(decoder));
+  if (!dec) fail_read("cannot allocate the decoder");
+  r = avcodec_parameters_to_context(dec.get(), stream->codecpar);
+  if (r < 0) fail_read(av_error(r));
+  r = avcodec_open2(dec.get(), decoder, nullptr);
+  if (r < 0)
+    fail_read("cannot open the " + std::string(decoder->name) + " decoder: " + av_error(r));
+
+  VideoFile out;
+  out.codec = avcodec_get_name(stream->codecpar->codec_id);
+  const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(stream->codecpar->format));
+  out.pixel_format = pix ? pix : "";
+  out.width = stream->codecpar->width;
+  out.height = stream->codecpar->height;
+  const AVRational rate =
+      stream->avg_frame_rate.num ? stream->avg_frame_rate : stream->r_frame_rate;
+  out.fps = rate.den ? av_q2d(rate) : 0.0;
+  out.container_frames = stream->nb_frames;
+
+  FramePtr frame(av_frame_alloc());
+  PacketPtr packet(av_packet_alloc());
+  if (!frame || !packet) fail_read("out of memory");
+  SwsContext* sws = nullptr;  // cached across frames; freed by the guard below
+  SwsPtr sws_guard;
+  auto receive = [&]() {
+    for (;;) {
+      const int rc = avcodec_receive_frame(dec.get(), frame.get());
+      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
+      if (rc < 0) fail_read("decoding failed: " + av_error(rc));
+      sws = sws_getCachedContext(sws, frame->width, frame->height,
+                                 static_cast<AVPixelFormat>(frame->format), frame->width,
+                                 frame->height, AV_PIX_FMT_RGB24, SWS_BILINEAR | SWS_ACCURATE_RND,
+                                 nullptr, nullptr, nullptr);
+      sws_guard.release();
+      sws_guard.reset(sws);
+      if (!sws) fail_read("cannot create the YUV to RGB converter");
+      RgbImage img;
+      img.height = frame->height;
+      img.width = frame->width;
+      img.rgb.resize(static_cast<size_t>(img.height) * img.width * 3);
+      uint8_t* planes[1] = {img.rgb.data()};
+      const int strides[1] = {img.width * 3};
+      sws_scale(sws, frame->data, frame->linesize, 0, frame->height, planes, strides);
+      out.frames.push_back(std::move(img));
+      av_frame_unref(frame.get());
+    }
+  };
+  while ((r = av_read_frame(ic.get(), packet.get())) >= 0) {
+    if (packet->stream_index == index) {
+      const int sr = avcodec_send_packet(dec.get(), packet.get());
+      av_packet_unref(packet.get());
+      if (sr < 0) fail_read("decoding failed: " + av_error(sr));
+      receive();
+    } else {
+      av_packet_unref(packet.get());
+    }
+  }
+  if (r != AVERROR_EOF) fail_read(av_error(r));
+  r = avcodec_send_packet(dec.get(), nullptr);  // flush the decoder's delayed frames
+  if (r < 0) fail_read("decoding failed: " + av_error(r));
+  receive();
+  return out;
+}
+
+}  // namespace paradit::io
