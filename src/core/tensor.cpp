@@ -8,6 +8,10 @@
 #include <sstream>
 
 #include "backend/cpu/kernels.h"
+#ifdef PARADIT_WITH_CUDA
+#include "backend/cuda/allocator.h"
+#include "backend/cuda/kernels.h"
+#endif
 
 namespace paradit::core {
 
@@ -41,6 +45,9 @@ constexpr size_t kHugeAllocMin = size_t{8} << 20;  // rounding up to 2 MiB waste
 }  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+#ifdef PARADIT_WITH_CUDA
+  if (device == Device::CUDA) return backend::cuda::allocate_storage(nbytes);
+#endif
   PARADIT_CHECK(device == Device::CPU, "Storage::allocate: device ", device_name(device),
                 " needs its backend's allocator");
   auto s = std::make_shared<Storage>();
@@ -239,6 +246,9 @@ static void for_each_offset(const Shape& shape, const std::vector<int64_t>& stri
 }
 
 std::vector<float> Tensor::to_vector() const {
+#ifdef PARADIT_WITH_CUDA
+  if (device() == Device::CUDA) return to_device(Device::CPU).to_vector();
+#endif
   std::vector<float> out(static_cast<size_t>(numel()));
   if (dtype_ == DType::F32 && is_contiguous()) {
     std::copy_n(static_cast<const float*>(raw_data()), out.size(), out.data());
@@ -328,6 +338,12 @@ Tensor Tensor::squeeze(int dim) const {
 
 void Tensor::copy_from(const Tensor& src) {
   PARADIT_CHECK(src.shape_ == shape_, "copy_from: shape ", src.str(), " into ", str());
+#ifdef PARADIT_WITH_CUDA
+  if (device() == Device::CUDA || src.device() == Device::CUDA) {
+    backend::cuda::copy(*this, src);
+    return;
+  }
+#endif
   PARADIT_CHECK(device() == Device::CPU && src.device() == Device::CPU,
                 "copy_from: host tensors only");
   const size_t dsz = itemsize(), ssz = src.itemsize();
@@ -381,16 +397,29 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_);
+  Tensor t = empty(shape_, dtype_, device());
   t.copy_from(*this);
   return t;
 }
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
-  Tensor t = empty(shape_, dtype);
+  Tensor t = empty(shape_, dtype, device());
   t.copy_from(*this);
   return t;
+}
+
+Tensor Tensor::to_device(Device device) const {
+  PARADIT_CHECK(defined(), "to_device: undefined tensor");
+  if (device == this->device()) return *this;
+#ifndef PARADIT_WITH_CUDA
+  fail("to_device: tensor ", str(), " to ", device_name(device),
+       ": this build has no CUDA backend (PARADIT_WITH_CUDA is off)");
+#else
+  Tensor t = empty(shape_, dtype_, device);
+  t.copy_from(*this);
+  return t;
+#endif
 }
 
 Tensor Tensor::permute(const std::vector<int>& dims) const {

@@ -29,7 +29,8 @@ struct Storage {
   Device device = Device::CPU;
   std::shared_ptr<void> owner;
 
-  // 64-byte aligned host memory, uninitialized.
+  // 64-byte aligned host memory, uninitialized. Device::CUDA (builds with PARADIT_WITH_CUDA):
+  // device memory from the CUDA backend's caching allocator (src/backend/cuda/allocator.h).
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device::CPU);
   // Wraps memory kept alive by `owner` (e.g. a memory-mapped file).
   static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, std::shared_ptr<void> owner,
@@ -113,6 +114,10 @@ class Tensor {
   Tensor to(DType dtype) const;  // self when already that dtype
   Tensor permute(const std::vector<int>& dims) const;  // explicit copy
   void copy_from(const Tensor& src);  // same shape; any strides; converts dtype
+  // A copy on `device`: self when already there, else a new contiguous tensor. CUDA needs a
+  // build with PARADIT_WITH_CUDA; there copy_from, clone and to() work on device tensors too
+  // (through the CUDA backend, src/backend/cuda/kernels.h).
+  Tensor to_device(Device device) const;
 
  private:
   void check_dtype(DType expected) const;
