@@ -10,6 +10,8 @@
 #include "core/tensor.h"
 #include "io/diffusers.h"
 #include "models/common/weights.h"
+#include "parallel/config.h"
+#include "parallel/sequence.h"
 
 namespace paradit::models {
 
@@ -26,7 +28,22 @@ class Transformer {
   // One forward; returns `sample` in diffusers' layout. Missing or mis-shaped inputs → Error
   // naming the input and the expected shape.
   virtual core::Tensor forward(const NamedTensors& inputs) const = 0;
+  // The same forward sequence-parallel over `sp`'s groups: every rank of the context passes the
+  // same inputs and gets the whole `sample` back, equal to forward(inputs) up to floating-point
+  // reassociation; inside, each rank computes only its block of the image tokens (see
+  // parallel/joint.h). Null or degree-1 `sp` is forward(inputs). The default (families not yet
+  // sharded) gives an Error "not supported yet" for degree > 1.
+  virtual core::Tensor forward(const NamedTensors& inputs,
+                               const parallel::SequenceContext* sp) const;
 };
+
+// One forward over the whole parallel layout of `runtime`: this rank's cfg half and dp share of
+// the batch (parallel/batch.h), sequence parallel inside; the whole `sample` comes back on every
+// rank. The batch (hidden_states' leading dim) must divide by cfg × dp. Collective over the
+// runtime's mesh. split_dp false: the dp groups already hold different samples (a pipeline that
+// gives each group its own prompts); only the cfg halves are split.
+core::Tensor parallel_forward(const Transformer& model, const NamedTensors& inputs,
+                              const parallel::ParallelRuntime& runtime, bool split_dp = true);
 
 // Builds the family named by `config.class_name()` and binds its weights from `weights`.
 // Error naming the class when it is not supported.

@@ -15,9 +15,12 @@ namespace {
 constexpr const char* kModel = "FluxTransformer2DModel";
 constexpr float kNormEps = 1e-6f;  // adaLN, qk RMSNorm and norm2 epsilons in every Flux block
 
-// The one attention call of the family. q, k, v: (B, S, H, hd) → (B, S, H, hd).
-Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) {
-  return core::attention(q, k, v).out;
+// The one attention call of the family: joint text + image attention over this rank's rows
+// (single process: core::attention; sequence parallel: Ulysses / Ring / USP with the text split
+// or replicated, see parallel/joint.h). q, k, v: (B, S, H, hd) → (B, S, H, hd).
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v,
+              const parallel::TokenLayout& tokens) {
+  return parallel::joint_attention(q, k, v, tokens);
 }
 
 }  // namespace
@@ -100,9 +103,9 @@ void FluxTransformerBlock::bind(const WeightScope& w, const FluxConfig& cfg) {
 }
 
 std::pair<Tensor, Tensor> FluxTransformerBlock::forward(const Tensor& x_in, const Tensor& c_in,
-                                                        const Tensor& temb,
-                                                        const Rope& rope) const {
-  const int64_t S_txt = c_in.dim(1), S = c_in.dim(1) + x_in.dim(1);
+                                                        const Tensor& temb, const Rope& rope,
+                                                        const parallel::TokenLayout& tokens) const {
+  const int64_t S_txt = c_in.dim(1), S = c_in.dim(1) + x_in.dim(1);  // this rank's rows
   auto n = norm1(x_in, temb);           // n.x: (B, S_img, D); gates/shifts: (B, D)
   auto nc = norm1_context(c_in, temb);  // nc.x: (B, S_txt, D)
 
@@ -118,7 +121,7 @@ std::pair<Tensor, Tensor> FluxTransformerBlock::forward(const Tensor& x_in, cons
   v = core::concat({cv, v}, 1);                                                // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = merge_heads(attend(q, k, v));                                     // (B, S, D)
+  Tensor o = merge_heads(attend(q, k, v, tokens));                             // (B, S, D)
   Tensor c_attn = attn.to_add_out(o.slice(1, 0, S_txt));                       // (B, S_txt, D)
   Tensor x_attn = attn.to_out(o.slice(1, S_txt, S));                           // (B, S_img, D)
 
@@ -153,7 +156,8 @@ void FluxSingleTransformerBlock::bind(const WeightScope& w, const FluxConfig& cf
 }
 
 Tensor FluxSingleTransformerBlock::forward(const Tensor& joint, const Tensor& temb,
-                                           const Rope& rope) const {
+                                           const Rope& rope,
+                                           const parallel::TokenLayout& tokens) const {
   auto n = norm(joint, temb);                                    // n.x: (B, S, D); gate: (B, D)
   Tensor mlp = core::gelu(proj_mlp(n.x), /*tanh_approx=*/true);  // (B, S, 4D)
 
@@ -162,7 +166,7 @@ Tensor FluxSingleTransformerBlock::forward(const Tensor& joint, const Tensor& te
   Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = merge_heads(attend(q, k, v));                                     // (B, S, D)
+  Tensor o = merge_heads(attend(q, k, v, tokens));                             // (B, S, D)
 
   Tensor h = proj_out(core::concat({o, mlp}, 2));  // (B, S, 5D) → (B, S, D)
   return core::gated_add(joint, n.gate_msa, h);    // (B, S, D)
@@ -191,6 +195,11 @@ FluxTransformer2DModel::FluxTransformer2DModel(const FluxConfig& cfg,
 }
 
 Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs) const {
+  return forward(inputs, nullptr);
+}
+
+Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs,
+                                       const parallel::SequenceContext* sp) const {
   const int64_t C = cfg_.in_channels, n_axes = static_cast<int64_t>(cfg_.axes_dims_rope.size());
   Tensor hidden =
       common::require_input(inputs, "hidden_states", kModel, detail::concat("[B, S_img, ", C, "]"));
@@ -207,14 +216,15 @@ Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs) const {
   // Flux.1-schnell pipelines pass no guidance; a model without a guidance embedder ignores it.
   Tensor guidance =
       cfg_.guidance_embeds ? common::require_input(inputs, "guidance", kModel, "[B]") : Tensor{};
-  return forward(hidden, context, pooled, timestep, guidance, img_ids, txt_ids);
+  return forward(hidden, context, pooled, timestep, guidance, img_ids, txt_ids, sp);
 }
 
 Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
                                        const Tensor& encoder_hidden_states,
                                        const Tensor& pooled_projections, const Tensor& timestep,
                                        const Tensor& guidance, const Tensor& img_ids_in,
-                                       const Tensor& txt_ids_in) const {
+                                       const Tensor& txt_ids_in,
+                                       const parallel::SequenceContext* sp) const {
   // ---- validate the inputs
   const int64_t C = cfg_.in_channels, n_axes = static_cast<int64_t>(cfg_.axes_dims_rope.size());
   common::check_input(hidden_states.ndim() == 3 && hidden_states.dim(2) == C, hidden_states,
@@ -244,29 +254,45 @@ Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
     g = core::scale(common::batch_vector(guidance, B, "guidance", kModel), 1000.0f);  // (B)
   }
 
+  // ---- token layout: under sequence parallelism this rank keeps its block of the image tokens
+  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).
+  const parallel::TokenLayout tokens =
+      parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true);
+
   // ---- embeddings
-  Tensor x = x_embedder_(hidden_states);                     // (B, S_img, D)
-  Tensor temb = time_text_embed_(t, pooled_projections, g);  // (B, D)
-  Tensor c = context_embedder_(encoder_hidden_states);       // (B, S_txt, D)
+  Tensor x = x_embedder_(tokens.shard_image(hidden_states, 1));               // (B, S_img_local, D)
+  Tensor temb = time_text_embed_(t, pooled_projections, g);                   // (B, D)
+  Tensor c = context_embedder_(tokens.shard_text(encoder_hidden_states, 1));  // (B, S_txt_local, D)
   Rope rope = flux_rope(core::concat({txt_ids, img_ids}, 0), cfg_.axes_dims_rope,
                         cfg_.rope_theta);  // (S_txt + S_img, hd) each
+  if (tokens.parallel()) {
+    // This rank's rows: its text rows, then its image block (padded rows get zero tables).
+    const auto local = [&](const Tensor& table) {
+      return core::concat({tokens.shard_text(table.slice(0, 0, S_txt), 0),
+                           tokens.shard_image(table.slice(0, S_txt, S_txt + S_img), 0)},
+                          0);  // (S_txt_local + S_img_local, hd)
+    };
+    rope = {local(rope.cos), local(rope.sin)};
+  }
 
   // ---- double-stream blocks
   for (const auto& block : transformer_blocks_) {
-    std::tie(c, x) = block.forward(x, c, temb, rope);  // (B, S_txt, D), (B, S_img, D)
+    std::tie(c, x) = block.forward(x, c, temb, rope, tokens);  // (B, S_txt, D), (B, S_img, D)
   }
 
   // ---- single-stream blocks over [text, image]; diffusers re-concatenates and splits in
   // every block, which is the same as keeping the joint sequence.
-  Tensor joint = core::concat({c, x}, 1);  // (B, S_txt + S_img, D)
+  const int64_t n_txt = c.dim(1), n_img = x.dim(1);  // this rank's rows
+  Tensor joint = core::concat({c, x}, 1);            // (B, S_txt + S_img, D)
   for (const auto& block : single_transformer_blocks_) {
-    joint = block.forward(joint, temb, rope);  // (B, S_txt + S_img, D)
+    joint = block.forward(joint, temb, rope, tokens);  // (B, S_txt + S_img, D)
   }
-  x = joint.slice(1, S_txt, S_txt + S_img);  // (B, S_img, D)
+  x = joint.slice(1, n_txt, n_txt + n_img);  // (B, S_img_local, D)
 
-  // ---- output
-  x = norm_out_(x, temb);  // (B, S_img, D)
-  return proj_out_(x);     // (B, S_img, p·p·out_channels)
+  // ---- output: per token, so still on this rank's block; then the whole image sequence.
+  x = norm_out_(x, temb);            // (B, S_img_local, D)
+  x = proj_out_(x);                  // (B, S_img_local, p·p·out_channels)
+  return tokens.gather_image(x, 1);  // (B, S_img, p·p·out_channels)
 }
 
 std::unique_ptr<Transformer> make_flux_transformer(const io::Config& config,

@@ -12,6 +12,7 @@
 #include "models/common/modules.h"
 #include "models/common/weights.h"
 #include "models/transformer.h"
+#include "parallel/joint.h"
 
 namespace paradit::models::flux {
 
@@ -35,7 +36,8 @@ struct FluxConfig {
   static FluxConfig from(const io::Config& config);
 };
 
-// Rotary tables for the joint sequence (text tokens first): (S_txt + S_img, head_dim) each.
+// Rotary tables for the joint sequence (text tokens first): (S_txt + S_img, head_dim) each; under
+// sequence parallelism this rank's rows only (its text rows, then its image block).
 struct Rope {
   core::Tensor cos, sin;
 };
@@ -63,9 +65,11 @@ struct FluxTransformerBlock {
   int64_t heads = 0;
 
   void bind(const common::WeightScope& w, const FluxConfig& cfg);
-  // x: (B, S_img, D)   c: (B, S_txt, D)   temb: (B, D) → (c, x) updated
+  // x: (B, S_img, D)   c: (B, S_txt, D)   temb: (B, D) → (c, x) updated. Under sequence
+  // parallelism x and c are this rank's rows as `tokens` lays them out.
   std::pair<core::Tensor, core::Tensor> forward(const core::Tensor& x, const core::Tensor& c,
-                                                const core::Tensor& temb, const Rope& rope) const;
+                                                const core::Tensor& temb, const Rope& rope,
+                                                const parallel::TokenLayout& tokens) const;
 };
 
 // FluxSingleTransformerBlock: attention and MLP in parallel over the joint sequence.
@@ -76,8 +80,9 @@ struct FluxSingleTransformerBlock {
   int64_t heads = 0;
 
   void bind(const common::WeightScope& w, const FluxConfig& cfg);
-  // joint: (B, S_txt + S_img, D)   temb: (B, D) → (B, S_txt + S_img, D)
-  core::Tensor forward(const core::Tensor& joint, const core::Tensor& temb, const Rope& rope) const;
+  // joint: (B, S_txt + S_img, D) (this rank's rows: text first)   temb: (B, D) → same shape
+  core::Tensor forward(const core::Tensor& joint, const core::Tensor& temb, const Rope& rope,
+                       const parallel::TokenLayout& tokens) const;
 };
 
 class FluxTransformer2DModel : public Transformer {
@@ -91,11 +96,15 @@ class FluxTransformer2DModel : public Transformer {
   // (B) in [0, 1] (t/1000), guidance (B) when guidance_embeds, img_ids (S_img, 3), txt_ids
   // (S_txt, 3) (a leading batch dim is accepted). Returns sample (B, S_img, p·p·out_channels).
   core::Tensor forward(const NamedTensors& inputs) const override;
-  // The same forward with typed arguments (guidance may be undefined for schnell).
+  core::Tensor forward(const NamedTensors& inputs,
+                       const parallel::SequenceContext* sp) const override;
+  // The same forward with typed arguments (guidance may be undefined for schnell); `sp` as in
+  // Transformer::forward.
   core::Tensor forward(const core::Tensor& hidden_states, const core::Tensor& encoder_hidden_states,
                        const core::Tensor& pooled_projections, const core::Tensor& timestep,
                        const core::Tensor& guidance, const core::Tensor& img_ids,
-                       const core::Tensor& txt_ids) const;
+                       const core::Tensor& txt_ids,
+                       const parallel::SequenceContext* sp = nullptr) const;
 
   const FluxConfig& config() const { return cfg_; }
 

@@ -15,9 +15,11 @@ namespace {
 constexpr const char* kModel = "SD3Transformer2DModel";
 constexpr float kNormEps = 1e-6f;  // adaLN, norm2 and q/k norm epsilons in every SD3 block
 
-// The one attention call of the family. q, k, v: (B, S, H, hd) → (B, S, H, hd).
-Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) {
-  return core::attention(q, k, v).out;
+// The one attention call of the family: joint (or image-only) attention over this rank's rows,
+// sequence parallel through parallel/joint.h. q, k, v: (B, S, H, hd) → (B, S, H, hd).
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v,
+              const parallel::TokenLayout& tokens) {
+  return parallel::joint_attention(q, k, v, tokens);
 }
 
 void bind_self_projections(SD3Attention& a, const WeightScope& w, const SD3Config& cfg) {
@@ -116,9 +118,10 @@ void JointTransformerBlock::bind(const WeightScope& w, const SD3Config& cfg, int
   if (!context_pre_only) ff_context.bind(w / "ff_context", D, common::FeedForwardKind::kGeluTanh);
 }
 
-std::pair<Tensor, Tensor> JointTransformerBlock::forward(const Tensor& x_in, const Tensor& c_in,
-                                                         const Tensor& temb) const {
-  const int64_t S_img = x_in.dim(1), S = x_in.dim(1) + c_in.dim(1);
+std::pair<Tensor, Tensor> JointTransformerBlock::forward(
+    const Tensor& x_in, const Tensor& c_in, const Tensor& temb,
+    const parallel::TokenLayout& tokens) const {
+  const int64_t S_img = x_in.dim(1), S = x_in.dim(1) + c_in.dim(1);  // this rank's rows
 
   // ---- adaLN of both streams
   Tensor nx, nx2, gate_msa, shift_mlp, scale_mlp, gate_mlp, gate_msa2;
@@ -148,7 +151,7 @@ std::pair<Tensor, Tensor> JointTransformerBlock::forward(const Tensor& x_in, con
   q = core::concat({q, cq}, 1);                                              // (B, S, H, hd)
   k = core::concat({k, ck}, 1);                                              // (B, S, H, hd)
   v = core::concat({v, cv}, 1);                                              // (B, S, H, hd)
-  Tensor o = merge_heads(attend(q, k, v));                                   // (B, S, D)
+  Tensor o = merge_heads(attend(q, k, v, tokens));                           // (B, S, D)
   Tensor x_attn = attn.to_out(o.slice(1, 0, S_img));                         // (B, S_img, D)
   Tensor x = core::gated_add(x_in, gate_msa, x_attn);                        // (B, S_img, D)
 
@@ -157,8 +160,12 @@ std::pair<Tensor, Tensor> JointTransformerBlock::forward(const Tensor& x_in, con
     Tensor q2 = attn2.norm_q(split_heads(attn2.to_q(nx2), heads));  // (B, S_img, H, hd)
     Tensor k2 = attn2.norm_k(split_heads(attn2.to_k(nx2), heads));  // (B, S_img, H, hd)
     Tensor v2 = split_heads(attn2.to_v(nx2), heads);                // (B, S_img, H, hd)
-    Tensor o2 = attn2.to_out(merge_heads(attend(q2, k2, v2)));      // (B, S_img, D)
-    x = core::gated_add(x, gate_msa2, o2);                          // (B, S_img, D)
+    // image tokens only: the same layout without text rows
+    parallel::TokenLayout image_only = tokens;
+    image_only.local_text = 0;
+    image_only.text_replicated = false;
+    Tensor o2 = attn2.to_out(merge_heads(attend(q2, k2, v2, image_only)));  // (B, S_img, D)
+    x = core::gated_add(x, gate_msa2, o2);                                  // (B, S_img, D)
   }
 
   // ---- image feed-forward
@@ -205,6 +212,11 @@ SD3Transformer2DModel::SD3Transformer2DModel(const SD3Config& cfg,
 }
 
 Tensor SD3Transformer2DModel::forward(const NamedTensors& inputs) const {
+  return forward(inputs, nullptr);
+}
+
+Tensor SD3Transformer2DModel::forward(const NamedTensors& inputs,
+                                      const parallel::SequenceContext* sp) const {
   Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
                                         detail::concat("[B, ", cfg_.in_channels, ", H, W]"));
   Tensor context =
@@ -213,13 +225,13 @@ Tensor SD3Transformer2DModel::forward(const NamedTensors& inputs) const {
   Tensor pooled = common::require_input(inputs, "pooled_projections", kModel,
                                         detail::concat("[B, ", cfg_.pooled_projection_dim, "]"));
   Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B]");
-  return forward(hidden, context, pooled, timestep);
+  return forward(hidden, context, pooled, timestep, sp);
 }
 
 Tensor SD3Transformer2DModel::forward(const Tensor& hidden_states,
                                       const Tensor& encoder_hidden_states,
-                                      const Tensor& pooled_projections,
-                                      const Tensor& timestep) const {
+                                      const Tensor& pooled_projections, const Tensor& timestep,
+                                      const parallel::SequenceContext* sp) const {
   // ---- validate the inputs
   const int64_t p = cfg_.patch_size;
   common::check_input(
@@ -246,19 +258,25 @@ Tensor SD3Transformer2DModel::forward(const Tensor& hidden_states,
                       detail::concat("[", B, ", ", cfg_.pooled_projection_dim, "]"));
   Tensor t = common::batch_vector(timestep, B, "timestep", kModel);  // (B)
 
+  // ---- token layout: under sequence parallelism this rank keeps its block of the image tokens
+  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).
+  const parallel::TokenLayout tokens =
+      parallel::plan_tokens(B, encoder_hidden_states.dim(1), h * w, sp, /*text_first=*/false);
+
   // ---- embeddings
-  Tensor x = pos_embed_(hidden_states);                   // (B, h·w, D) with positions added
-  Tensor temb = time_text_embed_(t, pooled_projections);  // (B, D)
-  Tensor c = context_embedder_(encoder_hidden_states);    // (B, S_txt, D)
+  Tensor x = tokens.shard_image(pos_embed_(hidden_states), 1);  // (B, h·w local, D) + positions
+  Tensor temb = time_text_embed_(t, pooled_projections);        // (B, D)
+  Tensor c = context_embedder_(tokens.shard_text(encoder_hidden_states, 1));  // (B, S_txt local, D)
 
   // ---- joint blocks (the last one drops the text stream)
   for (const auto& block : transformer_blocks_) {
-    std::tie(c, x) = block.forward(x, c, temb);  // (B, S_txt, D), (B, h·w, D)
+    std::tie(c, x) = block.forward(x, c, temb, tokens);  // (B, S_txt, D), (B, h·w, D)
   }
 
-  // ---- output
-  x = norm_out_(x, temb);                                    // (B, h·w, D)
-  x = proj_out_(x);                                          // (B, h·w, p·p·out)
+  // ---- output: per token, so still on this rank's block; then the whole image sequence.
+  x = norm_out_(x, temb);                                    // (B, h·w local, D)
+  x = proj_out_(x);                                          // (B, h·w local, p·p·out)
+  x = tokens.gather_image(x, 1);                             // (B, h·w, p·p·out)
   return common::unpatchify(x, h, w, p, cfg_.out_channels);  // (B, out, H, W)
 }
 

@@ -13,6 +13,7 @@
 #include "models/common/modules.h"
 #include "models/common/weights.h"
 #include "models/transformer.h"
+#include "parallel/joint.h"
 
 namespace paradit::models::sd3 {
 
@@ -62,9 +63,11 @@ struct JointTransformerBlock {
 
   void bind(const common::WeightScope& w, const SD3Config& cfg, int64_t layer);
   // x: (B, S_img, D)   c: (B, S_txt, D)   temb: (B, D) → (c, x); c undefined after a
-  // context_pre_only block.
+  // context_pre_only block. Under sequence parallelism x and c are this rank's rows as `tokens`
+  // lays them out.
   std::pair<core::Tensor, core::Tensor> forward(const core::Tensor& x, const core::Tensor& c,
-                                                const core::Tensor& temb) const;
+                                                const core::Tensor& temb,
+                                                const parallel::TokenLayout& tokens) const;
 };
 
 class SD3Transformer2DModel : public Transformer {
@@ -77,8 +80,11 @@ class SD3Transformer2DModel : public Transformer {
   // (B, S_txt, joint_attention_dim), pooled_projections (B, pooled_projection_dim), timestep
   // (B) in [0, 1000]. Returns sample (B, out_channels, H, W).
   core::Tensor forward(const NamedTensors& inputs) const override;
+  core::Tensor forward(const NamedTensors& inputs,
+                       const parallel::SequenceContext* sp) const override;
   core::Tensor forward(const core::Tensor& hidden_states, const core::Tensor& encoder_hidden_states,
-                       const core::Tensor& pooled_projections, const core::Tensor& timestep) const;
+                       const core::Tensor& pooled_projections, const core::Tensor& timestep,
+                       const parallel::SequenceContext* sp = nullptr) const;
 
   const SD3Config& config() const { return cfg_; }
 

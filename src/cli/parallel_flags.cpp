@@ -1,0 +1,40 @@
+#include "cli/parallel_flags.h"
+
+namespace paradit::cli {
+
+void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
+  const char* group = "Parallel (world = dp × cfg × pp × ring × ulysses processes)";
+  app->add_option("--ulysses_degree,--ulysses-degree", c->ulysses,
+                  "Ulysses sequence-parallel degree (heads split inside attention)")
+      ->group(group)
+      ->capture_default_str();
+  app->add_option("--ring_degree,--ring-degree", c->ring,
+                  "Ring-attention sequence-parallel degree (K/V blocks rotate)")
+      ->group(group)
+      ->capture_default_str();
+  app->add_option("--pipefusion_parallel_degree,--pipefusion-parallel-degree", c->pp,
+                  "PipeFusion degree (not implemented yet: 1)")
+      ->group(group)
+      ->capture_default_str();
+  app->add_option("--num_pipeline_patch,--num-pipeline-patch", c->num_pipeline_patch,
+                  "PipeFusion patches per image")
+      ->group(group)
+      ->capture_default_str();
+  app->add_option("--warmup_steps,--warmup-steps", c->warmup_steps,
+                  "PipeFusion synchronous warm-up steps")
+      ->group(group)
+      ->capture_default_str();
+  app->add_flag("--use_cfg_parallel,--use-cfg-parallel", c->cfg,
+                "CFG parallel: the unconditional and conditional halves of the batch on two "
+                "process groups")
+      ->group(group);
+  app->add_option("--data_parallel_degree,--data-parallel-degree", c->dp,
+                  "Data-parallel degree: groups each taking an equal share of the batch")
+      ->group(group)
+      ->capture_default_str();
+  app->add_flag("--use_parallel_vae,--use-parallel-vae", c->use_parallel_vae,
+                "Patch-parallel VAE decode")
+      ->group(group);
+}
+
+}  // namespace paradit::cli

@@ -1,0 +1,21 @@
+#pragma once
+// DiT (diffusers DiTTransformer2DModel, class-conditional, norm_type ada_norm_zero): a
+// patch-embedded latent with fixed 2-D sin-cos positions, blocks with their own AdaLN-Zero
+// conditioning on timestep + class label, self-attention and a gelu-tanh MLP, and a final
+// modulation from the first block's conditioning embedding.
+//
+// Forward inputs: hidden_states (B, C, H, W), timestep (B) or (1), class_labels (B) I64/I32
+// (num_classes = num_embeds_ada_norm is the classifier-free-guidance null class).
+// Output `sample` (B, out_channels, H, W).
+
+#include <memory>
+
+#include "models/transformer.h"
+
+namespace paradit::models::dit {
+
+std::unique_ptr<Transformer> make_dit_transformer(const io::Config& config,
+                                                  const common::WeightProvider& weights,
+                                                  core::DType matrix_dtype);
+
+}  // namespace paradit::models::dit

@@ -1,0 +1,36 @@
+#include "parallel/config.h"
+
+#include "core/error.h"
+
+namespace paradit::parallel {
+
+comm::MeshDegrees ParallelConfig::degrees() const {
+  comm::MeshDegrees d;
+  d.dp = dp;
+  d.cfg = cfg_degree();
+  d.pp = pp;
+  d.ring = ring;
+  d.ulysses = ulysses;
+  return d;
+}
+
+void ParallelConfig::validate() const {
+  PARADIT_CHECK(ulysses >= 1, "--ulysses_degree must be at least 1, found ", ulysses);
+  PARADIT_CHECK(ring >= 1, "--ring_degree must be at least 1, found ", ring);
+  PARADIT_CHECK(dp >= 1, "--data_parallel_degree must be at least 1, found ", dp);
+  PARADIT_CHECK(pp >= 1, "--pipefusion_parallel_degree must be at least 1, found ", pp);
+  PARADIT_CHECK(num_pipeline_patch >= 1, "--num_pipeline_patch must be at least 1, found ",
+                num_pipeline_patch);
+  PARADIT_CHECK(warmup_steps >= 0, "--warmup_steps must be at least 0, found ", warmup_steps);
+  PARADIT_CHECK(pp == 1, "--pipefusion_parallel_degree ", pp,
+                ": PipeFusion is not implemented yet (use 1)");
+}
+
+ParallelRuntime::ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config)
+    : config_(config) {
+  config_.validate();
+  mesh_ = std::make_unique<comm::ProcessMesh>(world, config_.degrees());
+  sequence_ = SequenceContext::from_mesh(*mesh_);
+}
+
+}  // namespace paradit::parallel

@@ -1,0 +1,56 @@
+#pragma once
+// The parallel layout of one job (DESIGN.md "Process mesh"), as the command line gives it, and
+// the runtime built from it: the process mesh and the sequence-parallel context that a
+// transformer forward takes.
+//
+//   parallel::ParallelConfig cfg;               // filled by cli::add_parallel_flags
+//   parallel::ParallelRuntime rt(comm::world(), cfg);
+//   model->forward(inputs, &rt.sequence());      // sequence parallel only (this rank's batch)
+//   models::parallel_forward(*model, inputs, rt) // + CFG and data parallel over the batch
+
+#include <memory>
+
+#include "comm/communicator.h"
+#include "comm/process_mesh.h"
+#include "parallel/sequence.h"
+
+namespace paradit::parallel {
+
+struct ParallelConfig {
+  int dp = 1;                     // --data_parallel_degree
+  bool cfg = false;               // --use_cfg_parallel: cfg degree 2
+  int pp = 1;                     // --pipefusion_parallel_degree (stored; > 1 not implemented yet)
+  int ring = 1;                   // --ring_degree
+  int ulysses = 1;                // --ulysses_degree
+  int num_pipeline_patch = 1;     // --num_pipeline_patch (stored for PipeFusion)
+  int warmup_steps = 1;           // --warmup_steps (stored for PipeFusion)
+  bool use_parallel_vae = false;  // --use_parallel_vae (stored for the patch-parallel VAE)
+
+  int cfg_degree() const { return cfg ? 2 : 1; }
+  comm::MeshDegrees degrees() const;
+  int world_size() const { return degrees().product(); }
+  // Degrees < 1 → Error naming the flag; pp > 1 → Error "not implemented yet".
+  void validate() const;
+};
+
+// The mesh over `world` and this rank's sequence-parallel context. Collective over `world`
+// (which must outlive the runtime); a product of degrees ≠ world size → the mesh's Error.
+class ParallelRuntime {
+ public:
+  ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config);
+  ParallelRuntime(const ParallelRuntime&) = delete;
+  ParallelRuntime& operator=(const ParallelRuntime&) = delete;
+
+  const ParallelConfig& config() const { return config_; }
+  const comm::ProcessMesh& mesh() const { return *mesh_; }
+  const SequenceContext& sequence() const { return sequence_; }
+  // Rank 0 of the world writes outputs.
+  bool writes_output() const { return mesh_->world().rank() == 0; }
+
+ private:
+  ParallelConfig config_;
+  std::unique_ptr<comm::ProcessMesh> mesh_;
+  SequenceContext sequence_;
+};
+
+}  // namespace paradit::parallel

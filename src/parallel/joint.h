@@ -1,0 +1,53 @@
+#pragma once
+// Joint text + image attention (Flux, SD3) and sharded image self-attention under sequence
+// parallelism: how the tokens of one forward are laid out on a rank, and the attention call
+// that keeps that layout exact.
+//
+// The image tokens are padded to a multiple of P = ring × ulysses and cut into P blocks
+// (shard_sequence); padded keys are masked. The text tokens either
+//   - are split with the image tokens when the text length divides by P: each rank holds a
+//     text block and an image block, and the pair is its block of the joint sequence
+//     (attention is over a set of keys, so the order of the blocks does not matter); or
+//   - are replicated on every rank otherwise: their q/k/v go through parallel::attention's
+//     extra_q/extra_k/extra_v path, so they enter every softmax exactly once.
+// Without a context (or with P = 1) the layout is the single-process one and the call is
+// core::attention.
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "parallel/sequence.h"
+
+namespace paradit::parallel {
+
+struct TokenLayout {
+  const SequenceContext* ctx = nullptr;  // null or degree 1: single process
+  bool text_first = true;                // Flux: [text, image]; SD3: [image, text]
+  int64_t text_len = 0;                  // all text tokens
+  int64_t image_len = 0;                 // all image tokens (before padding)
+  bool text_replicated = false;          // text whole on every rank (length not divisible by P)
+  int64_t local_text = 0;                // text rows this rank holds
+  int64_t local_image = 0;               // image rows this rank holds (padded block)
+  core::Tensor image_key_mask;           // (B, local_image) F32 when padded, else {}
+
+  bool parallel() const { return ctx != nullptr && ctx->parallel(); }
+  // This rank's rows of a full image sequence x along `dim` (padded block); x when not parallel.
+  core::Tensor shard_image(const core::Tensor& x, int dim) const;
+  // This rank's rows of a full text sequence (its block, or all when replicated / not parallel).
+  core::Tensor shard_text(const core::Tensor& x, int dim) const;
+  // The whole image sequence from every rank's block (drops the padding). Collective.
+  core::Tensor gather_image(const core::Tensor& local, int dim) const;
+};
+
+// The layout for `batch` samples with text_len text and image_len image tokens. text_len may be
+// 0 (image self-attention only: DiT, PixArt).
+TokenLayout plan_tokens(int64_t batch, int64_t text_len, int64_t image_len,
+                        const SequenceContext* ctx, bool text_first);
+
+// Attention over this rank's joint rows. q, k, v: (B, n, H, D) with n = local_text +
+// local_image rows ordered as the layout says (text rows may be 0) → (B, n, H, Dv), this rank's
+// rows of softmax(q kᵀ·scale) v over the whole joint sequence.
+core::Tensor joint_attention(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v,
+                             const TokenLayout& layout);
+
+}  // namespace paradit::parallel
