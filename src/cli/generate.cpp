@@ -2,7 +2,7 @@
 //   paradit generate [--model DIR] --prompt TEXT [--prompt TEXT ...] [--negative_prompt TEXT]
 //       [--height H --width W --num_inference_steps N --guidance_scale G --seed S]
 //       --output FILE [--output_type pil|latent] [--prompt_embeds FILE] [--latents FILE]
-//       [--max_sequence_length N]
+//       [--max_sequence_length N] [parallel flags, see cli/parallel_flags.h]
 // Every multi-word flag is accepted with '_' and with '-'.
 #include <unistd.h>
 
@@ -16,10 +16,12 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/parallel_flags.h"
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/image.h"
 #include "io/safetensors.h"
+#include "parallel/config.h"
 #include "pipelines/pipeline.h"
 
 namespace paradit::cli {
@@ -41,6 +43,7 @@ struct GenerateOptions {
   std::string output_type = "pil";
   std::string prompt_embeds;
   std::string latents;
+  parallel::ParallelConfig parallel;
 };
 
 // "--num_inference_steps,--num-inference-steps": both spellings of a flag.
@@ -109,6 +112,7 @@ int run_generate(const GenerateOptions& opt) {
   const auto start = Clock::now();
   const bool latent_output = opt.output_type == "latent";
   const bool rank0 = comm::world().rank() == 0;
+  opt.parallel.validate();
 
   // Cheap checks first: the output path and the flags, before any weight is touched.
   const fs::path output = opt.output;
@@ -119,8 +123,21 @@ int run_generate(const GenerateOptions& opt) {
                   *opt.steps);
   }
 
+  // Collective: every rank builds the mesh (Error when the degrees do not multiply to the size).
+  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel);
+  const comm::ProcessMesh& mesh = runtime.mesh();
+  // The first rank of each dp group (cfg, pp, ring, ulysses coordinates 0) writes that group's
+  // images; with --output_type latent world rank 0 writes the whole batch.
+  bool group_writer = true;
+  for (const comm::MeshDim d : {comm::MeshDim::kCfg, comm::MeshDim::kPp, comm::MeshDim::kRing,
+                                comm::MeshDim::kUlysses}) {
+    group_writer = group_writer && mesh.coord(d) == 0;
+  }
+  const bool writer = latent_output ? rank0 : group_writer;
+
   const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
+  pipe->set_runtime(&runtime);
 
   pipelines::GenerateRequest request;
   request.prompts = opt.prompts;
@@ -152,6 +169,7 @@ int run_generate(const GenerateOptions& opt) {
   }
   const pipelines::GenerateRequest resolved = pipe->resolve(request);  // Error on bad input
   const int64_t batch = pipe->batch_size(resolved);
+  const auto [block_begin, block_end] = pipe->dp_block(batch);  // Error: batch % dp != 0
 
   std::vector<fs::path> outputs;
   if (latent_output || batch == 1) {
@@ -170,22 +188,31 @@ int run_generate(const GenerateOptions& opt) {
   Progress progress(!rank0);
   const pipelines::GenerateResult result =
       pipe->generate(resolved, [&](const pipelines::StepEvent& e) { progress.step(e); });
+  // Data parallel: the whole batch's latents for the one latent file (dp blocks in order).
+  core::Tensor latents = result.latents;
+  if (latent_output && mesh.degree(comm::MeshDim::kDp) > 1) {
+    latents = mesh.group(comm::MeshDim::kDp).all_gather(latents.contiguous(), 0);  // (B, ...)
+  }
 
-  if (rank0) {
+  if (writer) {
     if (latent_output) {
-      io::save_safetensors(output, {{"latents", result.latents}});
+      io::save_safetensors(output, {{"latents", latents}});
     } else {
-      for (int64_t i = 0; i < batch; ++i) {
-        io::save_png(outputs[static_cast<size_t>(i)], result.images.slice(0, i, i + 1));
+      // result.images holds this dp group's block; file names keep the global prompt index.
+      for (int64_t i = block_begin; i < block_end; ++i) {
+        io::save_png(outputs[static_cast<size_t>(i)],
+                     result.images.slice(0, i - block_begin, i - block_begin + 1));
       }
     }
     const double total = std::chrono::duration<double>(Clock::now() - start).count();
     const auto& t = result.times;
-    std::string where = outputs[0].string();
-    if (outputs.size() > 1) where += " ... " + outputs.back().string();
+    const size_t first = latent_output ? 0 : static_cast<size_t>(block_begin);
+    const size_t last = latent_output ? 0 : static_cast<size_t>(block_end - 1);
+    std::string where = outputs[first].string();
+    if (last > first) where += " ... " + outputs[last].string();
     std::printf("%s: wrote %s (%lld image(s) %lldx%lld, %d steps) in %.2f s: load %.2f s, "
                 "text %.2f s, denoise %.2f s, decode %.2f s\n",
-                pipe->class_name().c_str(), where.c_str(), static_cast<long long>(batch),
+                pipe->class_name().c_str(), where.c_str(), static_cast<long long>(latent_output ? batch : block_end - block_begin),
                 static_cast<long long>(*resolved.height), static_cast<long long>(*resolved.width),
                 static_cast<int>(result.timesteps.size()), total, t.load, t.text, t.denoise,
                 t.decode);
@@ -206,7 +233,14 @@ void add_generate_command(CLI::App& app, Commands& commands) {
       "latents of the whole batch as one safetensors file (tensor 'latents', the shape of "
       "diffusers' output_type='latent'; Flux: packed). Unset sizes, steps, guidance and "
       "sequence length take the pipeline's diffusers defaults. Without --model the shipped "
-      "model shapes-pixart (64x64) is used. Every multi-word flag also accepts '-' for '_'.");
+      "model shapes-pixart (64x64) is used. Every multi-word flag also accepts '-' for '_'. "
+      "Under mpirun the parallel flags split the work (their degrees must multiply to the "
+      "number of processes): --ulysses_degree/--ring_degree split each forward's image tokens, "
+      "--use_cfg_parallel runs the unconditional and conditional halves on two ranks, "
+      "--use_parallel_vae decodes each image row-parallel over the ranks that share it, and "
+      "--data_parallel_degree N gives each of N groups a contiguous block of the prompts (the "
+      "prompt count must divide by N, else exit 2); each group's first rank writes its own "
+      "files (out_i.png, i the global prompt index). Images equal the single-process ones.");
   sub->add_option("--model", opt->model,
                   "Pipeline folder (model_index.json) or Hugging Face cache id; default: the "
                   "shipped models/shapes-pixart");
@@ -236,6 +270,7 @@ void add_generate_command(CLI::App& app, Commands& commands) {
                   "safetensors with the initial `latents` in the pipeline's shape (Flux: packed)");
   sub->add_option(flag("max_sequence_length"), opt->max_sequence_length,
                   "T5 tokens (default: Flux 512, SD3 256, PixArt-Sigma 300, PixArt-Alpha 120)");
+  add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_generate(*opt); }});
 }
 

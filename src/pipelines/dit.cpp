@@ -94,7 +94,7 @@ class DiTPipeline : public Pipeline {
     NamedTensors in = c;
     in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
     in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    const Tensor noise_pred = model.forward(in);  // (2B, out_channels, h, w)
+    const Tensor noise_pred = run_transformer(model, in);  // (2B, out_channels, h, w)
     Tensor eps = noise_pred.slice(1, 0, C);        // (2B, C, h, w) view
     Tensor rest = noise_pred.slice(1, C, noise_pred.dim(1));  // (2B, out − C, h, w) view
     if (cfg) {
@@ -116,7 +116,7 @@ class DiTPipeline : public Pipeline {
     const float* src = x.data<float>();
     float* dst = z.data<float>();
     for (int64_t i = 0; i < x.numel(); ++i) dst[i] = inv * src[i];
-    return detail::decode_batch(vae, z);
+    return detail::decode_batch(vae, z, vae_group_);
   }
 
  private:

@@ -24,9 +24,11 @@ core::Tensor guide(const core::Tensor& uncond, const core::Tensor& cond, double 
 core::Tensor unscale(const core::Tensor& latents, double scaling_factor,
                      std::optional<double> shift_factor);
 
-// VAE decode one image at a time (bounds the decoder's activation memory).
+// VAE decode one image at a time (bounds the decoder's activation memory); with a group of more
+// than one rank, each image row-parallel over it (parallel::decode_row_parallel, collective).
 // z: (B, C, h, w) → (B, 3, H, W)
-core::Tensor decode_batch(const models::vae::AutoencoderKL& vae, const core::Tensor& z);
+core::Tensor decode_batch(const models::vae::AutoencoderKL& vae, const core::Tensor& z,
+                          const comm::Communicator* group = nullptr);
 
 // A (n) F32 tensor filled with v.
 core::Tensor full_vector(int64_t n, float v);

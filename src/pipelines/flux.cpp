@@ -131,7 +131,7 @@ class FluxPipeline : public Pipeline {
     in["hidden_states"] = latents;  // (B, S_img, C·4)
     // timestep / 1000 in f32, as the pipeline divides the f32 timestep tensor.
     in["timestep"] = detail::full_vector(latents.dim(0), static_cast<float>(t) / 1000.0f);
-    return model.forward(in);  // (B, S_img, C·4)
+    return run_transformer(model, in);  // (B, S_img, C·4)
   }
 
   Tensor decode_latents(const models::vae::AutoencoderKL& vae, const Tensor& latents,
@@ -140,7 +140,8 @@ class FluxPipeline : public Pipeline {
     const int64_t w = models::vae::packed_latent_size(*r.width, vae_scale_factor_);
     const Tensor z = models::vae::unpack_latents(latents, h, w);  // (B, C, h, w)
     // (latents / scaling_factor) + shift_factor
-    return detail::decode_batch(vae, detail::unscale(z, vae.scaling_factor(), vae.shift_factor()));
+    return detail::decode_batch(vae, detail::unscale(z, vae.scaling_factor(), vae.shift_factor()),
+                                vae_group_);
   }
 
  private:

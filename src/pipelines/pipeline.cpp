@@ -11,6 +11,7 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "models/vae/autoencoder_kl.h"
+#include "parallel/vae_patch.h"
 #include "pipelines/families.h"
 #include "schedulers/scheduler.h"
 
@@ -141,13 +142,65 @@ void Pipeline::set_timesteps(schedulers::Scheduler& scheduler, const GenerateReq
 Tensor Pipeline::decode_latents(const models::vae::AutoencoderKL& vae, const Tensor& latents,
                                 const GenerateRequest& r) const {
   // PixArt and DiT divide by the scaling factor only (no shift term).
-  return detail::decode_batch(vae, detail::unscale(latents, vae.scaling_factor(), std::nullopt));
+  return detail::decode_batch(vae, detail::unscale(latents, vae.scaling_factor(), std::nullopt),
+                              vae_group_);
+}
+
+std::pair<int64_t, int64_t> Pipeline::dp_block(int64_t batch) const {
+  if (!runtime_) return {0, batch};
+  const comm::ProcessMesh& mesh = runtime_->mesh();
+  const int dp = mesh.degree(comm::MeshDim::kDp);
+  PARADIT_CHECK(batch % dp == 0, "--data_parallel_degree ", dp, ": the ", batch,
+                " prompt(s) do not divide into ", dp, " equal groups");
+  const int64_t share = batch / dp;
+  const int64_t begin = share * mesh.coord(comm::MeshDim::kDp);
+  return {begin, begin + share};
+}
+
+Tensor Pipeline::run_transformer(const models::Transformer& model,
+                                 const NamedTensors& inputs) const {
+  if (!runtime_) return model.forward(inputs);
+  const int cfg = runtime_->mesh().degree(comm::MeshDim::kCfg);
+  const auto it = inputs.find("hidden_states");
+  // The dp groups already hold their own prompts: only the cfg halves are split here.
+  if (cfg > 1 && it != inputs.end() && it->second.dim(0) % cfg == 0) {
+    return models::parallel_forward(model, inputs, *runtime_, /*split_dp=*/false);
+  }
+  // No CFG batch to split (guidance off, or Flux): every cfg rank runs the same forward.
+  return model.forward(inputs, &runtime_->sequence());
 }
 
 GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCallback& on_step) {
   GenerateResult res;
-  const GenerateRequest r = resolve(request);
+  const GenerateRequest full = resolve(request);
+  const int64_t full_batch = batch_size(full);
+  // Data parallel: this dp group's block of the prompts, with the initial latents drawn for the
+  // whole batch (as one process draws them) and sliced, so every image equals one process's.
+  const auto [block_begin, block_end] = dp_block(full_batch);
+  GenerateRequest local = full;
+  if (block_end - block_begin != full_batch) {
+    if (static_cast<int64_t>(local.prompts.size()) == full_batch) {
+      local.prompts = std::vector<std::string>(full.prompts.begin() + block_begin,
+                                               full.prompts.begin() + block_end);
+    }
+    for (auto& [name, t] : local.prompt_embeds) {
+      if (t.defined() && t.ndim() >= 1 && t.dim(0) == full_batch) {
+        t = t.slice(0, block_begin, block_end).contiguous();  // (block, ...)
+      }
+    }
+    const Tensor all = full.latents.defined()
+                           ? full.latents.to(core::DType::F32)
+                           : draw_latents(full_batch, *full.height, *full.width, full.seed);
+    local.latents = all.slice(0, block_begin, block_end).contiguous();  // (block, ...)
+  }
+  const GenerateRequest& r = local;
   const int64_t batch = batch_size(r);
+  // The ranks sharing this dp group's images decode them together.
+  std::unique_ptr<comm::Communicator> vae_group;
+  if (runtime_ && runtime_->config().use_parallel_vae) {
+    const comm::Communicator& world = runtime_->mesh().world();
+    vae_group = world.split(runtime_->mesh().coord(comm::MeshDim::kDp), world.rank());
+  }
 
   // 1. Prompt embeddings (the text encoders are freed inside).
   text_load_seconds_ = 0;
@@ -185,7 +238,12 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     // Stochastic steps (DDPM) draw from stream 1 + i, never overlapping the initial latents.
     Tensor noise;
     if (scheduler->needs_noise(static_cast<size_t>(i))) {
-      noise = core::randn(latents.shape(), r.seed, 1 + static_cast<uint64_t>(i));
+      // Drawn for the whole batch and sliced to this dp block, as for the initial latents.
+      core::Shape full_shape = latents.shape();
+      full_shape[0] = full_batch;
+      noise = core::randn(full_shape, r.seed, 1 + static_cast<uint64_t>(i))
+                  .slice(0, block_begin, block_end)
+                  .contiguous();  // latents' shape
     }
     latents = scheduler->step(noise_pred, static_cast<size_t>(i), latents, noise);
     if (on_step) on_step({i, steps, t, seconds_between(step_start, Clock::now()), latents});
@@ -201,7 +259,14 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
         models::vae::load_autoencoder_kl(folder_.component("vae").dir);
     const auto t1 = Clock::now();
     res.times.load += seconds_between(t0, t1);
-    res.images = decode_latents(*vae, latents, r);  // (B, 3, H, W)
+    vae_group_ = vae_group.get();
+    try {
+      res.images = decode_latents(*vae, latents, r);  // (B, 3, H, W)
+    } catch (...) {
+      vae_group_ = nullptr;
+      throw;
+    }
+    vae_group_ = nullptr;
     res.times.decode = seconds_between(t1, Clock::now());
   }
   return res;
@@ -247,10 +312,13 @@ Tensor unscale(const Tensor& latents, double scaling_factor, std::optional<doubl
   return out;
 }
 
-Tensor decode_batch(const models::vae::AutoencoderKL& vae, const Tensor& z) {
+Tensor decode_batch(const models::vae::AutoencoderKL& vae, const Tensor& z,
+                    const comm::Communicator* group) {
   std::vector<Tensor> images;
   for (int64_t b = 0; b < z.dim(0); ++b) {
-    images.push_back(vae.decode(z.slice(0, b, b + 1).contiguous()));  // (1, 3, H, W)
+    const Tensor zb = z.slice(0, b, b + 1).contiguous();  // (1, C, h, w)
+    images.push_back(group && group->size() > 1 ? parallel::decode_row_parallel(vae, zb, *group)
+                                                : vae.decode(zb));  // (1, 3, H, W)
   }
   return images.size() == 1 ? images[0] : core::concat(images, 0);  // (B, 3, H, W)
 }

@@ -24,7 +24,9 @@
 
 #include "core/tensor.h"
 #include "io/diffusers.h"
+#include "comm/communicator.h"
 #include "models/transformer.h"
+#include "parallel/config.h"
 
 namespace paradit::schedulers {
 class Scheduler;
@@ -126,7 +128,19 @@ class Pipeline {
   virtual NamedTensors encode_prompt(const GenerateRequest& resolved) = 0;
 
   // The whole call. `on_step` (optional) runs after every denoising step.
+  // With a runtime (set_runtime) the call is collective over its world: data parallel gives
+  // each dp group its contiguous block of the batch (dp_block; the result then holds only that
+  // block, latents drawn for the whole batch and sliced, so they equal one process's); every
+  // transformer forward runs sequence / CFG parallel (run_transformer); use_parallel_vae decodes
+  // row-parallel over the ranks of this dp group.
   GenerateResult generate(const GenerateRequest& request, const StepCallback& on_step = {});
+
+  // Runs the next generate() calls over `runtime` (null: single process). The runtime must
+  // outlive those calls.
+  void set_runtime(const parallel::ParallelRuntime* runtime) { runtime_ = runtime; }
+  // This rank's dp group's samples [begin, end) of a batch of `batch`: contiguous equal blocks
+  // in dp order. A batch that the dp degree does not divide → Error naming both.
+  std::pair<int64_t, int64_t> dp_block(int64_t batch) const;
 
  protected:
   Pipeline(const io::ModelFolder& folder, std::string class_name);
@@ -153,6 +167,14 @@ class Pipeline {
   virtual core::Tensor decode_latents(const models::vae::AutoencoderKL& vae,
                                       const core::Tensor& latents,
                                       const GenerateRequest& resolved) const;
+
+  // model.forward(inputs) through the runtime, when there is one: the batch split across the
+  // cfg ranks ([uncond, cond] halves, one all-gather) when it divides, sequence parallel inside.
+  core::Tensor run_transformer(const models::Transformer& model, const NamedTensors& inputs) const;
+
+  const parallel::ParallelRuntime* runtime_ = nullptr;
+  // The ranks that decode one image together (--use_parallel_vae); null: decode alone.
+  const comm::Communicator* vae_group_ = nullptr;
 
   // Load time spent inside encode_prompt (text encoders), added to PhaseTimes::load.
   double text_load_seconds_ = 0;

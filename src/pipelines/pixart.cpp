@@ -154,7 +154,7 @@ class PixArtPipeline : public Pipeline {
     NamedTensors in = c;
     in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
     in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    Tensor noise = model.forward(in);  // (2B, out_channels, h, w)
+    Tensor noise = run_transformer(model, in);  // (2B, out_channels, h, w)
     if (cfg) {
       noise = detail::guide(noise.slice(0, 0, batch), noise.slice(0, batch, 2 * batch),
                             *r.guidance_scale);  // (B, out_channels, h, w)

@@ -134,7 +134,7 @@ class SD3Pipeline : public Pipeline {
     NamedTensors in = c;
     in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
     in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    Tensor noise = model.forward(in);  // (2B, C, h, w)
+    Tensor noise = run_transformer(model, in);  // (2B, C, h, w)
     if (cfg) {
       noise = detail::guide(noise.slice(0, 0, batch), noise.slice(0, batch, 2 * batch),
                             *r.guidance_scale);  // (B, C, h, w)
@@ -146,7 +146,7 @@ class SD3Pipeline : public Pipeline {
                         const GenerateRequest& r) const override {
     // (latents / scaling_factor) + shift_factor
     return detail::decode_batch(vae, detail::unscale(latents, vae.scaling_factor(),
-                                                     vae.shift_factor()));
+                                                     vae.shift_factor()), vae_group_);
   }
 
  private:

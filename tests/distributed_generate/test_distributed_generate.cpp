@@ -1,0 +1,213 @@
+// `paradit generate` with every parallel flag under mpirun, against the single-process run of
+// the same command: the shipped shapes-pixart model, 4 steps. The reference is the one-process
+// command line (whose pipeline test_pipelines checks against diffusers' fixtures); each layout
+// must write the same PNG (8-bit pixels within 1) and the same latents (1e-5 relative).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "comm/runtime.h"
+#include "core/tensor.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+
+namespace paradit {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Proc {
+  int status = -1;  // exit code; -1 when not exited normally
+  std::string output;
+};
+
+// Runs a shell command (stderr joined to stdout) and waits for it.
+Proc run_command(const std::string& cmd) {
+  Proc r;
+  FILE* pipe = popen(("{ " + cmd + "\n} 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string mpirun() {
+#ifdef PARADIT_MPIRUN
+  return std::string(PARADIT_MPIRUN) + " --allow-run-as-root --oversubscribe --bind-to none";
+#else
+  return "";
+#endif
+}
+
+#define SKIP_UNLESS_LAUNCHER()                                                               \
+  do {                                                                                       \
+    if (mpirun().empty()) GTEST_SKIP() << "built without MPI";                               \
+    if (comm::launched_by_mpi()) GTEST_SKIP() << "starts mpirun itself; single-process run"; \
+  } while (0)
+
+const fs::path kDir = fs::path(PARADIT_TEST_BINARY_DIR) / "distributed_generate";
+const std::string kPromptA = "a small red circle on the left on a blue background";
+const std::string kPromptB = "a big green square at the top on a yellow background";
+
+// The environment of every run: one OpenMP thread per rank, the source tree's models.
+std::string env() {
+  return std::string("OMP_NUM_THREADS=1 PARADIT_MODELS_DIR='") + PARADIT_MODELS_DIR + "' ";
+}
+
+// The generate command line (without environment or launcher) for one or two prompts.
+std::string generate_cmd(int prompts, const fs::path& output, const std::string& extra) {
+  std::string cmd = std::string(PARADIT_BINARY) +
+                    " generate --num_inference_steps 4 --seed 7 --prompt '" + kPromptA + "'";
+  if (prompts == 2) cmd += " --prompt '" + kPromptB + "'";
+  return cmd + " --output '" + output.string() + "' " + extra;
+}
+
+Proc run_np(int np, const std::string& cmd) {
+  return run_command(env() + "timeout -s KILL 120 " + mpirun() + " -np " + std::to_string(np) +
+                     " " + cmd);
+}
+
+// Largest absolute difference of two PNGs' 8-bit samples (Error-free: sizes checked).
+int png_diff(const fs::path& a, const fs::path& b) {
+  const io::RgbImage x = io::read_png(a);
+  const io::RgbImage y = io::read_png(b);
+  EXPECT_EQ(x.height, y.height);
+  EXPECT_EQ(x.width, y.width);
+  if (x.rgb.size() != y.rgb.size()) return 256;
+  int worst = 0;
+  for (size_t i = 0; i < x.rgb.size(); ++i) worst = std::max(worst, std::abs(x.rgb[i] - y.rgb[i]));
+  return worst;
+}
+
+// ‖a − b‖ / ‖b‖ (Frobenius, in double) of two latent files.
+double latent_rel_diff(const fs::path& a, const fs::path& b) {
+  const core::Tensor x = io::TensorSource::open(a.string()).view("latents").contiguous();
+  const core::Tensor y = io::TensorSource::open(b.string()).view("latents").contiguous();
+  EXPECT_EQ(x.shape(), y.shape());
+  if (x.shape() != y.shape()) return 1e30;
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const double d = double(x.data<float>()[i]) - double(y.data<float>()[i]);
+    num += d * d;
+    den += double(y.data<float>()[i]) * double(y.data<float>()[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+class DistributedGenerate : public ::testing::Test {
+ protected:
+  // The single-process references, made once: one and two prompts, PNG and latents.
+  static void SetUpTestSuite() {
+    if (mpirun().empty() || comm::launched_by_mpi()) return;
+    fs::remove_all(kDir);
+    fs::create_directories(kDir);
+    for (int prompts : {1, 2}) {
+      const std::string tag = "ref" + std::to_string(prompts);
+      const Proc a = run_command(env() + generate_cmd(prompts, kDir / (tag + ".png"), ""));
+      ASSERT_EQ(a.status, 0) << a.output;
+      const Proc b = run_command(
+          env() + generate_cmd(prompts, kDir / (tag + ".safetensors"), "--output_type latent"));
+      ASSERT_EQ(b.status, 0) << b.output;
+    }
+  }
+
+  // Runs `flags` at `np` ranks for PNG and latent output and compares with the references.
+  // latent_tol: the relative L2 bound of the latents.
+  static void expect_same(int np, int prompts, const std::string& flags, const std::string& tag,
+                          double latent_tol = 1e-5) {
+    const Proc png = run_np(np, generate_cmd(prompts, kDir / (tag + ".png"), flags));
+    ASSERT_EQ(png.status, 0) << png.output;
+    const std::string ref = "ref" + std::to_string(prompts);
+    if (prompts == 1) {
+      EXPECT_LE(png_diff(kDir / (tag + ".png"), kDir / (ref + ".png")), 1) << flags;
+    } else {
+      for (int i = 0; i < prompts; ++i) {
+        const std::string suffix = "_" + std::to_string(i) + ".png";
+        EXPECT_LE(png_diff(kDir / (tag + suffix), kDir / (ref + suffix)), 1) << flags;
+      }
+    }
+    // Only writing ranks print the final line: one per image-writing group.
+    size_t lines = 0;
+    for (size_t p = png.output.find(": wrote "); p != std::string::npos;
+         p = png.output.find(": wrote ", p + 1)) {
+      ++lines;
+    }
+    EXPECT_EQ(lines, flags.find("--data_parallel_degree 2") != std::string::npos ? 2u : 1u)
+        << png.output;
+
+    const Proc lat = run_np(
+        np, generate_cmd(prompts, kDir / (tag + ".safetensors"), flags + " --output_type latent"));
+    ASSERT_EQ(lat.status, 0) << lat.output;
+    std::printf("%s: latents relative L2 difference %.2e\n", flags.c_str(),
+                latent_rel_diff(kDir / (tag + ".safetensors"), kDir / (ref + ".safetensors")));
+    EXPECT_LE(latent_rel_diff(kDir / (tag + ".safetensors"), kDir / (ref + ".safetensors")), latent_tol)
+        << flags;
+  }
+};
+
+TEST_F(DistributedGenerate, UlyssesNp2) {
+  SKIP_UNLESS_LAUNCHER();
+  expect_same(2, 1, "--ulysses_degree 2", "ulysses");
+}
+
+TEST_F(DistributedGenerate, RingNp2) {
+  SKIP_UNLESS_LAUNCHER();
+  // Ring attention merges the K/V blocks with an online softmax (a different summation order);
+  // guidance 4.5 amplifies that f32 rounding ~8× per step: measured 1.4e-5 after 4 steps.
+  expect_same(2, 1, "--ring_degree 2", "ring", 5e-5);
+}
+
+TEST_F(DistributedGenerate, CfgParallelNp2) {
+  SKIP_UNLESS_LAUNCHER();
+  expect_same(2, 1, "--use_cfg_parallel", "cfg");
+}
+
+TEST_F(DistributedGenerate, ParallelVaeNp2) {
+  SKIP_UNLESS_LAUNCHER();
+  // Two ranks share the image (ulysses 2): the VAE decode is row-split across them.
+  expect_same(2, 1, "--ulysses_degree 2 --use_parallel_vae", "vae");
+}
+
+TEST_F(DistributedGenerate, UlyssesCfgNp4) {
+  SKIP_UNLESS_LAUNCHER();
+  expect_same(4, 1, "--ulysses_degree 2 --use_cfg_parallel --use_parallel_vae", "ulysses_cfg");
+}
+
+TEST_F(DistributedGenerate, DataParallelTwoPromptsNp2) {
+  SKIP_UNLESS_LAUNCHER();
+  expect_same(2, 2, "--data_parallel_degree 2", "dp");
+}
+
+TEST_F(DistributedGenerate, DataParallelIndivisiblePromptsExit2) {
+  SKIP_UNLESS_LAUNCHER();
+  const Proc r = run_np(2, generate_cmd(1, kDir / "bad.png", "--data_parallel_degree 2"));
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("paradit: error: --data_parallel_degree 2: the 1 prompt(s) do not "
+                          "divide into 2 equal groups"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(fs::exists(kDir / "bad.png"));
+}
+
+TEST(DistributedGenerateHelp, DocumentsParallelFlags) {
+  const Proc r = run_command(std::string(PARADIT_BINARY) + " generate --help");
+  EXPECT_EQ(r.status, 0) << r.output;
+  for (const char* flag : {"--ulysses_degree", "--ring_degree", "--use_cfg_parallel",
+                           "--data_parallel_degree", "--use_parallel_vae", "divide by N"}) {
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag << "\n" << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace paradit
