@@ -28,18 +28,15 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v,
 // ---------------------------------------------------------------- config
 FluxConfig FluxConfig::from(const io::Config& config) {
   FluxConfig c;
-  auto get = [&](const char* key, int64_t fallback) {
-    return config.has(key) ? config.get_int(key) : fallback;
-  };
-  c.patch_size = get("patch_size", c.patch_size);
-  c.in_channels = get("in_channels", c.in_channels);
-  c.out_channels = get("out_channels", c.in_channels);
-  c.num_layers = get("num_layers", c.num_layers);
-  c.num_single_layers = get("num_single_layers", c.num_single_layers);
-  c.attention_head_dim = get("attention_head_dim", c.attention_head_dim);
-  c.num_attention_heads = get("num_attention_heads", c.num_attention_heads);
-  c.joint_attention_dim = get("joint_attention_dim", c.joint_attention_dim);
-  c.pooled_projection_dim = get("pooled_projection_dim", c.pooled_projection_dim);
+  c.patch_size = config.get_int("patch_size", c.patch_size);
+  c.in_channels = config.get_int("in_channels", c.in_channels);
+  c.out_channels = config.get_int("out_channels", c.in_channels);
+  c.num_layers = config.get_int("num_layers", c.num_layers);
+  c.num_single_layers = config.get_int("num_single_layers", c.num_single_layers);
+  c.attention_head_dim = config.get_int("attention_head_dim", c.attention_head_dim);
+  c.num_attention_heads = config.get_int("num_attention_heads", c.num_attention_heads);
+  c.joint_attention_dim = config.get_int("joint_attention_dim", c.joint_attention_dim);
+  c.pooled_projection_dim = config.get_int("pooled_projection_dim", c.pooled_projection_dim);
   c.guidance_embeds = config.has("guidance_embeds") && config.get_bool("guidance_embeds", false);
   if (config.has("axes_dims_rope")) c.axes_dims_rope = config.get_int_list("axes_dims_rope");
 

@@ -108,27 +108,24 @@ Tensor masked_mean(const Tensor& text, const Tensor& mask) {
 HunyuanVideoConfig HunyuanVideoConfig::from(const io::Config& config) {
   HunyuanVideoConfig c;
   const std::string& where = config.where();
-  auto get = [&](const char* key, int64_t fallback) {
-    return config.has(key) ? config.get_int(key) : fallback;
-  };
-  c.in_channels = get("in_channels", c.in_channels);
-  c.out_channels = get("out_channels", 0);
+  c.in_channels = config.get_int("in_channels", c.in_channels);
+  c.out_channels = config.get_int("out_channels", 0);
   if (c.out_channels == 0) c.out_channels = c.in_channels;  // diffusers: out_channels or in
-  c.num_attention_heads = get("num_attention_heads", c.num_attention_heads);
-  c.attention_head_dim = get("attention_head_dim", c.attention_head_dim);
-  c.num_layers = get("num_layers", c.num_layers);
-  c.num_single_layers = get("num_single_layers", c.num_single_layers);
-  c.num_refiner_layers = get("num_refiner_layers", c.num_refiner_layers);
+  c.num_attention_heads = config.get_int("num_attention_heads", c.num_attention_heads);
+  c.attention_head_dim = config.get_int("attention_head_dim", c.attention_head_dim);
+  c.num_layers = config.get_int("num_layers", c.num_layers);
+  c.num_single_layers = config.get_int("num_single_layers", c.num_single_layers);
+  c.num_refiner_layers = config.get_int("num_refiner_layers", c.num_refiner_layers);
   c.mlp_ratio = config.get_float("mlp_ratio", c.mlp_ratio);
-  c.patch_size = get("patch_size", c.patch_size);
-  c.patch_size_t = get("patch_size_t", c.patch_size_t);
+  c.patch_size = config.get_int("patch_size", c.patch_size);
+  c.patch_size_t = config.get_int("patch_size_t", c.patch_size_t);
   // An explicit null means no q/k norm; an absent key the default rms_norm.
   const bool qk_null = config.json().contains("qk_norm") && config.json().at("qk_norm").is_null();
   c.qk_norm = common::head_norm_kind_from_name(
       qk_null ? "" : config.get_string("qk_norm", "rms_norm"), where);
   c.guidance_embeds = config.get_bool("guidance_embeds", c.guidance_embeds);
-  c.text_embed_dim = get("text_embed_dim", c.text_embed_dim);
-  c.pooled_projection_dim = get("pooled_projection_dim", c.pooled_projection_dim);
+  c.text_embed_dim = config.get_int("text_embed_dim", c.text_embed_dim);
+  c.pooled_projection_dim = config.get_int("pooled_projection_dim", c.pooled_projection_dim);
   c.rope_theta = config.get_float("rope_theta", c.rope_theta);
   c.rope_axes_dim = config.get_int_list("rope_axes_dim", c.rope_axes_dim);
 

@@ -42,26 +42,23 @@ bool SD3Config::is_dual(int64_t layer) const {
 
 SD3Config SD3Config::from(const io::Config& config) {
   SD3Config c;
-  auto get = [&](const char* key, int64_t fallback) {
-    return config.has(key) ? config.get_int(key) : fallback;
-  };
-  c.sample_size = get("sample_size", c.sample_size);
-  c.patch_size = get("patch_size", c.patch_size);
-  c.in_channels = get("in_channels", c.in_channels);
-  c.num_layers = get("num_layers", c.num_layers);
-  c.attention_head_dim = get("attention_head_dim", c.attention_head_dim);
-  c.num_attention_heads = get("num_attention_heads", c.num_attention_heads);
-  c.joint_attention_dim = get("joint_attention_dim", c.joint_attention_dim);
-  c.caption_projection_dim = get("caption_projection_dim", c.caption_projection_dim);
-  c.pooled_projection_dim = get("pooled_projection_dim", c.pooled_projection_dim);
+  c.sample_size = config.get_int("sample_size", c.sample_size);
+  c.patch_size = config.get_int("patch_size", c.patch_size);
+  c.in_channels = config.get_int("in_channels", c.in_channels);
+  c.num_layers = config.get_int("num_layers", c.num_layers);
+  c.attention_head_dim = config.get_int("attention_head_dim", c.attention_head_dim);
+  c.num_attention_heads = config.get_int("num_attention_heads", c.num_attention_heads);
+  c.joint_attention_dim = config.get_int("joint_attention_dim", c.joint_attention_dim);
+  c.caption_projection_dim = config.get_int("caption_projection_dim", c.caption_projection_dim);
+  c.pooled_projection_dim = config.get_int("pooled_projection_dim", c.pooled_projection_dim);
   // diffusers: an absent out_channels is 16, an explicit null means in_channels.
   const bool out_null =
       config.json().contains("out_channels") && config.json()["out_channels"].is_null();
-  c.out_channels = out_null ? c.in_channels : get("out_channels", c.out_channels);
+  c.out_channels = out_null ? c.in_channels : config.get_int("out_channels", c.out_channels);
   // An explicit null means "no cropping" in diffusers; an absent key means the default 96.
   const bool max_size_null =
       config.json().contains("pos_embed_max_size") && config.json()["pos_embed_max_size"].is_null();
-  c.pos_embed_max_size = max_size_null ? 0 : get("pos_embed_max_size", c.pos_embed_max_size);
+  c.pos_embed_max_size = max_size_null ? 0 : config.get_int("pos_embed_max_size", c.pos_embed_max_size);
   if (config.has("dual_attention_layers")) {
     c.dual_attention_layers = config.get_int_list("dual_attention_layers");
   }

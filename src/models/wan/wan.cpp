@@ -34,27 +34,24 @@ std::vector<int64_t> WanConfig::rope_split() const {
 WanConfig WanConfig::from(const io::Config& config) {
   WanConfig c;
   const std::string& where = config.where();
-  auto get = [&](const char* key, int64_t fallback) {
-    return config.has(key) ? config.get_int(key) : fallback;
-  };
   if (config.has("patch_size")) {
     const std::vector<int64_t> p = config.get_int_list("patch_size");
     PARADIT_CHECK(p.size() == 3, where, ": patch_size must list 3 sizes (frames, height, width), ",
                   "found ", p.size());
     c.patch_size = {p[0], p[1], p[2]};
   }
-  c.num_attention_heads = get("num_attention_heads", c.num_attention_heads);
-  c.attention_head_dim = get("attention_head_dim", c.attention_head_dim);
-  c.in_channels = get("in_channels", c.in_channels);
-  c.out_channels = get("out_channels", 0);
+  c.num_attention_heads = config.get_int("num_attention_heads", c.num_attention_heads);
+  c.attention_head_dim = config.get_int("attention_head_dim", c.attention_head_dim);
+  c.in_channels = config.get_int("in_channels", c.in_channels);
+  c.out_channels = config.get_int("out_channels", 0);
   if (c.out_channels == 0) c.out_channels = c.in_channels;  // diffusers: out_channels or in
-  c.text_dim = get("text_dim", c.text_dim);
-  c.freq_dim = get("freq_dim", c.freq_dim);
-  c.ffn_dim = get("ffn_dim", c.ffn_dim);
-  c.num_layers = get("num_layers", c.num_layers);
+  c.text_dim = config.get_int("text_dim", c.text_dim);
+  c.freq_dim = config.get_int("freq_dim", c.freq_dim);
+  c.ffn_dim = config.get_int("ffn_dim", c.ffn_dim);
+  c.num_layers = config.get_int("num_layers", c.num_layers);
   c.cross_attn_norm = config.get_bool("cross_attn_norm", c.cross_attn_norm);
   c.eps = config.get_float("eps", c.eps);
-  c.rope_max_seq_len = get("rope_max_seq_len", c.rope_max_seq_len);
+  c.rope_max_seq_len = config.get_int("rope_max_seq_len", c.rope_max_seq_len);
 
   // The image branch (Wan2.1 I2V / FLF2V: an image embedder and added k/v projections in the
   // cross-attention) is not implemented: say so rather than ignore its tensors.
