@@ -1,6 +1,8 @@
 // `paradit make-model --arch A --preset P --seed S [--dtype f32|bf16] [--dry-run] DIR`: a
 // random-weight transformer checkpoint in diffusers layout (config.json +
 // diffusion_pytorch_model.safetensors), bound through the very model code that loads it.
+// `--pipeline DIR` instead writes a whole diffusers pipeline around it (scheduler, VAE, text
+// encoders, tokenizers; models/pipeline_maker.h).
 #include <unistd.h>
 
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include "io/safetensors.h"
 #include "models/common/embeddings.h"
 #include "models/common/random_weights.h"
+#include "models/pipeline_maker.h"
 #include "models/presets.h"
 #include "models/transformer.h"
 
@@ -33,6 +36,7 @@ struct MakeModelOptions {
   std::string dtype = "f32";
   bool dry_run = false;
   std::string dir;
+  std::string pipeline;  // --pipeline DIR: a whole pipeline folder
 };
 
 // DIR may be absent or an empty folder; anything else is refused rather than overwritten.
@@ -117,10 +121,13 @@ int run_make_model(const MakeModelOptions& opt) {
   const core::DType dtype = opt.dtype == "bf16" ? core::DType::BF16 : core::DType::F32;
   io::Json json = models::preset_config(opt.arch, opt.preset);
   const io::Config config(json, "preset " + opt.arch + "/" + opt.preset);
+  PARADIT_CHECK(opt.pipeline.empty() || opt.dir.empty(), "make-model: give either DIR ('",
+                opt.dir, "') or --pipeline DIR ('", opt.pipeline, "'), not both");
+  const std::string target = opt.pipeline.empty() ? opt.dir : opt.pipeline;
   if (!opt.dry_run) {
-    PARADIT_CHECK(!opt.dir.empty(), "make-model: DIR is required (or use --dry-run)");
-    check_target(opt.dir);
-    check_capacity(config, dtype, opt.dir);
+    PARADIT_CHECK(!target.empty(), "make-model: DIR is required (or use --dry-run)");
+    check_target(target);
+    check_capacity(config, dtype, target);
   }
 
   // Binding the model against the generator is what names and shapes the tensors; matrices are
@@ -141,6 +148,11 @@ int run_make_model(const MakeModelOptions& opt) {
               std::string(core::dtype_name(dtype)).c_str());
   if (opt.dry_run) return 0;
 
+  if (!opt.pipeline.empty()) {
+    models::write_pipeline(opt.pipeline, opt.arch, opt.preset, opt.seed, dtype, json, weights);
+    std::printf("wrote pipeline %s\n", opt.pipeline.c_str());
+    return 0;
+  }
   write_model_atomically(opt.dir, json, weights);
   std::printf("wrote %s\n", opt.dir.c_str());
   return 0;
@@ -168,6 +180,9 @@ void add_make_model_command(CLI::App& app, Commands& commands) {
   sub->add_flag("--dry-run,--dry_run", opt->dry_run,
                 "Bind the model without allocating; print tensor and parameter counts and size");
   sub->add_option("dir", opt->dir, "Output folder (must not exist, or be empty)");
+  sub->add_option("--pipeline", opt->pipeline,
+                  "Write a whole diffusers pipeline (scheduler, VAE, text encoders, tokenizers, "
+                  "transformer) into this folder (must not exist, or be empty)");
   commands.push_back({sub, [opt] { return run_make_model(*opt); }});
 }
 
