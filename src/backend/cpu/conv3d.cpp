@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/gemm.h"
+#include "backend/cpu/kernels.h"
 
 namespace paradit::backend::cpu {
 
@@ -159,20 +160,8 @@ void conv3d_f32(const float* x, const void* w, bool w_bf16, const float* bias,
       im2row(xn, g, r0, r1, buf.data());
       // tmp (P, O) = rows (P, K) · wᵀ (K, O)
       gemm_f32_bf16(false, true, P, g.O, K, 1.0f, buf.data(), K, wb, K, 0.0f, tmp.data(), g.O);
-      // out[n][o][r0·Wo + p] = tmp[p][o] + bias[o], in tiles to keep both sides in cache.
-      constexpr int64_t kTile = 64;
-      const int64_t otiles = (g.O + kTile - 1) / kTile;
-      const int64_t ptiles = (P + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static) if (P * g.O >= (1 << 15))
-      for (int64_t t = 0; t < otiles * ptiles; ++t) {
-        const int64_t o0 = t / ptiles * kTile, p0 = t % ptiles * kTile;
-        const int64_t o1 = std::min(g.O, o0 + kTile), p1 = std::min(P, p0 + kTile);
-        for (int64_t o = o0; o < o1; ++o) {
-          const float b = bias ? bias[o] : 0.0f;
-          float* dst = on + o * THWo + r0 * Wo;
-          for (int64_t p = p0; p < p1; ++p) dst[p] = tmp[p * g.O + o] + b;
-        }
-      }
+      // out[n][o][r0·Wo + p] = tmp[p][o] + bias[o]
+      transpose_add_bias(tmp.data(), P, g.O, bias, on + r0 * Wo, THWo);
     }
   }
 }

@@ -50,6 +50,11 @@ void softmax_f32(const float* x, int64_t row_stride, int64_t rows, int64_t D, fl
 void rope_f32(const float* x, int64_t B, int64_t S, int64_t H, int64_t D, int64_t sb, int64_t ss,
               int64_t sh, const float* cos, const float* sin, bool interleaved, float* out);
 
+// out[o·out_stride + p] = tmp[p·O + o] + bias[o] (bias may be null): the (P, O) result of a
+// rows·wᵀ GEMM scattered into channel planes, as conv2d/conv3d's bf16-weight paths need.
+void transpose_add_bias(const float* tmp, int64_t P, int64_t O, const float* bias, float* out,
+                        int64_t out_stride);
+
 // ---------------------------------------------------------------- convolution / resampling
 struct Conv2dGeometry {
   int64_t N = 0, C = 0, H = 0, W = 0;  // input (N, C, H, W)
