@@ -1,5 +1,6 @@
 // bench_parallel_vae: patch-parallel VAE decode time (parallel/vae_patch.h) at the world size.
 //   mpirun -np P bench_parallel_vae [--size PX] [--reps N] [--baseline SECONDS] [--check]
+//                                   [--profile]
 // The VAE has the SD/SDXL/Flux decoder shape (block_out_channels 128, 256, 512, 512; two
 // resnets per block + one; 32 groups; 4 latent channels) with fixed random weights
 // (RandomWeights, seed 0) and decodes one random latent of PX/8 × PX/8 to a PX × PX image
@@ -7,7 +8,9 @@
 // timed decodes after one warm-up (each timed as the slowest rank), the largest CPU time of a
 // rank (a figure that a loaded machine disturbs less than wall time), the bytes rank 0 sent per
 // decode, and the speedup over --baseline (the 1-rank time of an earlier run). --check also
-// decodes on one process and prints the relative difference. Run it once per rank count.
+// decodes on one process and prints the relative difference. --profile prints, per rank, where
+// the last decode's wall time went (RowSplitTimes: convolutions, halo waits, GroupNorm and its
+// statistics exchange, attention). Run it once per rank count.
 
 #include <omp.h>
 
@@ -56,6 +59,7 @@ int run(int argc, char** argv) {
   int reps = 2;
   double baseline = 0.0;
   bool check = false;
+  bool profile = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--size" && i + 1 < argc) {
@@ -66,9 +70,12 @@ int run(int argc, char** argv) {
       baseline = std::atof(argv[++i]);
     } else if (a == "--check") {
       check = true;
+    } else if (a == "--profile") {
+      profile = true;
     } else {
       std::fprintf(stderr,
-                   "usage: bench_parallel_vae [--size PX] [--reps N] [--baseline S] [--check]\n");
+                   "usage: bench_parallel_vae [--size PX] [--reps N] [--baseline S] [--check] "
+                   "[--profile]\n");
       return 2;
     }
   }
@@ -90,12 +97,14 @@ int run(int argc, char** argv) {
   Tensor image = paradit::parallel::decode_row_parallel(model, z, world);  // warm-up
   double best = 1e30, best_cpu = 1e30;
   uint64_t sent = 0;
+  paradit::parallel::RowSplitTimes times;
   for (int r = 0; r < reps; ++r) {
     world.barrier();
     world.reset_bytes();
+    times = {};
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
-    image = paradit::parallel::decode_row_parallel(model, z, world);
+    image = paradit::parallel::decode_row_parallel(model, z, world, profile ? &times : nullptr);
     Tensor elapsed = Tensor::empty({2}, paradit::core::DType::F64);
     elapsed.data<double>()[0] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -105,6 +114,28 @@ int run(int argc, char** argv) {
     world.all_reduce(elapsed, comm::ReduceOp::kMax);  // the decode ends with its slowest rank
     best = std::min(best, elapsed.data<double>()[0]);
     best_cpu = std::min(best_cpu, elapsed.data<double>()[1]);
+  }
+  if (profile) {
+    // One line per rank, in rank order: the last decode's wall seconds per operation.
+    Tensor mine = Tensor::empty({1, 7}, paradit::core::DType::F64);
+    double* m = mine.data<double>();
+    m[0] = times.conv;
+    m[1] = times.halo_wait;
+    m[2] = times.norm - times.norm_exchange;
+    m[3] = times.norm_exchange;
+    m[4] = times.attention;
+    m[5] = times.convs;
+    m[6] = times.norms;
+    const Tensor all = world.all_gather(mine, 0);  // (P, 7)
+    if (world.rank() == 0) {
+      for (int p = 0; p < world.size(); ++p) {
+        const double* a = all.data<double>() + p * 7;
+        std::printf(
+            "rank %d: conv %.3f s (%d halo convs)  halo wait %.3f s  group norm %.3f s  "
+            "norm exchange %.3f s (%d norms)  attention %.3f s\n",
+            p, a[0], static_cast<int>(a[5]), a[1], a[2], a[3], static_cast<int>(a[6]), a[4]);
+      }
+    }
   }
   if (world.rank() == 0) {
     std::printf("bench_parallel_vae: SD-shape VAE decode %lldx%lld -> %lldx%lld\n",

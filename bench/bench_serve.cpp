@@ -1,10 +1,14 @@
-// bench_serve: `paradit serve` throughput and latency with the shipped demo model, 1 worker.
+// bench_serve: `paradit serve` throughput and latency with the shipped demo model.
 //   bench_serve [--requests N] [--clients C] [--steps S] [--size WxH] [--binary PATH]
-//               [--model DIR]
-// Starts the real server (the `paradit` binary beside this one by default) on a free port and
+//               [--model DIR] [--np P [--mpirun PATH]] [-- SERVE FLAGS...]
+//   bench_serve --rss [--model DIR] [--steps S] [--size WxH] [--calls K]
+// Starts the real server (the `paradit` binary beside this one by default) on a free port, under
+// `mpirun -np P` when P > 1 (serve flags after `--`, e.g. `-- --data_parallel_degree 2`), and
 // prints: time from process start to "listening", to the first /health answer and to the first
 // generated image (model load + first call), then requests per minute and p50/p95 latency of
 // N synchronous generations sent by C concurrent clients.
+// --rss: peak RSS (VmHWM) of K generate() calls in a fresh process, with the default memory mode
+// (each component freed when its phase ends) and with Pipeline::set_keep_loaded(true).
 #include <httplib.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fstream>
 
 #include "pipelines/pipeline.h"
 
@@ -33,6 +38,56 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// A "VmHWM:" / "VmRSS:" line of /proc/self/status, in MiB.
+double status_mib(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
+  }
+  return -1;
+}
+
+// --rss: one child process per memory mode, so each peak is its own.
+int peak_rss_report(const std::string& model, int steps, const std::string& size, int calls) {
+  const size_t x = size.find('x');
+  const int64_t width = std::stoll(size.substr(0, x));
+  const int64_t height = std::stoll(size.substr(x + 1));
+  std::printf("bench_serve --rss: %s, %s, %d steps, %d generate call(s) per process\n",
+              model.c_str(), size.c_str(), steps, calls);
+  std::fflush(stdout);
+  for (const bool keep : {false, true}) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto pipe = paradit::pipelines::Pipeline::open(model);
+      pipe->set_keep_loaded(keep);
+      paradit::pipelines::GenerateRequest req;
+      req.prompts = {pipe->has_text_encoder() ? "a small red circle on the left on a blue background"
+                                              : "1"};
+      req.width = width;
+      req.height = height;
+      req.num_inference_steps = steps;
+      const double base = status_mib("VmRSS:");
+      double load = 0;
+      const auto t0 = Clock::now();
+      for (int i = 0; i < calls; ++i) {
+        req.seed = static_cast<uint64_t>(i);
+        load += pipe->generate(req).times.load;
+      }
+      std::printf("  %-13s peak RSS (VmHWM) %8.1f MiB, RSS after %8.1f MiB (%.1f MiB at open); "
+                  "%.2f s, of which loading %.2f s\n",
+                  keep ? "keep-loaded:" : "default:", status_mib("VmHWM:"), status_mib("VmRSS:"),
+                  base, since(t0), load);
+      std::fflush(stdout);
+      ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+  }
+  return 0;
 }
 
 double quantile(std::vector<double> v, double q) {
@@ -50,7 +105,17 @@ int main(int argc, char** argv) {
   std::string size = "64x64";
   std::string binary;
   std::string model;
+  int np = 1;
+  std::string mpirun = "mpirun";
+  std::vector<std::string> serve_flags;
+  bool rss = false;
+  int calls = 2;
   CLI::App app{"bench_serve: paradit serve requests/minute and latency"};
+  app.add_option("--np", np, "Ranks (> 1: the server runs under mpirun)")->capture_default_str();
+  app.add_option("--mpirun", mpirun, "mpirun executable")->capture_default_str();
+  app.add_option("serve_flags", serve_flags, "Extra `paradit serve` flags (after --)");
+  app.add_flag("--rss", rss, "Report peak RSS of generate with and without keep-loaded");
+  app.add_option("--calls", calls, "--rss: generate calls per process")->capture_default_str();
   app.add_option("--requests", requests, "Timed generations")->capture_default_str();
   app.add_option("--clients", clients, "Concurrent clients")->capture_default_str();
   app.add_option("--steps", steps, "num_inference_steps per request")->capture_default_str();
@@ -62,6 +127,7 @@ int main(int argc, char** argv) {
     binary = (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "paradit").string();
   }
   if (model.empty()) model = paradit::pipelines::default_model_dir().string();
+  if (rss) return peak_rss_report(model, steps, size, calls);
 
   int fds[2];
   if (::pipe(fds) != 0) return 1;
@@ -71,8 +137,22 @@ int main(int argc, char** argv) {
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);
-    ::execl(binary.c_str(), binary.c_str(), "serve", "--port", "0", "--model", model.c_str(),
-            "--queue_size", std::to_string(std::max(requests, 1)).c_str(), nullptr);
+    std::vector<std::string> args;
+    if (np > 1) {
+      args = {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
+              std::to_string(np)};
+    }
+    for (const std::string& a : {binary, std::string("serve"), std::string("--port"),
+                                 std::string("0"), std::string("--model"), model,
+                                 std::string("--queue_size"),
+                                 std::to_string(std::max(requests, 1))}) {
+      args.push_back(a);
+    }
+    args.insert(args.end(), serve_flags.begin(), serve_flags.end());
+    std::vector<char*> argv_c;
+    for (auto& a : args) argv_c.push_back(a.data());
+    argv_c.push_back(nullptr);
+    ::execvp(argv_c[0], argv_c.data());
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -101,8 +181,19 @@ int main(int argc, char** argv) {
   const double t_listening = since(t_start);
   httplib::Client cli("127.0.0.1", port);
   cli.set_read_timeout(600);
-  while (!cli.Get("/health")) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::string health_body;
+  for (;;) {
+    if (auto h = cli.Get("/health")) {
+      health_body = h->body;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   const double t_health = since(t_start);
+  // Under mpirun the drain signal goes to rank 0, whose pid /health reports.
+  const auto health_json = nlohmann::json::parse(health_body);
+  const pid_t stop_pid = np > 1 ? health_json["pid"].get<pid_t>() : pid;
+  const int groups = health_json.value("groups", 1);
 
   auto body = [&](uint64_t seed) {
     return nlohmann::json{{"prompt", "a small red circle on the left on a blue background"},
@@ -146,12 +237,12 @@ int main(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   const double wall = since(t0);
-  ::kill(pid, SIGTERM);
+  ::kill(stop_pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
 
-  std::printf("bench_serve: %s, %s, %d steps, 1 worker, %d client(s)\n", model.c_str(),
-              size.c_str(), steps, clients);
+  std::printf("bench_serve: %s, %s, %d steps, %d rank(s), %d group(s), %d client(s)\n",
+              model.c_str(), size.c_str(), steps, np, groups, clients);
   std::printf("  start -> listening      %8.3f s\n", t_listening);
   std::printf("  start -> first /health  %8.3f s\n", t_health);
   std::printf("  start -> first image    %8.3f s\n", t_first);

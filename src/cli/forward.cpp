@@ -43,6 +43,9 @@ int run_forward(const ForwardOptions& opt) {
   const core::DType matrix_dtype = opt.dtype == "bf16" ? core::DType::BF16 : core::DType::F32;
   check_output_path(opt.output);
   // The mesh first: a layout that does not fit the job fails before any loading.
+  PARADIT_CHECK(opt.parallel.pp == 1, "--pipefusion_parallel_degree ", opt.parallel.pp,
+                ": PipeFusion pipelines the denoising steps, so it applies to `paradit generate`; "
+                "`paradit forward` runs one forward (use 1)");
   const parallel::ParallelRuntime runtime(comm::world(), opt.parallel);
 
   const io::TensorSource source = io::TensorSource::open(opt.inputs);

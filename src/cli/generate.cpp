@@ -1,8 +1,11 @@
-// `paradit generate`: text to image with a diffusers pipeline folder (see pipelines/pipeline.h).
+// `paradit generate`: text to image or video with a diffusers pipeline folder (see
+// pipelines/pipeline.h).
 //   paradit generate [--model DIR] --prompt TEXT [--prompt TEXT ...] [--negative_prompt TEXT]
 //       [--height H --width W --num_inference_steps N --guidance_scale G --seed S]
-//       --output FILE [--output_type pil|latent] [--prompt_embeds FILE] [--latents FILE]
-//       [--max_sequence_length N] [parallel flags, see cli/parallel_flags.h]
+//       --output FILE [--output_type pil|latent|mp4|frames] [--prompt_embeds FILE]
+//       [--latents FILE] [--max_sequence_length N] [--num_frames F --fps R --true_cfg_scale S]
+//       [parallel flags, see cli/parallel_flags.h]
+// Video pipelines (Wan, HunyuanVideo) write an MP4 by default, or numbered PNG frames.
 // Every multi-word flag is accepted with '_' and with '-'.
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/image.h"
+#include "io/video.h"
 #include "io/safetensors.h"
 #include "parallel/config.h"
 #include "pipelines/pipeline.h"
@@ -38,9 +42,12 @@ struct GenerateOptions {
   std::optional<int> steps;
   std::optional<double> guidance_scale;
   std::optional<int> max_sequence_length;
+  std::optional<int64_t> num_frames;
+  std::optional<double> fps;
+  std::optional<double> true_cfg_scale;
   uint64_t seed = 0;
   std::string output;
-  std::string output_type = "pil";
+  std::string output_type;  // "" = pil for image pipelines, mp4 for video pipelines
   std::string prompt_embeds;
   std::string latents;
   parallel::ParallelConfig parallel;
@@ -81,6 +88,32 @@ void check_writable(const fs::path& path, const std::string& what) {
   }
 }
 
+// "clip.png" with frame 7 → "clip_0007.png": frame files sort in order.
+fs::path frame_path(const fs::path& path, int64_t frame) {
+  char digits[32];
+  std::snprintf(digits, sizeof digits, "_%04lld", static_cast<long long>(frame));
+  fs::path out = path;
+  out.replace_filename(path.stem().string() + digits + path.extension().string());
+  return out;
+}
+
+// The files of one run: removed again when the run fails half-way, so no partial output stays.
+// Each file is written whole or not at all (save_png / save_mp4 rename a finished temporary).
+class OutputFiles {
+ public:
+  ~OutputFiles() {
+    if (committed_) return;
+    std::error_code ec;
+    for (const fs::path& p : written_) fs::remove(p, ec);
+  }
+  void add(const fs::path& p) { written_.push_back(p); }
+  void commit() { committed_ = true; }
+
+ private:
+  std::vector<fs::path> written_;
+  bool committed_ = false;
+};
+
 // A terminal gets one redrawn progress bar; a log gets one line per step.
 class Progress {
  public:
@@ -111,12 +144,14 @@ int run_generate(const GenerateOptions& opt) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const bool latent_output = opt.output_type == "latent";
+  const bool video_output = opt.output_type == "mp4" || opt.output_type == "frames";
   const bool rank0 = comm::world().rank() == 0;
   opt.parallel.validate();
 
   // Cheap checks first: the output path and the flags, before any weight is touched.
   const fs::path output = opt.output;
-  check_writable(output, latent_output ? "expected a .safetensors file path"
+  check_writable(output, latent_output  ? "expected a .safetensors file path"
+                        : video_output ? "expected a .mp4 or .png file path"
                                        : "expected a .png file path");
   if (opt.steps) {
     PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
@@ -138,6 +173,27 @@ int run_generate(const GenerateOptions& opt) {
   const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
   pipe->set_runtime(&runtime);
+  // The output kind: images as PNG, videos as MP4 unless asked otherwise.
+  const bool video = pipe->is_video();
+  const std::string kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";
+  if (video) {
+    PARADIT_CHECK(kind != "pil", "--output_type pil: ", pipe->class_name(),
+                  " makes videos; use mp4 (the default), frames or latent");
+  } else {
+    PARADIT_CHECK(kind != "mp4" && kind != "frames", "--output_type ", kind, ": ",
+                  pipe->class_name(), " makes images; use pil or latent");
+    PARADIT_CHECK(!opt.fps, "--fps: ", pipe->class_name(), " makes images, not videos");
+  }
+  if (kind == "mp4") {
+    PARADIT_CHECK(output.extension() == ".mp4", "--output: '", output.string(), "': ",
+                  pipe->class_name(), " writes an MP4 video, expected a .mp4 file path (or "
+                  "--output_type frames for PNG frames)");
+  }
+  const double fps = opt.fps.value_or(pipe->defaults().fps);
+  if (video) {
+    PARADIT_CHECK(std::isfinite(fps) && fps > 0 && fps <= 1000,
+                  "--fps: must be a number in (0, 1000], found ", fps);
+  }
 
   pipelines::GenerateRequest request;
   request.prompts = opt.prompts;
@@ -147,6 +203,8 @@ int run_generate(const GenerateOptions& opt) {
   request.num_inference_steps = opt.steps;
   request.guidance_scale = opt.guidance_scale;
   request.max_sequence_length = opt.max_sequence_length;
+  request.num_frames = opt.num_frames;
+  request.true_cfg_scale = opt.true_cfg_scale;
   request.seed = opt.seed;
   request.decode = !latent_output;
   if (!opt.latents.empty()) {
@@ -177,7 +235,8 @@ int run_generate(const GenerateOptions& opt) {
   } else {
     for (int64_t i = 0; i < batch; ++i) {
       outputs.push_back(pipelines::indexed_output_path(output, i));
-      check_writable(outputs.back(), "expected a .png file path");
+      check_writable(outputs.back(), video ? "expected a .mp4 or .png file path"
+                                           : "expected a .png file path");
     }
   }
   if (opt.negative_prompt && pipe->class_name() == "FluxPipeline" && rank0) {
@@ -195,25 +254,59 @@ int run_generate(const GenerateOptions& opt) {
   }
 
   if (writer) {
+    OutputFiles files;  // removed again if a later write fails
     if (latent_output) {
       io::save_safetensors(output, {{"latents", latents}});
     } else {
       // result.images holds this dp group's block; file names keep the global prompt index.
+      const io::FrameRounding rounding = pipe->defaults().round_frames
+                                             ? io::FrameRounding::kRound
+                                             : io::FrameRounding::kTruncate;
       for (int64_t i = block_begin; i < block_end; ++i) {
-        io::save_png(outputs[static_cast<size_t>(i)],
-                     result.images.slice(0, i - block_begin, i - block_begin + 1));
+        const fs::path& path = outputs[static_cast<size_t>(i)];
+        const core::Tensor one =
+            result.images.slice(0, i - block_begin, i - block_begin + 1);  // (1, 3, [F,] H, W)
+        if (kind == "mp4") {
+          io::save_mp4_video(path, one, fps, rounding);  // no file unless complete
+          files.add(path);
+        } else if (kind == "frames") {
+          const int64_t F = one.dim(2), H = one.dim(3), W = one.dim(4);
+          const std::vector<uint8_t> rgb = io::to_rgb8_video(one, rounding);  // F·H·W·3
+          for (int64_t f = 0; f < F; ++f) {
+            io::save_png(frame_path(path, f), rgb.data() + f * H * W * 3, static_cast<int>(H),
+                         static_cast<int>(W));
+            files.add(frame_path(path, f));
+          }
+        } else {
+          io::save_png(path, one);
+          files.add(path);
+        }
       }
     }
+    files.commit();
     const double total = std::chrono::duration<double>(Clock::now() - start).count();
     const auto& t = result.times;
     const size_t first = latent_output ? 0 : static_cast<size_t>(block_begin);
     const size_t last = latent_output ? 0 : static_cast<size_t>(block_end - 1);
     std::string where = outputs[first].string();
-    if (last > first) where += " ... " + outputs[last].string();
-    std::printf("%s: wrote %s (%lld image(s) %lldx%lld, %d steps) in %.2f s: load %.2f s, "
-                "text %.2f s, denoise %.2f s, decode %.2f s\n",
-                pipe->class_name().c_str(), where.c_str(), static_cast<long long>(latent_output ? batch : block_end - block_begin),
-                static_cast<long long>(*resolved.height), static_cast<long long>(*resolved.width),
+    if (kind == "frames") {
+      where = frame_path(outputs[first], 0).string() + " ... " +
+              frame_path(outputs[last], *resolved.num_frames - 1).string();
+    } else if (last > first) {
+      where += " ... " + outputs[last].string();
+    }
+    const long long count = latent_output ? batch : block_end - block_begin;
+    std::string what = std::to_string(count) + (video ? " video(s) " : " image(s) ") +
+                       std::to_string(*resolved.height) + "x" + std::to_string(*resolved.width);
+    if (video) {
+      char rate[64];
+      std::snprintf(rate, sizeof rate, " x %lld frames at %g fps",
+                    static_cast<long long>(*resolved.num_frames), fps);
+      what += rate;
+    }
+    std::printf("%s: wrote %s (%s, %d steps) in %.2f s: load %.2f s, text %.2f s, denoise "
+                "%.2f s, decode %.2f s\n",
+                pipe->class_name().c_str(), where.c_str(), what.c_str(),
                 static_cast<int>(result.timesteps.size()), total, t.load, t.text, t.denoise,
                 t.decode);
   }
@@ -226,7 +319,8 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   auto opt = std::make_shared<GenerateOptions>();
   CLI::App* sub = app.add_subcommand(
       "generate",
-      "Generate images from text with a diffusers pipeline folder (Flux, SD3, PixArt, DiT)");
+      "Generate images or videos from text with a diffusers pipeline folder (Flux, SD3, PixArt, "
+      "DiT; Wan and HunyuanVideo make videos)");
   sub->footer(
       "Several --prompt values make one image each: --output out.png then writes out_0.png, "
       "out_1.png, ... (one file per prompt, in order). --output_type latent writes the final "
@@ -240,7 +334,11 @@ void add_generate_command(CLI::App& app, Commands& commands) {
       "--use_parallel_vae decodes each image row-parallel over the ranks that share it, and "
       "--data_parallel_degree N gives each of N groups a contiguous block of the prompts (the "
       "prompt count must divide by N, else exit 2); each group's first rank writes its own "
-      "files (out_i.png, i the global prompt index). Images equal the single-process ones.");
+      "files (out_i.png, i the global prompt index). Images equal the single-process ones. "
+      "Video pipelines (WanPipeline; HunyuanVideoPipeline from --prompt_embeds only) write an "
+      "H.264 MP4 (--output out.mp4, --fps, default the model's: Wan 16, HunyuanVideo 15), or "
+      "with --output_type frames numbered PNGs (out.png → out_0000.png, out_0001.png, ...); "
+      "--num_frames must be 4k+1 (1, 5, 9, ..., 81).");
   sub->add_option("--model", opt->model,
                   "Pipeline folder (model_index.json) or Hugging Face cache id; default: the "
                   "shipped models/shapes-pixart");
@@ -259,9 +357,10 @@ void add_generate_command(CLI::App& app, Commands& commands) {
       ->capture_default_str();
   sub->add_option("--output", opt->output, "Output file (.png, or .safetensors for latents)")
       ->required();
-  sub->add_option(flag("output_type"), opt->output_type, "pil (PNG) or latent (safetensors)")
-      ->check(CLI::IsMember({"pil", "latent"}))
-      ->capture_default_str();
+  sub->add_option(flag("output_type"), opt->output_type,
+                  "pil (PNG; the default for images), mp4 (the default for videos), frames "
+                  "(numbered PNGs of a video) or latent (safetensors)")
+      ->check(CLI::IsMember({"pil", "latent", "mp4", "frames"}));
   sub->add_option(flag("prompt_embeds"), opt->prompt_embeds,
                   "safetensors with precomputed prompt_embeds, pooled_prompt_embeds, "
                   "negative_prompt_embeds, negative_pooled_prompt_embeds, "
@@ -270,6 +369,13 @@ void add_generate_command(CLI::App& app, Commands& commands) {
                   "safetensors with the initial `latents` in the pipeline's shape (Flux: packed)");
   sub->add_option(flag("max_sequence_length"), opt->max_sequence_length,
                   "T5 tokens (default: Flux 512, SD3 256, PixArt-Sigma 300, PixArt-Alpha 120)");
+  sub->add_option(flag("num_frames"), opt->num_frames,
+                  "Video frames, 4k+1 (default: Wan 81, HunyuanVideo 129); video pipelines only");
+  sub->add_option("--fps", opt->fps,
+                  "Frame rate of the MP4 (default: Wan 16, HunyuanVideo 15)");
+  sub->add_option(flag("true_cfg_scale"), opt->true_cfg_scale,
+                  "HunyuanVideo: classifier-free guidance over the negative embeddings when > 1 "
+                  "(default 1: off; --guidance_scale is its guidance embedding)");
   add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_generate(*opt); }});
 }

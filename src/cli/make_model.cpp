@@ -119,7 +119,9 @@ void check_capacity(const io::Config& config, core::DType dtype, const fs::path&
 
 int run_make_model(const MakeModelOptions& opt) {
   const core::DType dtype = opt.dtype == "bf16" ? core::DType::BF16 : core::DType::F32;
-  io::Json json = models::preset_config(opt.arch, opt.preset);
+  io::Json json = opt.pipeline.empty()
+                      ? models::preset_config(opt.arch, opt.preset)
+                      : models::pipeline_transformer_config(opt.arch, opt.preset);
   const io::Config config(json, "preset " + opt.arch + "/" + opt.preset);
   PARADIT_CHECK(opt.pipeline.empty() || opt.dir.empty(), "make-model: give either DIR ('",
                 opt.dir, "') or --pipeline DIR ('", opt.pipeline, "'), not both");

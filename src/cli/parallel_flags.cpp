@@ -13,15 +13,15 @@ void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
       ->group(group)
       ->capture_default_str();
   app->add_option("--pipefusion_parallel_degree,--pipefusion-parallel-degree", c->pp,
-                  "PipeFusion degree (not implemented yet: 1)")
+                  "PipeFusion degree: transformer layers split into this many pipeline stages")
       ->group(group)
       ->capture_default_str();
   app->add_option("--num_pipeline_patch,--num-pipeline-patch", c->num_pipeline_patch,
-                  "PipeFusion patches per image")
+                  "PipeFusion patches per image, cut along its height (0: the PipeFusion degree)")
       ->group(group)
       ->capture_default_str();
   app->add_option("--warmup_steps,--warmup-steps", c->warmup_steps,
-                  "PipeFusion synchronous warm-up steps")
+                  "PipeFusion synchronous whole-image steps before patches stream (at least 1)")
       ->group(group)
       ->capture_default_str();
   app->add_flag("--use_cfg_parallel,--use-cfg-parallel", c->cfg,

@@ -1,10 +1,12 @@
 // `paradit serve`: the HTTP generation server (see server/server.h).
 //   paradit serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--queue_size N]
-//       [--request_timeout S] [--max_body_bytes B]
+//       [--request_timeout S] [--max_body_bytes B] [parallel flags, see cli/parallel_flags.h]
+// Under mpirun: --data_parallel_degree D groups serve D requests at the same time.
 // Every multi-word flag is accepted with '_' and with '-'.
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/parallel_flags.h"
 #include "server/server.h"
 
 namespace paradit::cli {
@@ -16,8 +18,10 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   sub->footer(
       "Endpoints: POST /v1/images/generations, POST /v1/jobs, GET|DELETE /v1/jobs/{id}, "
       "GET /health, GET /metrics. Prints 'paradit serve: listening on http://HOST:PORT' when "
-      "ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted ones and exit 0. Every "
-      "multi-word flag also accepts '-' for '_'.");
+      "ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted ones and exit 0. Under "
+      "mpirun, rank 0 listens and --data_parallel_degree groups of ranks each run one request "
+      "at a time (the other parallel flags apply inside a group); signal rank 0 (its pid is in "
+      "GET /health) to drain. Every multi-word flag also accepts '-' for '_'.");
   sub->add_option("--model", opt->model,
                   "Pipeline folder (model_index.json) or Hugging Face cache id; default: the "
                   "shipped models/shapes-pixart");
@@ -33,6 +37,7 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   sub->add_option("--max_body_bytes,--max-body-bytes", opt->max_body_bytes,
                   "Largest request body accepted (larger: 413)")
       ->capture_default_str();
+  add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return server::serve(*opt); }});
 }
 

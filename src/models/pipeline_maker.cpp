@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/clip/encoder.h"
+#include "models/presets.h"
 #include "models/t5/encoder.h"
 #include "models/vae/autoencoder_kl.h"
 
@@ -244,6 +245,13 @@ void fill_pipeline(const fs::path& root, const std::string& arch, const std::str
   const Family f = family_of(arch);
   const bool tiny = preset == "tiny";
   const io::Config tcfg(transformer_config, "transformer config");
+  if (f.pipeline == "PixArtAlphaPipeline") {
+    const bool micro = tcfg.get_int("sample_size", 128) == 128;
+    PARADIT_CHECK(tcfg.get_bool("use_additional_conditions", micro) == micro,
+                  "make-model --pipeline: a PixArtAlphaPipeline transformer of sample_size ",
+                  tcfg.get_int("sample_size", 128), " needs use_additional_conditions ",
+                  micro ? "true" : "false", " (diffusers passes micro-conditions to 128 only)");
+  }
   Json index;
   index["_class_name"] = f.pipeline;
   index["_diffusers_version"] = kDiffusersVersion;
@@ -317,6 +325,14 @@ void fill_pipeline(const fs::path& root, const std::string& arch, const std::str
 }
 
 }  // namespace
+
+Json pipeline_transformer_config(const std::string& arch, const std::string& size) {
+  Json c = preset_config(arch, size);
+  if (arch == "pixart-alpha") {
+    c["use_additional_conditions"] = c.value("sample_size", 128) == 128;
+  }
+  return c;
+}
 
 uint64_t component_seed(uint64_t seed, const std::string& component) {
   uint64_t z = seed ^ fnv1a64(component);

@@ -35,6 +35,12 @@
 
 namespace paradit::models {
 
+// The transformer config of a pipeline made around preset `arch` / `size`: preset_config, except
+// that PixArtAlphaPipeline passes the resolution / aspect-ratio micro-conditions only to a
+// transformer of sample_size 128 (and diffusers' transformer then fails without them), so a
+// pixart-alpha pipeline's transformer has use_additional_conditions = (sample_size == 128).
+io::Json pipeline_transformer_config(const std::string& arch, const std::string& size);
+
 // The seed of component `component` ("vae", "text_encoder_2", ...) of a pipeline made with
 // `seed`: SplitMix64(seed ^ fnv1a64(component)).
 uint64_t component_seed(uint64_t seed, const std::string& component);
@@ -46,8 +52,9 @@ std::filesystem::path tokenizers_dir();
 
 // Writes the whole pipeline into `dir` (absent or an empty folder) through a hidden sibling
 // folder renamed at the end, so nothing is left behind on failure. `transformer_config` and
-// `transformer_weights` are the transformer make-model bound (written to transformer/);
-// `dtype` is the storage dtype of every component.
+// `transformer_weights` are the transformer make-model bound (written to transformer/) from
+// pipeline_transformer_config (Error otherwise for pixart-alpha); `dtype` is the storage dtype
+// of every component.
 void write_pipeline(const std::filesystem::path& dir, const std::string& arch,
                     const std::string& preset, uint64_t seed, core::DType dtype,
                     const io::Json& transformer_config,

@@ -118,7 +118,11 @@ io::Json pixart(int size, bool alpha) {
   c["num_embeds_ada_norm"] = 1000;
   c["patch_size"] = 2;
   c["upcast_attention"] = false;
-  c["use_additional_conditions"] = alpha;
+  // α's resolution / aspect-ratio micro-conditions: the 1024 model (sample_size 128) has them,
+  // the 512 one (sample_size 64, the small preset) not, as diffusers decides from sample_size.
+  // The tiny preset keeps them to have the fixture's shape; a pipeline around it drops them
+  // (pipeline_transformer_config), since PixArtAlphaPipeline passes them to 128 only.
+  c["use_additional_conditions"] = alpha && size != 1;
   c["interpolation_scale"] = nullptr;
   if (size == 0) {  // the fixtures' shape (α uses 24-wide heads: hidden 96 splits in thirds)
     c["sample_size"] = 8;

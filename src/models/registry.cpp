@@ -13,6 +13,32 @@ namespace paradit::models {
 
 namespace {
 
+// Hands out every tensor except those of the layers outside a stage, which become shape-only
+// placeholders (never read); counts the bytes bound.
+class StageWeights : public common::WeightProvider {
+ public:
+  StageWeights(const common::WeightProvider& base, std::vector<std::string> skipped)
+      : base_(&base), skipped_(std::move(skipped)) {}
+  core::Tensor get(const std::string& name, const core::Shape& expected,
+                   core::DType dtype) const override {
+    for (const std::string& prefix : skipped_) {
+      if (name.compare(0, prefix.size(), prefix) == 0) {
+        return core::Tensor::broadcast_placeholder(expected, dtype);
+      }
+    }
+    core::Tensor t = base_->get(name, expected, dtype);
+    bytes_ += t.nbytes();
+    return t;
+  }
+  bool has(const std::string& name) const override { return base_->has(name); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  const common::WeightProvider* base_;
+  std::vector<std::string> skipped_;  // "transformer_blocks.7." …
+  mutable size_t bytes_ = 0;
+};
+
 constexpr const char* kSupported =
     "FluxTransformer2DModel, SD3Transformer2DModel, PixArtTransformer2DModel, "
     "DiTTransformer2DModel, WanTransformer3DModel, HunyuanVideoTransformer3DModel, "
@@ -68,6 +94,82 @@ std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
   const io::TensorSource source = io::TensorSource::open(tdir);
   const common::CheckpointWeights weights(source);
   return make_transformer(config, weights, matrix_dtype);
+}
+
+std::vector<std::string> pipeline_layer_prefixes(const io::Config& config) {
+  const std::string cls = config.class_name();
+  const std::string norm = config.get_string("norm_type", "");
+  std::vector<std::string> out;
+  const auto add = [&](const std::string& name, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) out.push_back(name + "." + std::to_string(i));
+  };
+  if (cls == "FluxTransformer2DModel") {
+    add("transformer_blocks", config.get_int("num_layers", 19));
+    add("single_transformer_blocks", config.get_int("num_single_layers", 38));
+  } else if (cls == "SD3Transformer2DModel") {
+    add("transformer_blocks", config.get_int("num_layers", 18));
+  } else if (cls == "PixArtTransformer2DModel" ||
+             (cls == "Transformer2DModel" && norm == "ada_norm_single")) {
+    add("transformer_blocks", config.get_int("num_layers", 28));
+  }
+  return out;
+}
+
+StageModel load_transformer_stage(
+    const std::filesystem::path& dir, core::DType matrix_dtype,
+    const std::function<std::pair<int64_t, int64_t>(const std::vector<double>&)>& layers) {
+  const std::filesystem::path tdir = io::ModelFolder::open(dir.string()).transformer_dir();
+  const io::Config config = io::Config::load(tdir / "config.json");
+  const std::vector<std::string> prefixes = pipeline_layer_prefixes(config);
+  PARADIT_CHECK(!prefixes.empty(), config.where(), ": PipeFusion is not supported for ",
+                config.class_name(), " (supported: Flux, SD3, PixArt)");
+  const io::TensorSource source = io::TensorSource::open(tdir);
+  StageModel stage;
+  // A layer's cost: its parameter count, which its FLOPs per token follow.
+  stage.layer_costs.assign(prefixes.size(), 0.0);
+  for (const std::string& name : source.names()) {
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      const std::string p = prefixes[i] + ".";
+      if (name.compare(0, p.size(), p) != 0) continue;
+      double n = 1;
+      for (int64_t d : source.info(name).shape) n *= static_cast<double>(d);
+      stage.layer_costs[i] += n;
+    }
+  }
+  const auto [begin, end] = layers(stage.layer_costs);
+  std::vector<std::string> skipped;
+  for (int64_t i = 0; i < static_cast<int64_t>(prefixes.size()); ++i) {
+    if (i < begin || i >= end) skipped.push_back(prefixes[static_cast<size_t>(i)] + ".");
+  }
+  const common::CheckpointWeights checkpoint(source);
+  const StageWeights weights(checkpoint, std::move(skipped));
+  stage.model = make_transformer(config, weights, matrix_dtype);
+  PARADIT_CHECK(stage.model->num_layers() == static_cast<int64_t>(prefixes.size()),
+                config.where(), ": PipeFusion is not supported for ", config.class_name());
+  stage.weight_bytes = weights.bytes();
+  return stage;
+}
+
+std::pair<int64_t, int64_t> Transformer::token_grid(const NamedTensors&) const {
+  fail(class_name(), ": PipeFusion is not supported for this family");
+}
+
+std::unique_ptr<TransformerPass> Transformer::begin_pass(const NamedTensors&,
+                                                         const parallel::SequenceContext*,
+                                                         const parallel::PassPlan*, bool) const {
+  fail(class_name(), ": PipeFusion is not supported for this family");
+}
+
+std::vector<core::Shape> Transformer::stream_shapes(const TransformerPass&, int64_t) const {
+  fail(class_name(), ": PipeFusion is not supported for this family");
+}
+
+void Transformer::run_layers(TransformerPass&, int64_t, int64_t) const {
+  fail(class_name(), ": PipeFusion is not supported for this family");
+}
+
+core::Tensor Transformer::end_pass(TransformerPass&) const {
+  fail(class_name(), ": PipeFusion is not supported for this family");
 }
 
 core::Tensor Transformer::forward(const NamedTensors& inputs,

@@ -3,14 +3,19 @@
 // family from config.json's `_class_name`.
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/tensor.h"
 #include "io/diffusers.h"
 #include "models/common/weights.h"
 #include "parallel/config.h"
+#include "parallel/joint.h"
+#include "parallel/pipefusion.h"
 #include "parallel/sequence.h"
 
 namespace paradit::models {
@@ -20,6 +25,17 @@ namespace paradit::models {
 // encoder_attention_mask, class_labels, added_cond_kwargs.resolution,
 // added_cond_kwargs.aspect_ratio.
 using NamedTensors = std::map<std::string, core::Tensor>;
+
+// One pass of a forward cut into parts (begin_pass → run_layers → end_pass), so that PipeFusion
+// can run a range of the layers on each rank over one patch of the image. A family keeps its
+// per-pass conditioning (timestep embedding, rotary tables, projected text …) in a subclass.
+struct TransformerPass {
+  virtual ~TransformerPass() = default;
+  parallel::TokenLayout tokens;
+  // The hidden states entering the next layer, this rank's rows (Flux/SD3: text stream, image
+  // stream; Flux's single-stream part and PixArt: one). What a pipeline stage sends on.
+  std::vector<core::Tensor> streams;
+};
 
 class Transformer {
  public:
@@ -35,6 +51,28 @@ class Transformer {
   // sharded) gives an Error "not supported yet" for degree > 1.
   virtual core::Tensor forward(const NamedTensors& inputs,
                                const parallel::SequenceContext* sp) const;
+
+  // ---- PipeFusion. forward(inputs, sp) is begin_pass(inputs, sp, nullptr, true), then
+  // run_layers over every layer, then end_pass. Families without PipeFusion keep the defaults
+  // (num_layers() 0; the others fail naming the class).
+
+  // Layers a pipeline stage can take, in order (Flux: double-stream blocks, then single-stream).
+  virtual int64_t num_layers() const { return 0; }
+  // The image's token grid (rows, cols) for these inputs.
+  virtual std::pair<int64_t, int64_t> token_grid(const NamedTensors& inputs) const;
+  // Checks the inputs, plans the tokens (with `plan`: one patch or every patch, and the stale
+  // K/V), computes the per-pass conditioning, and with `embed` the streams entering layer 0.
+  virtual std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                                      const parallel::SequenceContext* sp,
+                                                      const parallel::PassPlan* plan,
+                                                      bool embed) const;
+  // The shapes of the streams entering layer `layer` (what the previous stage sends).
+  virtual std::vector<core::Shape> stream_shapes(const TransformerPass& pass, int64_t layer) const;
+  // Layers [begin, end) on pass.streams.
+  virtual void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const;
+  // The output layers after the last layer: the pass's rows of `sample` (PixArt/SD3: (B, C,
+  // patch rows · p, W); Flux: (B, patch tokens, C)). Collective under sequence parallelism.
+  virtual core::Tensor end_pass(TransformerPass& pass) const;
 };
 
 // One forward over the whole parallel layout of `runtime`: this rank's cfg half and dp share of
@@ -55,5 +93,23 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
 // transformer/). The returned model keeps the checkpoint mapping alive.
 std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
                                               core::DType matrix_dtype = core::DType::F32);
+
+// ---- PipeFusion stages
+// The weight-name prefix of each layer a stage can take ("transformer_blocks.3", Flux's
+// "single_transformer_blocks.0" …), from config.json alone; empty for families without
+// PipeFusion.
+std::vector<std::string> pipeline_layer_prefixes(const io::Config& config);
+
+// A transformer that holds only the weights of layers [begin, end) besides the embedding and
+// output layers (the other layers' tensors are shape-only placeholders, never read).
+struct StageModel {
+  std::unique_ptr<Transformer> model;
+  std::vector<double> layer_costs;  // every layer's parameter count (from the file header)
+  size_t weight_bytes = 0;          // bytes of the weights this stage bound
+};
+// `layers`: the range, or a function of the costs that picks it (balance_stages).
+StageModel load_transformer_stage(
+    const std::filesystem::path& dir, core::DType matrix_dtype,
+    const std::function<std::pair<int64_t, int64_t>(const std::vector<double>&)>& layers);
 
 }  // namespace paradit::models

@@ -1,8 +1,11 @@
 #include "parallel/attention.h"
 
+#include <cmath>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
+#include "backend/cpu/attention.h"
 #include "comm/pack.h"
 #include "core/ops.h"
 #include "parallel/lse_merge.h"
@@ -119,19 +122,62 @@ StageResult local_stage(const Stage& s) {
   return r;
 }
 
-// A running (out, lse) over some key blocks.
-struct Partial {
-  Tensor out;  // (B, S, h, Dv)
-  Tensor lse;  // (B, h, S)
-  void add(const Tensor& o, const Tensor& l) {
-    if (!out.defined()) {
-      out = o.clone();  // owned: merged into in place later
-      lse = l.clone();
-      return;
-    }
-    merge_attention_partial(out, lse, o, l);
-  }
+// One key block's unnormalized partial for the ring: out (B, S, h, Dv) = Σ_j 2^(s_j − m) v_j,
+// row_max m and row_sum (B, h, S) (see backend::cpu::AttentionArgs::row_sum).
+struct BlockPartial {
+  Tensor out, row_max, row_sum;
 };
+
+// The CPU kernel on q (B, Sq, h, D), k (B, Sk, h, D), v (B, Sk, h, Dv) with an optional F32
+// key mask (B, Sk), in the unnormalized form that ExactAttentionMerger merges. The scale is
+// resolved as core::attention resolves it, so the scores are the bits one process computes.
+BlockPartial block_partial(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                           const Tensor& mask, float scale) {
+  auto rows_contiguous = [](const Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
+  for (const Tensor* t : {&q_in, &k_in, &v_in}) {
+    PARADIT_CHECK(t->device() == core::Device::CPU, "ring attention: ", t->str(), " is on ",
+                  core::device_name(t->device()), "; only the CPU kernel merges key blocks");
+  }
+  const Tensor q = rows_contiguous(q_in), k = rows_contiguous(k_in), v = rows_contiguous(v_in);
+  const int64_t B = q.dim(0), Sq = q.dim(1), H = q.dim(2), D = q.dim(3);
+  const int64_t Sk = k.dim(1), Dv = v.dim(3);
+  backend::cpu::AttentionArgs a;
+  a.batch = B;
+  a.seq_q = Sq;
+  a.seq_k = Sk;
+  a.heads = H;
+  a.head_dim = D;
+  a.head_dim_v = Dv;
+  a.q = q.data<float>();
+  a.q_stride_b = q.stride(0);
+  a.q_stride_s = q.stride(1);
+  a.q_stride_h = q.stride(2);
+  a.k = k.data<float>();
+  a.k_stride_b = k.stride(0);
+  a.k_stride_s = k.stride(1);
+  a.k_stride_h = k.stride(2);
+  a.v = v.data<float>();
+  a.v_stride_b = v.stride(0);
+  a.v_stride_s = v.stride(1);
+  a.v_stride_h = v.stride(2);
+  a.scale = scale != 0.0f ? scale : (D > 0 ? 1.0f / std::sqrt(static_cast<float>(D)) : 1.0f);
+  std::vector<uint8_t> keep;
+  if (mask.defined()) {  // (B, Sk) F32 contiguous (f32_mask)
+    const Tensor m = mask.contiguous();
+    keep.resize(static_cast<size_t>(B * Sk));
+    for (int64_t i = 0; i < B * Sk; ++i) keep[i] = m.data<float>()[i] != 0.0f;
+    a.key_keep = keep.data();
+  }
+  BlockPartial r;
+  r.out = Tensor::empty({B, Sq, H, Dv});  // (B, Sq, h, Dv)
+  r.row_max = Tensor::empty({B, H, Sq});  // (B, h, Sq)
+  r.row_sum = Tensor::empty({B, H, Sq});  // (B, h, Sq)
+  a.out = r.out.data<float>();
+  a.row_max = r.row_max.data<float>();
+  a.row_sum = r.row_sum.data<float>();
+  backend::cpu::attention_f32(a);
+  return r;
+}
 
 // Ring over R > 1 stages: the key block held here travels to rank+1 while the block of rank−1
 // arrives; each step's attention runs while the next block is in flight.
@@ -142,21 +188,21 @@ StageResult ring_stage(const Stage& s, const comm::Communicator& ring) {
   const bool masked = s.mask.defined();
   const Tensor q = concat_seq(s.q, s.xq);  // (B, Sq + Sxq, h, D)
   auto run = [&](const Tensor& k, const Tensor& v, const Tensor& mask) {
-    core::AttentionOptions opt;
-    opt.scale = s.scale;
-    opt.key_mask = mask;
-    opt.return_lse = true;
-    return core::attention(q, k, v, opt);  // out (B, Sq + Sxq, h, Dv), lse (B, h, Sq + Sxq)
+    return block_partial(q, k, v, mask, s.scale);  // over Sq + Sxq query rows
   };
-  Partial acc;
+  // Unnormalized partials merged exactly in double (ExactAttentionMerger): the result hardly
+  // depends on the order the blocks come in, and differs from one process only by how the
+  // kernel's f32 sums are grouped.
+  ExactAttentionMerger acc;
   // Extra-query rows are replicated: every rank must produce them bit-identically, so their
   // partials are kept per block and merged in one fixed order at the end, not in ring order.
-  std::vector<std::optional<std::pair<Tensor, Tensor>>> xparts(R + 1);
-  auto take = [&](const core::AttentionResult& r, int block) {
-    acc.add(r.out.slice(1, 0, nq), r.lse.slice(2, 0, nq));
+  std::vector<std::optional<BlockPartial>> xparts(R + 1);
+  auto take = [&](const BlockPartial& r, int block) {
+    acc.add(r.out.slice(1, 0, nq), r.row_max.slice(2, 0, nq), r.row_sum.slice(2, 0, nq));
     if (s.xq.defined()) {
+      const int64_t n = r.out.dim(1);
       xparts[block] =
-          std::make_pair(r.out.slice(1, nq, r.out.dim(1)), r.lse.slice(2, nq, r.lse.dim(2)));
+          BlockPartial{r.out.slice(1, nq, n), r.row_max.slice(2, nq, n), r.row_sum.slice(2, nq, n)};
     }
   };
 
@@ -198,13 +244,13 @@ StageResult ring_stage(const Stage& s, const comm::Communicator& ring) {
   if (s.xk.defined()) take(run(s.xk, s.xv, s.xmask), R);
 
   StageResult result;
-  result.out = acc.out;
+  result.out = acc.out();
   if (s.xq.defined()) {
-    Partial x;
+    ExactAttentionMerger x;
     // Fixed order: the extra keys' block, then key blocks 0..R−1.
-    if (xparts[R]) x.add(xparts[R]->first, xparts[R]->second);
-    for (int b = 0; b < R; ++b) x.add(xparts[b]->first, xparts[b]->second);
-    result.xout = x.out;
+    if (xparts[R]) x.add(xparts[R]->out, xparts[R]->row_max, xparts[R]->row_sum);
+    for (int b = 0; b < R; ++b) x.add(xparts[b]->out, xparts[b]->row_max, xparts[b]->row_sum);
+    result.xout = x.out();
   }
   return result;
 }

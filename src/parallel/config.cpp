@@ -19,11 +19,16 @@ void ParallelConfig::validate() const {
   PARADIT_CHECK(ring >= 1, "--ring_degree must be at least 1, found ", ring);
   PARADIT_CHECK(dp >= 1, "--data_parallel_degree must be at least 1, found ", dp);
   PARADIT_CHECK(pp >= 1, "--pipefusion_parallel_degree must be at least 1, found ", pp);
-  PARADIT_CHECK(num_pipeline_patch >= 1, "--num_pipeline_patch must be at least 1, found ",
+  PARADIT_CHECK(num_pipeline_patch >= 0, "--num_pipeline_patch must be at least 1, found ",
                 num_pipeline_patch);
   PARADIT_CHECK(warmup_steps >= 0, "--warmup_steps must be at least 0, found ", warmup_steps);
-  PARADIT_CHECK(pp == 1, "--pipefusion_parallel_degree ", pp,
-                ": PipeFusion is not implemented yet (use 1)");
+  if (pp > 1) {
+    PARADIT_CHECK(num_pipeline_patch == 0 || num_pipeline_patch >= pp, "--num_pipeline_patch ",
+                  num_pipeline_patch, " is less than --pipefusion_parallel_degree ", pp,
+                  ": every stage needs a patch of its own to work on");
+    PARADIT_CHECK(warmup_steps >= 1, "--warmup_steps must be at least 1 with PipeFusion (the "
+                                     "first step fills every layer's K/V buffers)");
+  }
 }
 
 ParallelRuntime::ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config)

@@ -19,17 +19,18 @@ namespace paradit::parallel {
 struct ParallelConfig {
   int dp = 1;                     // --data_parallel_degree
   bool cfg = false;               // --use_cfg_parallel: cfg degree 2
-  int pp = 1;                     // --pipefusion_parallel_degree (stored; > 1 not implemented yet)
+  int pp = 1;                     // --pipefusion_parallel_degree: PipeFusion stages
   int ring = 1;                   // --ring_degree
   int ulysses = 1;                // --ulysses_degree
-  int num_pipeline_patch = 1;     // --num_pipeline_patch (stored for PipeFusion)
-  int warmup_steps = 1;           // --warmup_steps (stored for PipeFusion)
+  int num_pipeline_patch = 0;     // --num_pipeline_patch: PipeFusion patches (0: pp)
+  int warmup_steps = 1;           // --warmup_steps: PipeFusion's synchronous whole-image steps
   bool use_parallel_vae = false;  // --use_parallel_vae (stored for the patch-parallel VAE)
 
   int cfg_degree() const { return cfg ? 2 : 1; }
   comm::MeshDegrees degrees() const;
   int world_size() const { return degrees().product(); }
-  // Degrees < 1 → Error naming the flag; pp > 1 → Error "not implemented yet".
+  // Degrees < 1, or a PipeFusion layout that cannot run (fewer patches than stages, no
+  // warm-up step) → Error naming the flag.
   void validate() const;
 };
 

@@ -1,5 +1,7 @@
 #include "parallel/joint.h"
 
+#include <vector>
+
 #include "comm/pack.h"
 #include "core/ops.h"
 #include "parallel/attention.h"
@@ -25,27 +27,61 @@ Tensor cat_rows(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 TokenLayout plan_tokens(int64_t batch, int64_t text_len, int64_t image_len,
-                        const SequenceContext* ctx, bool text_first) {
+                        const SequenceContext* ctx, bool text_first, const PassPlan* plan) {
   TokenLayout t;
   t.ctx = ctx;
   t.text_first = text_first;
   t.text_len = text_len;
   t.image_len = image_len;
+  t.full_image_len = image_len;
+  if (plan != nullptr) {
+    // PipeFusion: the pass's tokens are one patch of the image (or all of it).
+    const PatchGrid& grid = *plan->grid;
+    PARADIT_CHECK(image_len == grid.tokens(), "PipeFusion: the image has ", image_len,
+                  " tokens, the patch grid ", grid.rows, " × ", grid.cols);
+    PARADIT_CHECK(plan->patch >= -1 && plan->patch < grid.count, "PipeFusion: patch ",
+                  plan->patch, " of ", grid.count);
+    t.kv_store = plan->kv;
+    if (plan->patch >= 0) {
+      t.image_offset = grid.token_begin(plan->patch);
+      t.image_len = grid.patch_tokens(plan->patch);
+    }
+  }
   t.local_text = text_len;
-  t.local_image = image_len;
+  t.local_image = t.image_len;
   if (!t.parallel()) return t;
   const int p = ctx->degree();
   t.text_replicated = text_len % p != 0;
   t.local_text = t.text_replicated ? text_len : text_len / p;
-  t.local_image = padded_length(image_len, p) / p;
-  if (padded_length(image_len, p) != image_len) {
-    t.image_key_mask = shard_key_mask(batch, image_len, *ctx);  // (B, local_image)
+  t.local_image = padded_length(t.image_len, p) / p;
+  if (padded_length(t.image_len, p) != t.image_len) {
+    t.image_key_mask = shard_key_mask(batch, t.image_len, *ctx);  // (B, local_image)
   }
   return t;
 }
 
+TokenLayout TokenLayout::for_layer(int64_t index) const {
+  TokenLayout t = *this;
+  t.kv = kv_store ? &kv_store->layer(index) : nullptr;
+  t.kv_slot = 0;
+  return t;
+}
+
+TokenLayout TokenLayout::image_only() const {
+  TokenLayout t = *this;
+  t.local_text = 0;
+  t.text_len = 0;
+  t.text_replicated = false;
+  t.kv_slot = 1;
+  return t;
+}
+
 Tensor TokenLayout::shard_image(const Tensor& x, int dim) const {
-  return parallel() ? shard_sequence(x, dim, *ctx) : x;
+  const int d = dim < 0 ? dim + x.ndim() : dim;
+  // The pass's rows of the whole image's sequence.
+  const Tensor rows =
+      x.dim(d) == image_len ? x : x.slice(d, image_offset, image_offset + image_len);
+  return parallel() ? shard_sequence(rows, d, *ctx) : rows;
 }
 
 Tensor TokenLayout::shard_text(const Tensor& x, int dim) const {
@@ -56,8 +92,54 @@ Tensor TokenLayout::gather_image(const Tensor& local, int dim) const {
   return parallel() ? gather_sequence(local, dim, image_len, *ctx) : local;
 }
 
+namespace {
+
+// PipeFusion's attention: the pass's K/V (gathered over the sequence group) go into the layer's
+// buffer at their token positions, then this rank's queries attend over the whole buffer: fresh
+// rows for this pass, stale ones for the other patches. q, k, v as joint_attention's.
+Tensor stale_kv_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                          const TokenLayout& layout) {
+  const int64_t B = q.dim(0), n = q.dim(1), H = k.dim(2);
+  const int64_t nt = layout.local_text, ni = n - nt;
+  PARADIT_CHECK(ni == layout.local_image, "joint_attention: ", n, " rows, expected ",
+                layout.local_text, " text + ", layout.local_image, " image rows");
+  const int64_t t0 = layout.text_first ? 0 : ni, i0 = layout.text_first ? nt : 0;
+  const int64_t S_txt = layout.text_len, S_img = layout.full_image_len;
+  // Buffer rows as an ordinary forward orders its tokens.
+  const int64_t buf_text = layout.text_first ? 0 : S_img;
+  const int64_t buf_image = layout.text_first ? S_txt : 0;
+  KVBuffer& buf = layout.kv->slot[layout.kv_slot];
+  const core::Shape kshape{B, S_txt + S_img, H, k.dim(3)}, vshape{B, S_txt + S_img, H, v.dim(3)};
+  if (!buf.k.defined()) {
+    buf.k = Tensor::zeros(kshape);
+    buf.v = Tensor::zeros(vshape);
+  }
+  PARADIT_CHECK(buf.k.shape() == kshape && buf.v.shape() == vshape,
+                "PipeFusion: stale K/V buffer ", buf.k.str(), " does not match this pass ",
+                core::shape_str(kshape));
+  // The pass's whole rows (every rank's) into the buffer.
+  const auto put = [&](const Tensor& dst, const Tensor& src) {
+    const Tensor img = layout.gather_image(src.slice(1, i0, i0 + ni).contiguous(), 1);
+    const int64_t at = buf_image + layout.image_offset;
+    comm::copy_bytes(dst.slice(1, at, at + layout.image_len), img);  // (B, image_len, H, D)
+    if (nt == 0) return;
+    const Tensor txt = layout.parallel() && !layout.text_replicated
+                           ? gather_sequence(src.slice(1, t0, t0 + nt).contiguous(), 1, S_txt,
+                                             *layout.ctx)
+                           : src.slice(1, t0, t0 + nt);
+    comm::copy_bytes(dst.slice(1, buf_text, buf_text + S_txt), txt);  // (B, S_txt, H, D)
+  };
+  put(buf.k, k);
+  put(buf.v, v);
+  // This rank's rows (padded ones included; they are dropped when gathered) against every key.
+  return core::attention(q, buf.k, buf.v).out;  // (B, n, H, Dv)
+}
+
+}  // namespace
+
 Tensor joint_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                        const TokenLayout& layout) {
+  if (layout.kv != nullptr) return stale_kv_attention(q, k, v, layout);
   if (!layout.parallel()) return core::attention(q, k, v).out;
   const SequenceContext& ctx = *layout.ctx;
   const int64_t n = q.dim(1), B = q.dim(0);

@@ -2,6 +2,7 @@
 // gathered keys/values for the mid-block attention (see vae_patch.h).
 #include "parallel/vae_patch.h"
 
+#include <chrono>
 #include <string>
 
 #include "backend/cpu/kernels.h"
@@ -26,6 +27,22 @@ Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
   return t.to(core::DType::F32).contiguous();
 }
 
+// Adds the wall time of its scope to *slot (when slot is non-null).
+class ScopedTimer {
+ public:
+  explicit ScopedTimer(double* slot) : slot_(slot), start_(std::chrono::steady_clock::now()) {}
+  ~ScopedTimer() {
+    if (slot_)
+      *slot_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  ScopedTimer(const ScopedTimer&) = delete;
+  ScopedTimer& operator=(const ScopedTimer&) = delete;
+
+ private:
+  double* slot_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 }  // namespace
 
 std::vector<RowBand> split_rows(int64_t rows, int parts) {
@@ -48,7 +65,10 @@ std::vector<RowBand> split_rows(int64_t rows, int parts) {
 Tensor RowSplitOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
                            const core::Conv2dOptions& opt) const {
   const int P = group_.size(), r = group_.rank();
-  if (P == 1) return core::conv2d(x, w, bias, opt);
+  if (P == 1) {
+    ScopedTimer t(times_ ? &times_->conv : nullptr);
+    return core::conv2d(x, w, bias, opt);
+  }
   PARADIT_CHECK(x.ndim() == 4 && w.ndim() == 4, "RowSplitOps conv2d: x ", x.str(), " and w ",
                 w.str(), " must be (N, C, H, W) and (O, C, kh, kw)");
   const int64_t kh = w.dim(2), s = opt.stride_h, rows = x.dim(2);
@@ -64,13 +84,77 @@ Tensor RowSplitOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
     PARADIT_CHECK(r == P - 1 || rows % s == 0, "RowSplitOps conv2d: band of ", rows,
                   " rows on rank ", r, " is not a multiple of the stride ", s);
   }
-  if (top == 0 && bottom == 0) return core::conv2d(x, w, bias, opt);  // 1×1 (row-local)
+  if (top == 0 && bottom == 0) {  // 1×1 (row-local)
+    ScopedTimer t(times_ ? &times_->conv : nullptr);
+    return core::conv2d(x, w, bias, opt);
+  }
+  if (times_) ++times_->convs;
   // A band thinner than a halo would need rows from beyond its neighbour.
   const bool sends_up = r > 0 && bottom > 0, sends_down = r < P - 1 && top > 0;
   PARADIT_CHECK((!sends_up || rows >= bottom) && (!sends_down || rows >= top),
                 "RowSplitOps conv2d: band of ", rows, " rows on rank ", r,
                 " is thinner than the halo (", top, " above, ", bottom, " below)");
+  // Output rows that need a halo: `top` at the band's top unless it is the image's, `bottom`
+  // at its bottom likewise. Each border conv reads 2·halo rows of the band.
+  const int64_t need_top = r > 0 ? top : 0, need_bottom = r < P - 1 ? bottom : 0;
+  if (s != 1 || rows < need_top + need_bottom + 1 || rows < 2 * std::max(top, bottom)) {
+    return conv2d_exchange_first(x, w, bias, opt, top, bottom);
+  }
 
+  const int64_t N = x.dim(0), C = x.dim(1), W = x.dim(3);
+  std::vector<comm::Request> requests;
+  Tensor above, below;  // halo rows from the neighbour bands
+  if (need_top > 0) {
+    above = Tensor::empty({N, C, top, W});  // (N, C, top, W)
+    requests.push_back(group_.irecv(above, r - 1, kTagToBelow));
+  }
+  if (need_bottom > 0) {
+    below = Tensor::empty({N, C, bottom, W});  // (N, C, bottom, W)
+    requests.push_back(group_.irecv(below, r + 1, kTagToAbove));
+  }
+  if (sends_up) requests.push_back(group_.isend(x.slice(2, 0, bottom), r - 1, kTagToAbove));
+  if (sends_down)
+    requests.push_back(group_.isend(x.slice(2, rows - top, rows), r + 1, kTagToBelow));
+
+  std::vector<Tensor> parts;  // output rows, top to bottom
+  Tensor interior;
+  {
+    // Output rows [need_top, rows − need_bottom) from the band alone (the image border keeps
+    // its zero padding) while the halos travel.
+    ScopedTimer t(times_ ? &times_->conv : nullptr);
+    core::Conv2dOptions local = opt;
+    local.pad_top = need_top > 0 ? 0 : opt.pad_top;
+    local.pad_bottom = need_bottom > 0 ? 0 : opt.pad_bottom;
+    interior = core::conv2d(x, w, bias, local);  // (N, O, rows − need_top − need_bottom, W')
+  }
+  {
+    ScopedTimer t(times_ ? &times_->halo_wait : nullptr);
+    comm::wait_all(requests);
+  }
+  ScopedTimer t(times_ ? &times_->conv : nullptr);
+  core::Conv2dOptions border = opt;
+  border.pad_top = 0;
+  border.pad_bottom = 0;
+  if (need_top > 0) {
+    const Tensor ext =
+        core::concat({above, x.slice(2, 0, top + bottom)}, 2);  // (N, C, 2·top + bottom, W)
+    parts.push_back(core::conv2d(ext, w, bias, border));        // (N, O, top, W')
+  }
+  parts.push_back(interior);
+  if (need_bottom > 0) {
+    const Tensor ext = core::concat({x.slice(2, rows - top - bottom, rows), below},
+                                    2);                   // (N, C, top + 2·bottom, W)
+    parts.push_back(core::conv2d(ext, w, bias, border));  // (N, O, bottom, W')
+  }
+  return parts.size() == 1 ? interior : core::concat(parts, 2);  // (N, O, rows, W')
+}
+
+Tensor RowSplitOps::conv2d_exchange_first(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                          const core::Conv2dOptions& opt, int64_t top,
+                                          int64_t bottom) const {
+  const int P = group_.size(), r = group_.rank();
+  const int64_t rows = x.dim(2);
+  const bool sends_up = r > 0 && bottom > 0, sends_down = r < P - 1 && top > 0;
   const int64_t N = x.dim(0), C = x.dim(1), W = x.dim(3);
   std::vector<comm::Request> requests;
   Tensor above, below;  // halo rows from the neighbour bands
@@ -85,8 +169,12 @@ Tensor RowSplitOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
   if (sends_up) requests.push_back(group_.isend(x.slice(2, 0, bottom), r - 1, kTagToAbove));
   if (sends_down)
     requests.push_back(group_.isend(x.slice(2, rows - top, rows), r + 1, kTagToBelow));
-  comm::wait_all(requests);
+  {
+    ScopedTimer t(times_ ? &times_->halo_wait : nullptr);
+    comm::wait_all(requests);
+  }
 
+  ScopedTimer t(times_ ? &times_->conv : nullptr);
   std::vector<Tensor> parts;
   if (above.defined()) parts.push_back(above);
   parts.push_back(x);
@@ -103,6 +191,8 @@ Tensor RowSplitOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
 
 Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight,
                                const Tensor& bias, float eps) const {
+  ScopedTimer timer(times_ ? &times_->norm : nullptr);
+  if (times_) ++times_->norms;
   if (group_.size() == 1) return core::group_norm(x, groups, weight, bias, eps);
   PARADIT_CHECK(x.defined() && x.dtype() == core::DType::F32 && x.ndim() >= 2,
                 "RowSplitOps group_norm: x ", x.defined() ? x.str() : std::string("undefined"),
@@ -130,7 +220,11 @@ Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight
     m[1 + g] = mean[g];
     m[1 + G + g] = var[g] * count;
   }
-  const Tensor all = group_.all_gather(mine, 0);  // (P, 1 + 2G)
+  Tensor all;
+  {
+    ScopedTimer t(times_ ? &times_->norm_exchange : nullptr);
+    all = group_.all_gather(mine, 0);  // (P, 1 + 2G)
+  }
   const double* a = all.data<double>();
   std::vector<double> total_mean(mean.size(), 0.0), total_m2(mean.size(), 0.0);
   double total = 0.0;
@@ -159,6 +253,7 @@ Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight
 
 Tensor RowSplitOps::attention(const Tensor& q, const Tensor& k, const Tensor& v,
                               float scale) const {
+  ScopedTimer timer(times_ ? &times_->attention : nullptr);
   core::AttentionOptions options;
   options.scale = scale;
   if (group_.size() == 1) return core::attention(q, k, v, options).out;
@@ -177,13 +272,13 @@ Tensor RowSplitOps::attention(const Tensor& q, const Tensor& k, const Tensor& v,
 // ---------------------------------------------------------------- whole decode / encode
 
 Tensor decode_row_parallel(const models::vae::AutoencoderKL& vae, const Tensor& z,
-                           const comm::Communicator& group) {
-  if (group.size() == 1) return vae.decode(z);
+                           const comm::Communicator& group, RowSplitTimes* times) {
+  if (group.size() == 1 && times == nullptr) return vae.decode(z);
   PARADIT_CHECK(z.defined() && z.ndim() == 4, "decode_row_parallel: latents ",
                 z.defined() ? z.str() : std::string("undefined"), " must be (N, C, h, w)");
   const std::vector<RowBand> bands = split_rows(z.dim(2), group.size());
   const RowBand band = bands[group.rank()];
-  const RowSplitOps ops(group);
+  const RowSplitOps ops(group, times);
   const Tensor local = z.slice(2, band.begin, band.end).contiguous();  // (N, C, rows, w)
   const Tensor image = vae.decode(local, ops);                         // (N, out, rows·f, w·f)
   const int64_t f = vae.scale_factor();

@@ -86,15 +86,18 @@ class DiTPipeline : public Pipeline {
     return c;
   }
 
-  Tensor predict_noise(const models::Transformer& model, const Tensor& latents, double t,
-                       const NamedTensors& c, const GenerateRequest& r) const override {
-    const bool cfg = uses_cfg(r);
-    const int64_t batch = latents.dim(0);
-    const int64_t C = latent_channels_;
+  NamedTensors model_inputs(const Tensor& latents, double t, const NamedTensors& c,
+                            const GenerateRequest& r) const override {
     NamedTensors in = c;
-    in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
+    in["hidden_states"] = uses_cfg(r) ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
     in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    const Tensor noise_pred = run_transformer(model, in);  // (2B, out_channels, h, w)
+    return in;
+  }
+
+  Tensor guided_output(const Tensor& noise_pred, const GenerateRequest& r) const override {
+    const bool cfg = uses_cfg(r);
+    const int64_t batch = cfg ? noise_pred.dim(0) / 2 : noise_pred.dim(0);
+    const int64_t C = latent_channels_;  // noise_pred: (2B, out_channels, h, w)
     Tensor eps = noise_pred.slice(1, 0, C);        // (2B, C, h, w) view
     Tensor rest = noise_pred.slice(1, C, noise_pred.dim(1));  // (2B, out − C, h, w) view
     if (cfg) {

@@ -1,6 +1,7 @@
 #pragma once
 // The pipeline families behind Pipeline::open (one .cpp each), and helpers they share.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,8 @@ std::unique_ptr<Pipeline> make_flux_pipeline(const io::ModelFolder& folder);
 std::unique_ptr<Pipeline> make_sd3_pipeline(const io::ModelFolder& folder);
 std::unique_ptr<Pipeline> make_pixart_pipeline(const io::ModelFolder& folder);
 std::unique_ptr<Pipeline> make_dit_pipeline(const io::ModelFolder& folder);
+std::unique_ptr<Pipeline> make_wan_pipeline(const io::ModelFolder& folder);
+std::unique_ptr<Pipeline> make_hunyuan_video_pipeline(const io::ModelFolder& folder);
 
 namespace detail {
 
@@ -29,6 +32,11 @@ core::Tensor unscale(const core::Tensor& latents, double scaling_factor,
 // z: (B, C, h, w) → (B, 3, H, W)
 core::Tensor decode_batch(const models::vae::AutoencoderKL& vae, const core::Tensor& z,
                           const comm::Communicator* group = nullptr);
+
+// Video VAE decode one video at a time (bounds the decoder's activation memory): decode_one
+// maps (1, C, f, h, w) → (1, 3, F, H, W).   z: (B, C, f, h, w) → (B, 3, F, H, W)
+core::Tensor decode_each_video(const core::Tensor& z,
+                               const std::function<core::Tensor(const core::Tensor&)>& decode_one);
 
 // A (n) F32 tensor filled with v.
 core::Tensor full_vector(int64_t n, float v);

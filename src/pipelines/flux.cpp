@@ -125,13 +125,23 @@ class FluxPipeline : public Pipeline {
     return c;
   }
 
-  Tensor predict_noise(const models::Transformer& model, const Tensor& latents, double t,
-                       const NamedTensors& c, const GenerateRequest& r) const override {
+  NamedTensors model_inputs(const Tensor& latents, double t, const NamedTensors& c,
+                            const GenerateRequest& r) const override {
     NamedTensors in = c;
     in["hidden_states"] = latents;  // (B, S_img, C·4)
     // timestep / 1000 in f32, as the pipeline divides the f32 timestep tensor.
     in["timestep"] = detail::full_vector(latents.dim(0), static_cast<float>(t) / 1000.0f);
-    return run_transformer(model, in);  // (B, S_img, C·4)
+    return in;
+  }
+
+  // Guidance is an input of the transformer (Flux-dev's embedding); no CFG batch.
+  Tensor guided_output(const Tensor& model_output, const GenerateRequest&) const override {
+    return model_output;  // (B, S_img, C·4)
+  }
+
+  // Packed latents (B, S_img, C·4): token row j is the tokens [j·w, (j+1)·w).
+  LatentRows latent_rows(const GenerateRequest& r) const override {
+    return {1, models::vae::packed_latent_size(*r.width, vae_scale_factor_) / 2};
   }
 
   Tensor decode_latents(const models::vae::AutoencoderKL& vae, const Tensor& latents,

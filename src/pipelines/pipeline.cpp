@@ -58,9 +58,12 @@ std::unique_ptr<Pipeline> Pipeline::open(const fs::path& dir) {
     return make_pixart_pipeline(folder);
   }
   if (cls == "DiTPipeline") return make_dit_pipeline(folder);
+  if (cls == "WanPipeline") return make_wan_pipeline(folder);
+  if (cls == "HunyuanVideoPipeline") return make_hunyuan_video_pipeline(folder);
   fail((folder.root() / "model_index.json").string(), ": pipeline class '", cls,
        "' is not supported (supported: FluxPipeline, StableDiffusion3Pipeline, "
-       "PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline)");
+       "PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline, WanPipeline, "
+       "HunyuanVideoPipeline)");
 }
 
 // ---------------------------------------------------------------- requests
@@ -77,6 +80,13 @@ core::Shape Pipeline::latent_shape(int64_t batch, int64_t height, int64_t width)
   return {batch, latent_channels_, height / vae_scale_factor_, width / vae_scale_factor_};
 }
 
+core::Shape Pipeline::initial_latent_shape(const GenerateRequest& r) const {
+  const int64_t batch = batch_size(r);
+  if (!is_video()) return latent_shape(batch, *r.height, *r.width);
+  return {batch, latent_channels_, (*r.num_frames - 1) / temporal_factor_ + 1,
+          *r.height / vae_scale_factor_, *r.width / vae_scale_factor_};
+}
+
 bool Pipeline::uses_cfg(const GenerateRequest& r) const { return *r.guidance_scale > 1.0; }
 
 GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
@@ -86,6 +96,16 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
   if (!r.num_inference_steps) r.num_inference_steps = defaults_.num_inference_steps;
   if (!r.guidance_scale) r.guidance_scale = defaults_.guidance_scale;
   if (!r.max_sequence_length) r.max_sequence_length = defaults_.max_sequence_length;
+  if (is_video()) {
+    if (!r.num_frames) r.num_frames = defaults_.num_frames;
+    const int64_t f = *r.num_frames, k = temporal_factor_;
+    // diffusers rounds a count off the grid down with a warning; a wrong count is refused here.
+    PARADIT_CHECK(f >= 1 && (f - 1) % k == 0, "--num_frames: ", class_name_, " needs ", k,
+                  "k+1 frames (1, ", 1 + k, ", ", 1 + 2 * k, ", ...), found ", f);
+  } else {
+    PARADIT_CHECK(!r.num_frames, "--num_frames: ", class_name_,
+                  " makes images; --num_frames is for video pipelines");
+  }
 
   const int64_t m = size_multiple_;
   for (const auto& [flag, v] : {std::pair{"--height", *r.height}, std::pair{"--width", *r.width}}) {
@@ -117,11 +137,12 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
   const int64_t batch = batch_size(r);
   PARADIT_CHECK(batch >= 1, "--prompt: the batch is empty");
   if (r.latents.defined()) {
-    const core::Shape want = latent_shape(batch, *r.height, *r.width);
+    const core::Shape want = initial_latent_shape(r);
     PARADIT_CHECK(r.latents.shape() == want, "--latents: tensor 'latents' has shape ",
                   core::shape_str(r.latents.shape()), ", ", class_name_, " expects ",
-                  core::shape_str(want), " for ", batch, " image(s) of ", *r.height, "x",
-                  *r.width);
+                  core::shape_str(want), " for ", batch, is_video() ? " video(s) of " : " image(s) of ",
+                  *r.height, "x", *r.width,
+                  is_video() ? " with " + std::to_string(*r.num_frames) + " frames" : "");
     PARADIT_CHECK(core::is_floating(r.latents.dtype()), "--latents: tensor 'latents' has dtype ",
                   core::dtype_name(r.latents.dtype()), ", expected a float type");
   }
@@ -132,6 +153,16 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
 
 Tensor Pipeline::draw_latents(int64_t batch, int64_t height, int64_t width, uint64_t seed) const {
   return core::randn(latent_shape(batch, height, width), seed);  // (B, C, h, w)
+}
+
+Tensor Pipeline::initial_latents(const GenerateRequest& r) const {
+  if (!is_video()) return draw_latents(batch_size(r), *r.height, *r.width, r.seed);
+  return core::randn(initial_latent_shape(r), r.seed);  // (B, C, f, h, w)
+}
+
+Tensor Pipeline::decode_video(const Tensor& latents, const GenerateRequest& r,
+                              PhaseTimes* times) const {
+  fail(class_name_, ": not a video pipeline (no video decode step)");
 }
 
 void Pipeline::set_timesteps(schedulers::Scheduler& scheduler, const GenerateRequest& r,
@@ -155,6 +186,75 @@ std::pair<int64_t, int64_t> Pipeline::dp_block(int64_t batch) const {
   const int64_t share = batch / dp;
   const int64_t begin = share * mesh.coord(comm::MeshDim::kDp);
   return {begin, begin + share};
+}
+
+void Pipeline::set_keep_loaded(bool keep) {
+  keep_loaded_ = keep;
+  if (keep) return;
+  text_encoders_.clear();
+  kept_transformer_.reset();
+  kept_vae_.reset();
+}
+
+void Pipeline::preload() {
+  if (!keep_loaded_) return;
+  if (has_text_encoder()) {
+    const TextEncoderCache::Use kept_encoders(&text_encoders_);
+    GenerateRequest warm;
+    warm.prompts = {""};
+    encode_prompt(resolve(warm));
+  }
+  if (!(runtime_ && runtime_->config().pp > 1)) transformer_for_call();
+  if (!is_video()) vae_for_call();
+}
+
+std::shared_ptr<const models::Transformer> Pipeline::transformer_for_call() {
+  if (kept_transformer_) return kept_transformer_;
+  std::shared_ptr<const models::Transformer> model =
+      models::load_transformer(folder_.component("transformer").dir);
+  if (keep_loaded_) kept_transformer_ = model;
+  return model;
+}
+
+std::shared_ptr<const models::vae::AutoencoderKL> Pipeline::vae_for_call() {
+  if (kept_vae_) return kept_vae_;
+  std::shared_ptr<const models::vae::AutoencoderKL> vae =
+      models::vae::load_autoencoder_kl(folder_.component("vae").dir);
+  if (keep_loaded_) kept_vae_ = vae;
+  return vae;
+}
+
+Tensor Pipeline::predict_noise(const models::Transformer& model, const Tensor& latents,
+                               double timestep, const NamedTensors& conditioning,
+                               const GenerateRequest& r) const {
+  return guided_output(run_transformer(model, model_inputs(latents, timestep, conditioning, r)),
+                       r);  // latents' shape
+}
+
+NamedTensors Pipeline::model_inputs(const Tensor&, double, const NamedTensors&,
+                                    const GenerateRequest&) const {
+  fail(class_name_, ": this pipeline does not support PipeFusion");
+}
+
+Tensor Pipeline::guided_output(const Tensor&, const GenerateRequest&) const {
+  fail(class_name_, ": this pipeline does not support PipeFusion");
+}
+
+Pipeline::LatentRows Pipeline::latent_rows(const GenerateRequest&) const {
+  return {2, size_multiple_ / vae_scale_factor_};
+}
+
+Tensor Pipeline::step_noise(const schedulers::Scheduler& scheduler, int step,
+                            const core::Shape& latents_shape, int64_t full_batch,
+                            int64_t block_begin, int64_t block_end, uint64_t seed) const {
+  if (!scheduler.needs_noise(static_cast<size_t>(step))) return {};
+  // Stochastic steps (DDPM) draw from stream 1 + step, never overlapping the initial latents;
+  // drawn for the whole batch and sliced to this dp block, as for the initial latents.
+  core::Shape full_shape = latents_shape;
+  full_shape[0] = full_batch;
+  return core::randn(full_shape, seed, 1 + static_cast<uint64_t>(step))
+      .slice(0, block_begin, block_end)
+      .contiguous();  // latents' shape
 }
 
 Tensor Pipeline::run_transformer(const models::Transformer& model,
@@ -188,13 +288,11 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
         t = t.slice(0, block_begin, block_end).contiguous();  // (block, ...)
       }
     }
-    const Tensor all = full.latents.defined()
-                           ? full.latents.to(core::DType::F32)
-                           : draw_latents(full_batch, *full.height, *full.width, full.seed);
+    const Tensor all =
+        full.latents.defined() ? full.latents.to(core::DType::F32) : initial_latents(full);
     local.latents = all.slice(0, block_begin, block_end).contiguous();  // (block, ...)
   }
   const GenerateRequest& r = local;
-  const int64_t batch = batch_size(r);
   // The ranks sharing this dp group's images decode them together.
   std::unique_ptr<comm::Communicator> vae_group;
   if (runtime_ && runtime_->config().use_parallel_vae) {
@@ -202,7 +300,8 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     vae_group = world.split(runtime_->mesh().coord(comm::MeshDim::kDp), world.rank());
   }
 
-  // 1. Prompt embeddings (the text encoders are freed inside).
+  // 1. Prompt embeddings (the text encoders are freed inside, unless kept loaded).
+  const TextEncoderCache::Use kept_encoders(keep_loaded_ ? &text_encoders_ : nullptr);
   text_load_seconds_ = 0;
   auto t0 = Clock::now();
   res.embeddings = encode_prompt(r);
@@ -210,9 +309,8 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   res.times.load += text_load_seconds_;
 
   // 2. Initial latents: given, or drawn from the seed (the whole tensor, on every rank).
-  Tensor latents = r.latents.defined()
-                       ? r.latents.to(core::DType::F32).clone()
-                       : draw_latents(batch, *r.height, *r.width, r.seed);  // latent_shape
+  Tensor latents = r.latents.defined() ? r.latents.to(core::DType::F32).clone()
+                                       : initial_latents(r);  // initial_latent_shape
   res.initial_latents = latents;
 
   // 3. Timesteps.
@@ -222,41 +320,47 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   set_timesteps(*scheduler, r, latents);
   res.timesteps = scheduler->timesteps();
 
-  // 4. Denoise.
-  std::unique_ptr<models::Transformer> model =
-      models::load_transformer(folder_.component("transformer").dir);
+  // 4. Denoise. Under PipeFusion this rank holds only its stage's layers (pipefusion.cpp).
+  const bool pipefusion = runtime_ && runtime_->config().pp > 1;
+  std::shared_ptr<const models::Transformer> model =
+      pipefusion ? nullptr : transformer_for_call();
   const NamedTensors conditioning = prepare_conditioning(res.embeddings, r, latents);
   res.times.load += seconds_between(t0, Clock::now());
 
   const auto denoise_start = Clock::now();
   const int steps = scheduler->num_inference_steps();
-  for (int i = 0; i < steps; ++i) {
+  pipefusion_load_seconds_ = 0;
+  if (pipefusion) {
+    latents = denoise_pipefusion(latents, conditioning, r, res, on_step, full_batch, block_begin,
+                                 block_end);  // latents' shape
+  }
+  for (int i = 0; !pipefusion && i < steps; ++i) {
     const auto step_start = Clock::now();
     const double t = res.timesteps[static_cast<size_t>(i)];
     const Tensor model_input = scheduler->scale_model_input(latents, static_cast<size_t>(i));
     const Tensor noise_pred = predict_noise(*model, model_input, t, conditioning, r);  // latents'
-    // Stochastic steps (DDPM) draw from stream 1 + i, never overlapping the initial latents.
-    Tensor noise;
-    if (scheduler->needs_noise(static_cast<size_t>(i))) {
-      // Drawn for the whole batch and sliced to this dp block, as for the initial latents.
-      core::Shape full_shape = latents.shape();
-      full_shape[0] = full_batch;
-      noise = core::randn(full_shape, r.seed, 1 + static_cast<uint64_t>(i))
-                  .slice(0, block_begin, block_end)
-                  .contiguous();  // latents' shape
-    }
+    const Tensor noise =
+        step_noise(*scheduler, i, latents.shape(), full_batch, block_begin, block_end, r.seed);
     latents = scheduler->step(noise_pred, static_cast<size_t>(i), latents, noise);
     if (on_step) on_step({i, steps, t, seconds_between(step_start, Clock::now()), latents});
   }
-  res.times.denoise = seconds_between(denoise_start, Clock::now());
-  model.reset();  // the transformer's weights go before the VAE's come
+  res.times.denoise = seconds_between(denoise_start, Clock::now()) - pipefusion_load_seconds_;
+  model.reset();  // the transformer's weights go before the VAE's come (unless kept)
   res.latents = latents;
 
   // 5. Decode.
-  if (r.decode) {
+  if (r.decode && is_video()) {
+    vae_group_ = vae_group.get();
+    try {
+      res.images = decode_video(latents, r, &res.times);  // (B, 3, F, H, W)
+    } catch (...) {
+      vae_group_ = nullptr;
+      throw;
+    }
+    vae_group_ = nullptr;
+  } else if (r.decode) {
     t0 = Clock::now();
-    std::unique_ptr<models::vae::AutoencoderKL> vae =
-        models::vae::load_autoencoder_kl(folder_.component("vae").dir);
+    std::shared_ptr<const models::vae::AutoencoderKL> vae = vae_for_call();
     const auto t1 = Clock::now();
     res.times.load += seconds_between(t0, t1);
     vae_group_ = vae_group.get();
@@ -321,6 +425,14 @@ Tensor decode_batch(const models::vae::AutoencoderKL& vae, const Tensor& z,
                                                 : vae.decode(zb));  // (1, 3, H, W)
   }
   return images.size() == 1 ? images[0] : core::concat(images, 0);  // (B, 3, H, W)
+}
+
+Tensor decode_each_video(const Tensor& z, const std::function<Tensor(const Tensor&)>& decode_one) {
+  std::vector<Tensor> videos;
+  for (int64_t b = 0; b < z.dim(0); ++b) {
+    videos.push_back(decode_one(z.slice(0, b, b + 1).contiguous()));  // (1, 3, F, H, W)
+  }
+  return videos.size() == 1 ? videos[0] : core::concat(videos, 0);  // (B, 3, F, H, W)
 }
 
 Tensor full_vector(int64_t n, float v) { return Tensor::full({n}, v); }

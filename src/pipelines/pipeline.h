@@ -8,11 +8,13 @@
 //   GenerateResult out = pipe->generate(req);   // out.images (B, 3, H, W) in [-1, 1]
 //
 // Supported model_index.json classes: FluxPipeline, StableDiffusion3Pipeline,
-// PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline.
+// PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline, and the text-to-video WanPipeline and
+// HunyuanVideoPipeline (is_video(): latents (B, C, latent frames, h, w), videos (B, 3, F, H, W)).
 //
 // Memory: each text encoder is loaded, run once over every prompt (conditional and
 // unconditional texts batched together) and destroyed before the transformer is loaded; the
-// transformer is released before the VAE decodes.
+// transformer is released before the VAE decodes. set_keep_loaded(true) (a server) instead
+// loads each component on first use and keeps it for the next calls.
 
 #include <cstdint>
 #include <filesystem>
@@ -27,6 +29,7 @@
 #include "comm/communicator.h"
 #include "models/transformer.h"
 #include "parallel/config.h"
+#include "pipelines/text_encoding.h"
 
 namespace paradit::schedulers {
 class Scheduler;
@@ -51,6 +54,11 @@ struct GenerateRequest {
   std::optional<int> num_inference_steps;
   std::optional<double> guidance_scale;
   std::optional<int> max_sequence_length;      // T5 tokens
+  // Video pipelines only: frames of the video (1 + temporal factor · k); unset = the default.
+  std::optional<int64_t> num_frames;
+  // HunyuanVideoPipeline's true_cfg_scale: classifier-free guidance over negative embeddings
+  // when > 1 (its guidance_scale is the distilled guidance embedding). Others ignore it.
+  std::optional<double> true_cfg_scale;
   uint64_t seed = 0;
   // The initial latents in the shape the diffusers pipeline takes (Flux: packed (B, S, C·4));
   // undefined = drawn from `seed` with core::randn.
@@ -69,6 +77,11 @@ struct PipelineDefaults {
   int max_sequence_length = 0;  // 0: the pipeline has no text encoder
   int64_t height = 0;
   int64_t width = 0;
+  int64_t num_frames = 0;  // 0: an image pipeline; video pipelines: their default frame count
+  double fps = 0;          // video pipelines: the frame rate their examples export at
+  // Video frames to bytes: true rounds (diffusers' output_type "pil", HunyuanVideo's default),
+  // false truncates (output_type "np", Wan's default, then export_to_video).
+  bool round_frames = false;
 };
 
 // Wall-clock seconds of each phase of generate().
@@ -94,8 +107,11 @@ struct GenerateResult {
   core::Tensor latents;          // final latents = pipe(..., output_type="latent")
   core::Tensor images;           // (B, 3, H, W) decoded, range about [-1, 1]; undefined when
                                  // !decode. io::to_rgb8 applies diffusers' postprocess.
+                                 // Video pipelines: (B, 3, F, H, W) (io::to_rgb8_video).
   std::vector<double> timesteps;  // the scheduler's timesteps
   PhaseTimes times;
+  // PipeFusion: the bytes of transformer weights this rank's stage holds (0 otherwise).
+  size_t stage_weight_bytes = 0;
 };
 
 class Pipeline {
@@ -112,6 +128,10 @@ class Pipeline {
   // Height and width must be multiples of this: VAE scale × transformer patch size.
   int64_t size_multiple() const { return size_multiple_; }
   bool has_text_encoder() const { return defaults_.max_sequence_length > 0; }
+  // A text-to-video pipeline (num_frames, (B, C, f, h, w) latents, (B, 3, F, H, W) videos).
+  bool is_video() const { return defaults_.num_frames > 0; }
+  // Video frames per latent frame after the first (the VAE's temporal factor).
+  int64_t temporal_factor() const { return temporal_factor_; }
 
   // The request with defaults filled in, after every check that needs no weights (sizes,
   // steps, prompts vs embeddings, given latents' shape). Error with one line naming the
@@ -121,6 +141,9 @@ class Pipeline {
   int64_t batch_size(const GenerateRequest& resolved) const;
   // The initial latents' shape (Flux: packed).
   virtual core::Shape latent_shape(int64_t batch, int64_t height, int64_t width) const;
+  // The initial latents' shape of a resolved request: latent_shape(batch, height, width), or for
+  // video (batch, C, (num_frames − 1) / temporal factor + 1, height / 8, width / 8).
+  core::Shape initial_latent_shape(const GenerateRequest& resolved) const;
 
   // diffusers' encode_prompt for the whole batch: loads, runs and frees the text encoders.
   // `resolved` comes from resolve(). Returns the embeddings by diffusers' names; the negative
@@ -134,6 +157,17 @@ class Pipeline {
   // transformer forward runs sequence / CFG parallel (run_transformer); use_parallel_vae decodes
   // row-parallel over the ranks of this dp group.
   GenerateResult generate(const GenerateRequest& request, const StepCallback& on_step = {});
+
+  // Keep-loaded mode (off by default): the text encoders, transformer and image VAE are loaded
+  // on their first use and kept for the later generate() calls, instead of each being freed as
+  // soon as its phase is done. Turning it off frees what is kept. Not thread-safe: one
+  // generate() at a time per Pipeline (the server runs one job at a time per group).
+  void set_keep_loaded(bool keep);
+  bool keep_loaded() const { return keep_loaded_; }
+  // Keep-loaded mode: loads now what generate() would load on first use (the text encoders, by
+  // encoding an empty prompt, the transformer unless PipeFusion loads stages, the image VAE), so
+  // a server fails at start rather than at its first request. No-op otherwise. Not collective.
+  void preload();
 
   // Runs the next generate() calls over `runtime` (null: single process). The runtime must
   // outlive those calls.
@@ -152,6 +186,9 @@ class Pipeline {
   // The initial latents from the seed (Flux draws them unpacked, then packs them).
   virtual core::Tensor draw_latents(int64_t batch, int64_t height, int64_t width,
                                     uint64_t seed) const;
+  // The initial latents of a resolved request from its seed: draw_latents, or for video
+  // core::randn(initial_latent_shape(resolved)).
+  core::Tensor initial_latents(const GenerateRequest& resolved) const;
   // scheduler.set_timesteps as the pipeline calls it.
   virtual void set_timesteps(schedulers::Scheduler& scheduler, const GenerateRequest& resolved,
                              const core::Tensor& latents) const;
@@ -159,14 +196,51 @@ class Pipeline {
   virtual NamedTensors prepare_conditioning(const NamedTensors& embeddings,
                                             const GenerateRequest& resolved,
                                             const core::Tensor& latents) const = 0;
-  // One step's guided model output for scheduler.step, shaped like `latents`.
+  // One step's guided model output for scheduler.step, shaped like `latents`. The default is
+  // guided_output(run_transformer(model, model_inputs(...))).
   virtual core::Tensor predict_noise(const models::Transformer& model, const core::Tensor& latents,
                                      double timestep, const NamedTensors& conditioning,
-                                     const GenerateRequest& resolved) const = 0;
+                                     const GenerateRequest& resolved) const;
+  // The two halves of predict_noise, which PipeFusion runs apart (the image families implement
+  // them; the defaults fail). model_inputs: the transformer's inputs for `latents` at
+  // `timestep` (with the uncond/cond batch of CFG). guided_output: the guided noise for
+  // scheduler.step from the transformer's output on that batch — element by element over the
+  // image rows, so it applies to one PipeFusion patch as well.
+  virtual NamedTensors model_inputs(const core::Tensor& latents, double timestep,
+                                    const NamedTensors& conditioning,
+                                    const GenerateRequest& resolved) const;
+  virtual core::Tensor guided_output(const core::Tensor& model_output,
+                                     const GenerateRequest& resolved) const;
+  // Where PipeFusion's patches lie in the latents: token row j is entries
+  // [j·per_token_row, (j+1)·per_token_row) along `dim`.
+  struct LatentRows {
+    int dim = 2;                // (B, C, h, w): the latent rows
+    int64_t per_token_row = 1;  // the transformer's patch size
+  };
+  virtual LatentRows latent_rows(const GenerateRequest& resolved) const;
+  // The noise a stochastic step (DDPM) draws: stream 1 + step of the seed for the whole batch,
+  // sliced to this dp group's block [block_begin, block_end), so it equals one process's.
+  core::Tensor step_noise(const schedulers::Scheduler& scheduler, int step,
+                          const core::Shape& latents_shape, int64_t full_batch,
+                          int64_t block_begin, int64_t block_end, uint64_t seed) const;
+  // The denoising loop under PipeFusion (pipefusion.cpp): loads this rank's stage of the
+  // transformer, runs the warm-up steps over the whole image and streams the patches through
+  // the stages after them; returns the final latents on every rank. Collective over the mesh.
+  // Adds the stage's load time to res.times.load (and to pipefusion_load_seconds_).
+  core::Tensor denoise_pipefusion(core::Tensor latents, const NamedTensors& conditioning,
+                                  const GenerateRequest& resolved, GenerateResult& res,
+                                  const StepCallback& on_step, int64_t full_batch,
+                                  int64_t block_begin, int64_t block_end);
+  double pipefusion_load_seconds_ = 0;
   // Final latents → (B, 3, H, W) images (unpack, unscale, decode).
   virtual core::Tensor decode_latents(const models::vae::AutoencoderKL& vae,
                                       const core::Tensor& latents,
                                       const GenerateRequest& resolved) const;
+  // Video pipelines' decode step, in place of decode_latents: loads the family's own video VAE,
+  // de-normalizes and decodes (B, C, f, h, w) latents → (B, 3, F, H, W), one video at a time
+  // (row-parallel over vae_group_ when set). Adds its load and decode seconds to `times`.
+  virtual core::Tensor decode_video(const core::Tensor& latents, const GenerateRequest& resolved,
+                                    PhaseTimes* times) const;
 
   // model.forward(inputs) through the runtime, when there is one: the batch split across the
   // cfg ranks ([uncond, cond] halves, one all-gather) when it divides, sequence parallel inside.
@@ -179,6 +253,15 @@ class Pipeline {
   // Load time spent inside encode_prompt (text encoders), added to PhaseTimes::load.
   double text_load_seconds_ = 0;
 
+  // The transformer / image VAE for this call: the kept one, or loaded (and kept when
+  // keep_loaded_). Their time goes to the caller's PhaseTimes::load.
+  std::shared_ptr<const models::Transformer> transformer_for_call();
+  std::shared_ptr<const models::vae::AutoencoderKL> vae_for_call();
+  bool keep_loaded_ = false;
+  TextEncoderCache text_encoders_;  // used by encode_prompt in keep-loaded mode
+  std::shared_ptr<const models::Transformer> kept_transformer_;
+  std::shared_ptr<const models::vae::AutoencoderKL> kept_vae_;
+
   std::filesystem::path root_;
   std::string class_name_;
   io::ModelFolder folder_;
@@ -188,6 +271,7 @@ class Pipeline {
   int64_t vae_scale_factor_ = 8;
   int64_t latent_channels_ = 4;  // the transformer's in_channels (Flux: in_channels / 4)
   int64_t size_multiple_ = 8;
+  int64_t temporal_factor_ = 1;  // video pipelines: the VAE's scale_factor_temporal
   PipelineDefaults defaults_;
 };
 

@@ -127,14 +127,18 @@ class SD3Pipeline : public Pipeline {
     return c;
   }
 
-  Tensor predict_noise(const models::Transformer& model, const Tensor& latents, double t,
-                       const NamedTensors& c, const GenerateRequest& r) const override {
-    const bool cfg = uses_cfg(r);
-    const int64_t batch = latents.dim(0);
+  NamedTensors model_inputs(const Tensor& latents, double t, const NamedTensors& c,
+                            const GenerateRequest& r) const override {
     NamedTensors in = c;
-    in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
+    in["hidden_states"] = uses_cfg(r) ? core::concat({latents, latents}, 0) : latents;  // (2B, C, h, w)
     in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    Tensor noise = run_transformer(model, in);  // (2B, C, h, w)
+    return in;
+  }
+
+  Tensor guided_output(const Tensor& model_output, const GenerateRequest& r) const override {
+    const bool cfg = uses_cfg(r);
+    Tensor noise = model_output;  // (2B, C, h, w)
+    const int64_t batch = cfg ? noise.dim(0) / 2 : noise.dim(0);
     if (cfg) {
       noise = detail::guide(noise.slice(0, 0, batch), noise.slice(0, batch, 2 * batch),
                             *r.guidance_scale);  // (B, C, h, w)

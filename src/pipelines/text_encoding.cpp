@@ -74,12 +74,81 @@ TokenBatch tokenize_clip(const fs::path& tokenizer_dir, const std::vector<std::s
   return to_batch(encodings, max_length);
 }
 
+// ---------------------------------------------------------------- kept encoders
+
+namespace {
+thread_local TextEncoderCache* t_current_cache = nullptr;
+
+// Loads an encoder into a shared pointer, timing it.
+template <typename Encoder>
+std::shared_ptr<const Encoder> load_encoder(const fs::path& dir, double* load_seconds) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto encoder = std::make_shared<const Encoder>(Encoder::load(dir));
+  if (load_seconds) *load_seconds += seconds_since(t0);
+  return encoder;
+}
+
+template <typename Encoder>
+std::shared_ptr<const Encoder> kept_or_load(
+    std::map<fs::path, std::shared_ptr<const Encoder>>& kept, const fs::path& dir,
+    double* load_seconds) {
+  auto& slot = kept[dir.lexically_normal()];
+  if (!slot) slot = load_encoder<Encoder>(dir, load_seconds);
+  return slot;
+}
+
+// The encoder of `dir`: from the thread's cache, or loaded for this one call.
+template <typename Encoder>
+std::shared_ptr<const Encoder> acquire(const fs::path& dir, double* load_seconds);
+
+template <>
+std::shared_ptr<const models::t5::T5Encoder> acquire(const fs::path& dir, double* load_seconds) {
+  TextEncoderCache* cache = TextEncoderCache::current();
+  return cache ? cache->t5(dir, load_seconds)
+               : load_encoder<models::t5::T5Encoder>(dir, load_seconds);
+}
+
+template <>
+std::shared_ptr<const models::clip::ClipTextEncoder> acquire(const fs::path& dir,
+                                                             double* load_seconds) {
+  TextEncoderCache* cache = TextEncoderCache::current();
+  return cache ? cache->clip(dir, load_seconds)
+               : load_encoder<models::clip::ClipTextEncoder>(dir, load_seconds);
+}
+}  // namespace
+
+TextEncoderCache::TextEncoderCache() = default;
+TextEncoderCache::~TextEncoderCache() = default;
+
+TextEncoderCache::Use::Use(TextEncoderCache* cache) : previous_(t_current_cache) {
+  t_current_cache = cache;
+}
+TextEncoderCache::Use::~Use() { t_current_cache = previous_; }
+
+TextEncoderCache* TextEncoderCache::current() { return t_current_cache; }
+
+std::shared_ptr<const models::t5::T5Encoder> TextEncoderCache::t5(const fs::path& dir,
+                                                                  double* load_seconds) {
+  return kept_or_load(t5_, dir, load_seconds);
+}
+
+std::shared_ptr<const models::clip::ClipTextEncoder> TextEncoderCache::clip(
+    const fs::path& dir, double* load_seconds) {
+  return kept_or_load(clip_, dir, load_seconds);
+}
+
+void TextEncoderCache::clear() {
+  t5_.clear();
+  clip_.clear();
+}
+
+// ---------------------------------------------------------------- encoders
+
 Tensor run_t5(const fs::path& encoder_dir, const TokenBatch& tokens, bool use_mask,
               double* load_seconds) {
-  const auto t0 = std::chrono::steady_clock::now();
-  // Scoped: the weights are released when the encoder goes out of scope here.
-  std::optional<models::t5::T5Encoder> encoder(models::t5::T5Encoder::load(encoder_dir));
-  if (load_seconds) *load_seconds += seconds_since(t0);
+  // Without a cache the weights are released when `encoder` goes out of scope here.
+  std::shared_ptr<const models::t5::T5Encoder> encoder =
+      acquire<models::t5::T5Encoder>(encoder_dir, load_seconds);
   Tensor out = encoder->encode(tokens.ids, use_mask ? tokens.mask : Tensor(), false)
                    .last_hidden_state;  // (B, L, d_model)
   encoder.reset();
@@ -88,10 +157,8 @@ Tensor run_t5(const fs::path& encoder_dir, const TokenBatch& tokens, bool use_ma
 
 ClipOutputs run_clip(const fs::path& encoder_dir, const TokenBatch& tokens,
                      double* load_seconds) {
-  const auto t0 = std::chrono::steady_clock::now();
-  std::optional<models::clip::ClipTextEncoder> encoder(
-      models::clip::ClipTextEncoder::load(encoder_dir));
-  if (load_seconds) *load_seconds += seconds_since(t0);
+  std::shared_ptr<const models::clip::ClipTextEncoder> encoder =
+      acquire<models::clip::ClipTextEncoder>(encoder_dir, load_seconds);
   models::clip::ClipTextOutput o = encoder->encode(tokens.ids, Tensor(), true);
   PARADIT_CHECK(o.hidden_states.size() >= 2, encoder_dir.string(),
                 ": the CLIP text encoder returned ", o.hidden_states.size(),

@@ -1,7 +1,7 @@
 #pragma once
-// Who runs a generation job. The dispatcher hands each job to one Executor; the only one today
-// runs the pipeline in this process (one job at a time). A later executor can hand the job to a
-// group of MPI ranks (data-parallel replicas) behind the same interface.
+// Who runs a generation job. The dispatcher hands each job to one Executor: the local one runs the
+// pipeline in this process (one job at a time); under mpirun, cluster.h's executors hand it to a
+// group of MPI ranks (one data-parallel replica) behind the same interface.
 
 #include <functional>
 #include <memory>
@@ -28,6 +28,13 @@ class Executor {
   // The request's images as PNG file bytes, request.n of them, in order.
   virtual std::vector<std::string> run(const ImageRequest& request, const StepHook& on_step) = 0;
 };
+
+// One request through pipe.generate (collective over the pipeline's runtime when it has one):
+// its images as PNG file bytes, or nothing when !encode (the ranks of a group that do not answer).
+std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageRequest& request,
+                                     const StepHook& on_step, bool encode = true);
+// BadRequest when pipe.resolve refuses the request.
+void check_request(const pipelines::Pipeline& pipe, const ImageRequest& request);
 
 // Runs jobs on `pipe` in the calling thread. Image i of a request with seed s and n images is
 // image i of `paradit generate --seed s` with the prompt given n times (one batch, one draw of

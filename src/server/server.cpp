@@ -11,11 +11,13 @@
 #include <ctime>
 #include <memory>
 #include <thread>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "pipelines/pipeline.h"
+#include "server/cluster.h"
 #include "server/dispatcher.h"
 #include "server/encoding.h"
 
@@ -74,9 +76,6 @@ RequestLimits limits_of(const pipelines::Pipeline& pipe) {
 }  // namespace
 
 int serve(const ServeOptions& opt) {
-  PARADIT_CHECK(comm::world().size() == 1,
-                "serve under mpirun is not supported yet (world size ", comm::world().size(),
-                "); run one `paradit serve` process");
   PARADIT_CHECK(opt.port >= 0 && opt.port <= 65535, "--port: must be in [0, 65535], found ",
                 opt.port);
   PARADIT_CHECK(opt.queue_size >= 1 && opt.queue_size <= 4096,
@@ -99,12 +98,19 @@ int serve(const ServeOptions& opt) {
   const std::filesystem::path model_dir =
       opt.model.empty() ? pipelines::default_model_dir() : std::filesystem::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
+  // The server's point: every component is loaded once and kept for every request.
+  pipe->set_keep_loaded(true);
+  Cluster cluster(comm::world(), opt.parallel);  // collective under mpirun
+  pipe->set_runtime(cluster.runtime());
+  pipe->preload();
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
+  if (!cluster.is_rank0()) {
+    cluster.follow(*pipe);  // until rank 0 has drained
+    return 0;
+  }
   const RequestLimits limits = limits_of(*pipe);
 
-  std::vector<std::unique_ptr<Executor>> executors;
-  executors.push_back(make_local_executor(*pipe));
-  Dispatcher dispatcher(std::move(executors), opt.queue_size, opt.request_timeout);
+  Dispatcher dispatcher(cluster.executors(*pipe), opt.queue_size, opt.request_timeout);
 
   httplib::Server http;
   // Each synchronous request holds a thread while it waits: room for a full queue, the running
@@ -167,7 +173,10 @@ int serve(const ServeOptions& opt) {
               });
   http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"status", dispatcher.closed() ? "draining" : "ok"},
-                         {"model", pipe->class_name()}});
+                         {"model", pipe->class_name()},
+                         {"groups", cluster.groups()},
+                         {"ranks_per_group", cluster.group_size()},
+                         {"pid", static_cast<int64_t>(::getpid())}});
   });
   http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(dispatcher.metrics_text(load_seconds), "text/plain; version=0.0.4");
@@ -208,9 +217,11 @@ int serve(const ServeOptions& opt) {
   });
   std::printf("paradit serve: listening on http://%s:%d\n", opt.host.c_str(), port);
   std::fflush(stdout);
-  std::fprintf(stderr, "paradit serve: %s from %s (opened in %.2f s), queue %zu, timeout %g s\n",
+  std::fprintf(stderr,
+               "paradit serve: %s from %s (loaded in %.2f s), %d group(s) of %d rank(s), queue "
+               "%zu, timeout %g s\n",
                pipe->class_name().c_str(), pipe->root().string().c_str(), load_seconds,
-               opt.queue_size, opt.request_timeout);
+               cluster.groups(), cluster.group_size(), opt.queue_size, opt.request_timeout);
 
   const timespec tick{0, 200'000'000};
   int signo = -1;
@@ -234,6 +245,7 @@ int serve(const ServeOptions& opt) {
   listener.join();
   PARADIT_CHECK(!listener_failed || signo > 0, "serve: the HTTP listener on ", opt.host, ":", port,
                 " stopped unexpectedly");
+  cluster.stop_followers();
   std::fprintf(stderr, "paradit serve: stopped\n");
   return 0;
 }

@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <string>
 
+#include "parallel/config.h"
+
 namespace paradit::server {
 
 struct ServeOptions {
@@ -24,13 +26,20 @@ struct ServeOptions {
   size_t queue_size = 8;
   double request_timeout = 600;  // seconds from arrival to the end of the job
   size_t max_body_bytes = 1 << 20;
+  // Under mpirun: dp = the number of groups serving requests at the same time; the other degrees
+  // apply inside each group as in `paradit generate` (see server/cluster.h).
+  parallel::ParallelConfig parallel;
 };
 
 // Runs the server until SIGTERM/SIGINT, then drains: no new jobs, the accepted ones finish (a
 // second signal cancels them at their next step), exit code 0. Prints
 // "paradit serve: listening on http://HOST:PORT" on stdout once it answers. Error on bad options,
-// a model that does not open, a port that cannot be bound, or under mpirun with more than one
-// rank.
+// a model that does not open, a port that cannot be bound, or parallel degrees whose product is
+// not the number of processes.
+// Every rank loads the model once and keeps it loaded (Pipeline::set_keep_loaded). Under mpirun,
+// rank 0 listens and dispatches; the drain starts when rank 0 gets the signal (send it to rank 0,
+// whose pid GET /health reports: a signal to mpirun itself is forwarded to every rank and Open MPI
+// kills them after odls_base_sigkill_timeout), then every rank exits 0.
 int serve(const ServeOptions& options);
 
 }  // namespace paradit::server

@@ -194,26 +194,7 @@ TEST(Distributed, PixArtSigma) { check_family("pixart_sigma"); }
 TEST(Distributed, PixArtAlpha) { check_family("pixart_alpha"); }
 TEST(Distributed, DiT) { check_family("dit"); }
 
-// The video families run in one process for now: a sequence-parallel context is a clear Error.
-TEST(Distributed, VideoFamiliesRefuseSequenceParallel) {
-  const comm::Communicator& world = comm::world();
-  if (world.size() < 2) GTEST_SKIP() << "needs 2 processes";
-  auto pair = world.split(world.rank() < 2 ? 0 : 1, world.rank());
-  if (world.rank() < 2) {
-    const auto model = models::load_transformer(kData / "wan");
-    const NamedTensors inputs = load_inputs(kData / "wan" / "inputs.safetensors");
-    parallel::ParallelConfig cfg;
-    cfg.ulysses = 2;
-    const parallel::ParallelRuntime runtime(*pair, cfg);
-    try {
-      models::parallel_forward(*model, inputs, runtime);
-      ADD_FAILURE() << "Wan under --ulysses_degree 2 did not fail";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("not supported yet"), std::string::npos) << e.what();
-    }
-  }
-  world.barrier();
-}
+// The video families (Wan, HunyuanVideo) run every layout in tests/distributed_video.
 
 // CFG and data parallel need a batch that splits evenly: a clear Error otherwise, on every rank.
 TEST(Distributed, BatchNotDivisibleByCfgFails) {
@@ -328,7 +309,7 @@ TEST(DistributedCli, DegreesNotMatchingTheJobFail) {
   EXPECT_FALSE(fs::exists(dir / "out.safetensors"));
 }
 
-TEST(DistributedCli, PipeFusionNotImplementedYet) {
+TEST(DistributedCli, PipeFusionIsForGenerate) {
   const fs::path dir = scratch_dir("cli_pp");
   const Proc r =
       run_command(std::string(PARADIT_BINARY) + " forward --model " + (kData / "flux").string() +
@@ -336,7 +317,7 @@ TEST(DistributedCli, PipeFusionNotImplementedYet) {
                   (dir / "out.safetensors").string() +
                   " --pipefusion-parallel-degree 2 --num_pipeline_patch 4");
   EXPECT_NE(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("not implemented yet"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("applies to `paradit generate`"), std::string::npos) << r.output;
 }
 
 TEST(DistributedCli, FailingRankEndsTheJob) {

@@ -2,6 +2,7 @@
 // pipeline generates a PNG of the requested size, is reproducible from its seed, lists every
 // component in `paradit info`, and leaves nothing behind on failure.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -119,6 +120,12 @@ TEST_P(MakePipeline, GeneratesIsReproducibleAndListsComponents) {
     EXPECT_TRUE(fs::is_directory(a / c)) << c;
   }
   if (arch == "dit") EXPECT_TRUE(index.contains("id2label"));
+  if (arch == "pixart-alpha") {
+    // diffusers' PixArtAlphaPipeline gives micro-conditions to sample_size 128 only; its
+    // transformer fails without them when use_additional_conditions is set.
+    const nlohmann::json t = nlohmann::json::parse(read_file(a / "transformer" / "config.json"));
+    EXPECT_EQ(t.value("use_additional_conditions", true), t.value("sample_size", 0) == 128);
+  }
   // Text encoders' vocabularies match the tokenizers copied next to them.
   for (const auto& [name, entry] : index.items()) {
     if (name.rfind("text_encoder", 0) != 0) continue;
@@ -196,6 +203,42 @@ TEST(MakePipeline, SeedsDiffer) {
   EXPECT_NE(read_file(root / "p1" / "vae" / w), read_file(root / "p2" / "vae" / w));
   EXPECT_NE(read_file(root / "p1" / "transformer" / w), read_file(root / "p2" / "transformer" / w));
   EXPECT_EQ(read_file(root / "p1" / "transformer" / w), read_file(root / "t1" / w));
+  fs::remove_all(root);
+}
+
+// An unreadable or malformed tokenizer file: generate exits 2 with one line naming the file,
+// whichever file form the tokenizer folder has.
+TEST(MakePipelineErrors, BadTokenizerFileIsOneLineExit2) {
+  const fs::path root =
+      fs::temp_directory_path() / ("paradit_make_pipeline_badtok_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const fs::path p = root / "p";
+  ASSERT_EQ(run("make-model --arch pixart-sigma --preset tiny --seed 1 --pipeline " + p.string())
+                .status, 0);
+  const std::string gen = "generate --model " + p.string() +
+                          " --prompt \"a cat\" --height 64 --width 64 --num_inference_steps 1 "
+                          "--output " + (root / "out.png").string();
+  auto expect_one_line_naming = [&](const std::string& file) {
+    const ProcessResult r = run(gen);
+    ASSERT_TRUE(WIFEXITED(r.status)) << r.output;
+    EXPECT_EQ(WEXITSTATUS(r.status), 2) << r.output;
+    EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << r.output;
+    EXPECT_FALSE(fs::exists(root / "out.png"));
+  };
+  const fs::path tok = p / "tokenizer";
+  std::ofstream(tok / "spiece.model", std::ios::binary) << "not a model";
+  expect_one_line_naming("tokenizer/spiece.model");
+  // Without spiece.model the model comes from tokenizer.json: cut short, then not a T5 model.
+  fs::remove(tok / "spiece.model");
+  const std::string json = read_file(tok / "tokenizer.json");
+  std::ofstream(tok / "tokenizer.json", std::ios::binary) << json.substr(0, json.size() / 2);
+  expect_one_line_naming("tokenizer/tokenizer.json");
+  std::ofstream(tok / "tokenizer.json", std::ios::binary) << R"({"model": {"type": "BPE"}})";
+  expect_one_line_naming("tokenizer/tokenizer.json");
+  fs::remove(tok / "tokenizer.json");
+  expect_one_line_naming("neither spiece.model nor tokenizer.json");
   fs::remove_all(root);
 }
 

@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <utility>
 #include <string>
 
 #include "core/tensor.h"
@@ -56,6 +58,28 @@ inline core::Tensor to_np_image(const core::Tensor& images) {
           o[((b * H + y) * W + x) * C + c] = static_cast<float>(std::min(1.0, std::max(0.0, v)));
         }
   return out;
+}
+
+// A HunyuanVideoPipeline folder at `dir` from the transformer and VAE fixtures (weights copied)
+// and a FlowMatchEulerDiscreteScheduler config with HunyuanVideo's shift 7; no text encoders
+// (the pipeline runs from prompt embeddings).
+inline void make_hunyuan_video_pipeline(const fs::path& dir) {
+  fs::remove_all(dir);
+  for (const char* c : {"transformer", "vae", "scheduler"}) fs::create_directories(dir / c);
+  for (const auto& [from, to] : {std::pair{"transformer/hunyuan_video", "transformer"},
+                                 std::pair{"vae/hunyuan_video", "vae"}}) {
+    for (const char* f : {"config.json", "diffusion_pytorch_model.safetensors"}) {
+      fs::copy_file(test_data(from) / f, dir / to / f);
+    }
+  }
+  std::ofstream(dir / "scheduler" / "scheduler_config.json")
+      << R"({"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000,
+             "shift": 7.0})";
+  std::ofstream(dir / "model_index.json") << R"({
+    "_class_name": "HunyuanVideoPipeline",
+    "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+    "transformer": ["diffusers", "HunyuanVideoTransformer3DModel"],
+    "vae": ["diffusers", "AutoencoderKLHunyuanVideo"]})";
 }
 
 }  // namespace paradit::pipelines::testing

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "io/diffusers.h"
+#include "core/random.h"
 #include "io/image.h"
+#include "io/video.h"
 #include "io/safetensors.h"
 #include "helpers.h"
 
@@ -192,6 +194,257 @@ TEST_F(GenerateCli, BadInputIsOneLineAndNoFile) {
   io::save_safetensors(lat, {{"latents", core::Tensor::zeros({1, 4, 8, 8})}});
   expect_rejected({"--prompt", kCaption, "--latents", lat.string(), "--output", out}, "--latents");
   fs::remove(lat);
+}
+
+// ---------------------------------------------------------------- video pipelines
+
+fs::path wan_fixture() { return test_data("pipeline/wan"); }
+
+// The stream facts ffprobe reports: "width,height,avg_frame_rate,nb_read_frames"; "" when the
+// system has no ffprobe.
+std::string ffprobe(const fs::path& file, const fs::path& scratch) {
+  if (std::system("command -v ffprobe > /dev/null 2>&1") != 0) return "";
+  const fs::path out = scratch / "ffprobe.txt";
+  const std::string cmd = "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+                          "stream=width,height,avg_frame_rate,nb_read_frames -of csv=p=0 " +
+                          quote(file.string()) + " > " + quote(out.string()) + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << slurp(out);
+  std::string text = slurp(out);
+  fs::remove(out);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+TEST_F(GenerateCli, WanWritesMp4WithFramesSizeAndFps) {
+  const fs::path out = dir_ / "clip.mp4";
+  const CliRun r = generate({"--model", wan_fixture().string(), "--prompt", "a cat", "--height",
+                          "32", "--width", "48", "--num-frames", "9", "--num_inference_steps", "1",
+                          "--fps", "12", "--output", out.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("9 frames at 12 fps"), std::string::npos) << r.out;
+  EXPECT_EQ(outputs(), std::vector<std::string>{"clip.mp4"});
+  const io::VideoFile v = io::read_video(out);  // libavformat / libavcodec
+  EXPECT_EQ(v.frames.size(), 9u);
+  EXPECT_EQ(v.width, 48);
+  EXPECT_EQ(v.height, 32);
+  EXPECT_NEAR(v.fps, 12.0, 1e-9);
+  EXPECT_EQ(v.codec, "h264");
+  EXPECT_EQ(v.pixel_format, "yuv420p");
+  const std::string probe = ffprobe(out, dir_);
+  if (!probe.empty()) EXPECT_EQ(probe, "48,32,12/1,9");
+}
+
+// --output_type frames from the recorded embeddings and initial latents: the PNG frames equal
+// diffusers' recorded video (np floats, truncated to bytes as export_to_video does) within 1.
+TEST_F(GenerateCli, WanFramesMatchDiffusersVideo) {
+  const io::TensorSource c = io::TensorSource::open(wan_fixture() / "case.safetensors");
+  io::save_safetensors(dir_ / "embeds.safetensors",
+                       {{"prompt_embeds", c.view("prompt_embeds")},
+                        {"negative_prompt_embeds", c.view("negative_prompt_embeds")}});
+  io::save_safetensors(dir_ / "latents.safetensors", {{"latents", c.view("latents_in")}});
+  const CliRun r = generate({"--model", wan_fixture().string(), "--prompt_embeds",
+                          (dir_ / "embeds.safetensors").string(), "--latents",
+                          (dir_ / "latents.safetensors").string(), "--height", "32", "--width",
+                          "48", "--num_frames", "5", "--num_inference_steps", "3",
+                          "--guidance_scale", "5", "--output_type", "frames", "--output",
+                          (dir_ / "f.png").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<float> want = c.load("video").to_vector();  // (1, 5, 32, 48, 3) in [0, 1]
+  int worst = 0;
+  for (int f = 0; f < 5; ++f) {
+    char name[32];
+    std::snprintf(name, sizeof name, "f_%04d.png", f);
+    ASSERT_TRUE(fs::exists(dir_ / name)) << name;
+    const io::RgbImage img = io::read_png(dir_ / name);
+    ASSERT_EQ(img.height, 32);
+    ASSERT_EQ(img.width, 48);
+    for (size_t k = 0; k < img.rgb.size(); ++k) {
+      const int ref = static_cast<int>(want[f * img.rgb.size() + k] * 255.0f);
+      worst = std::max(worst, std::abs(static_cast<int>(img.rgb[k]) - ref));
+    }
+  }
+  EXPECT_LE(worst, 1);
+  EXPECT_EQ(outputs().size(), 7u);  // 5 frames and the two input files
+}
+
+// A frame that cannot be written (its name is taken by a folder) fails the run after the first
+// frames were written: they are removed again.
+TEST_F(GenerateCli, FailedFrameWriteLeavesNoFrames) {
+  fs::create_directories(dir_ / "f_0002.png");
+  const CliRun r = generate({"--model", wan_fixture().string(), "--prompt", "a cat", "--height",
+                          "32", "--width", "48", "--num_frames", "5", "--num_inference_steps", "1",
+                          "--output_type", "frames", "--output", (dir_ / "f.png").string()});
+  EXPECT_EQ(r.code, 2) << r.err;
+  // The step lines, then one error line naming the file.
+  const size_t error = r.err.find("paradit: error: ");
+  ASSERT_NE(error, std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.err.substr(error)), 1u) << r.err;
+  EXPECT_NE(r.err.find("f_0002.png", error), std::string::npos) << r.err;
+  EXPECT_EQ(outputs(), std::vector<std::string>{"f_0002.png"});
+}
+
+TEST_F(GenerateCli, VideoBadInputIsOneLineAndNoFile) {
+  const std::string wan = wan_fixture().string();
+  const std::string out = (dir_ / "v.mp4").string();
+  const std::vector<std::string> base = {"--model", wan, "--prompt", "a cat",
+                                         "--num_inference_steps", "1"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  const std::vector<std::string> small = {"--height", "32", "--width", "48", "--num_frames", "5"};
+  auto small_with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = with(small);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  expect_rejected(with({"--height", "32", "--width", "48", "--num_frames", "6", "--output", out}),
+                  "--num_frames");
+  expect_rejected(with({"--height", "32", "--width", "48", "--num_frames", "0", "--output", out}),
+                  "--num_frames");
+  expect_rejected(with({"--height", "40", "--width", "48", "--num_frames", "5", "--output", out}),
+                  "--height");
+  expect_rejected(with({"--height", "32", "--width", "24", "--num_frames", "5", "--output", out}),
+                  "--width");
+  expect_rejected(small_with({"--output", (dir_ / "v.png").string()}), ".mp4");
+  expect_rejected(small_with({"--output_type", "pil", "--output", out}), "--output_type");
+  expect_rejected(small_with({"--fps", "0", "--output", out}), "--fps");
+  expect_rejected(small_with({"--output", (dir_ / "no" / "v.mp4").string()}), "does not exist");
+  // Image pipelines take no frame count and write no video.
+  expect_rejected({"--prompt", kCaption, "--num_frames", "5", "--output", (dir_ / "i.png").string()},
+                  "--num_frames");
+  expect_rejected({"--prompt", kCaption, "--output_type", "frames", "--output",
+                   (dir_ / "i.png").string()},
+                  "--output_type");
+  // HunyuanVideo has no text encoder here: text alone is refused.
+  const fs::path hv = dir_.string() + "_hunyuan";
+  make_hunyuan_video_pipeline(hv);
+  expect_rejected({"--model", hv.string(), "--prompt", "a cat", "--height", "32", "--width", "32",
+                   "--num_frames", "5", "--output", out},
+                  "--prompt_embeds");
+  fs::remove_all(hv);
+}
+
+// `paradit generate args extra --output out` on `np` processes (mpirun when np > 1); expects
+// exit 0, the log in `log` otherwise.
+void run_generate_np(int np, const std::vector<std::string>& args, const std::string& extra,
+                     const fs::path& out, const fs::path& log) {
+  std::string cmd = "OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ";
+  if (np > 1) {
+    cmd += "timeout -s KILL 120 mpirun --allow-run-as-root --oversubscribe --bind-to none -np " +
+           std::to_string(np) + " ";
+  }
+  cmd += std::string(PARADIT_BINARY) + " generate";
+  for (const auto& a : args) cmd += " " + quote(a);
+  cmd += " " + extra + " --output " + quote(out.string()) + " > " + quote(log.string()) + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << extra << ": " << slurp(log);
+}
+
+// Largest difference of the 8-bit samples of frames a_<f>.png and b_<f>.png, f < frames.
+int frames_diff(const fs::path& a, const fs::path& b, int frames) {
+  int worst = 0;
+  for (int f = 0; f < frames; ++f) {
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "_%04d.png", f);
+    if (!fs::exists(b.string() + suffix)) return 256;
+    const io::RgbImage x = io::read_png(a.string() + suffix);
+    const io::RgbImage y = io::read_png(b.string() + suffix);
+    if (x.rgb.size() != y.rgb.size()) return 256;
+    for (size_t k = 0; k < x.rgb.size(); ++k) worst = std::max(worst, std::abs(x.rgb[k] - y.rgb[k]));
+  }
+  return worst;
+}
+
+// The parallel flags on the Wan pipeline under mpirun (np 2 and 4) against the one-process run
+// of the same command: latents within 1e-5 relative, PNG frames within 1.
+TEST_F(GenerateCli, WanParallelFlagsEqualOneProcess) {
+  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  const std::vector<std::string> args = {
+      "--model", wan_fixture().string(), "--prompt", "a cat", "--prompt", "a dog", "--height",
+      "32", "--width", "48", "--num_frames", "9", "--num_inference_steps", "3", "--seed", "3"};
+  auto command = [&](int np, const std::string& extra, const fs::path& out) {
+    run_generate_np(np, args, extra, out, dir_ / "log.txt");
+  };
+  command(1, "--output_type latent", dir_ / "ref.safetensors");
+  const core::Tensor ref = io::TensorSource::open(dir_ / "ref.safetensors").load("latents");
+  for (const std::string flags : {"--use_cfg_parallel", "--data_parallel_degree 2",
+                                  "--ulysses_degree 2", "--ring_degree 2"}) {
+    const fs::path out = dir_ / "par.safetensors";
+    command(2, flags + " --output_type latent", out);
+    if (!fs::exists(out)) continue;
+    const double e = rel_l2(io::TensorSource::open(out).load("latents"), ref);
+    EXPECT_LE(e, 1e-5) << flags;
+    fs::remove(out);
+  }
+  // Frames: data parallel × Ulysses with the parallel VAE flag, one file set per prompt.
+  command(1, "--output_type frames", dir_ / "ref.png");
+  command(4, "--data_parallel_degree 2 --ulysses_degree 2 --use_parallel_vae --output_type frames",
+          dir_ / "par.png");
+  for (const char* p : {"_0", "_1"}) {
+    EXPECT_LE(frames_diff(dir_ / ("ref" + std::string(p)), dir_ / ("par" + std::string(p)), 9), 1)
+        << p;
+  }
+}
+
+// HunyuanVideo with true CFG: CFG parallel, Ulysses and the parallel VAE equal one process.
+TEST_F(GenerateCli, HunyuanVideoParallelFlagsEqualOneProcess) {
+  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  const fs::path hv = dir_.string() + "_hunyuan";
+  make_hunyuan_video_pipeline(hv);
+  std::vector<int64_t> mask(12, 1), neg_mask(12, 1);
+  mask[11] = 0;
+  for (int i = 5; i < 12; ++i) neg_mask[static_cast<size_t>(i)] = 0;
+  io::save_safetensors(
+      dir_ / "embeds.safetensors",
+      {{"prompt_embeds", core::randn({1, 12, 32}, 3)},
+       {"pooled_prompt_embeds", core::randn({1, 24}, 4)},
+       {"prompt_attention_mask", core::Tensor::from_vector_i64(mask, {1, 12})},
+       {"negative_prompt_embeds", core::randn({1, 12, 32}, 5)},
+       {"negative_pooled_prompt_embeds", core::randn({1, 24}, 6)},
+       {"negative_prompt_attention_mask", core::Tensor::from_vector_i64(neg_mask, {1, 12})}});
+  const std::vector<std::string> args = {
+      "--model", hv.string(), "--prompt_embeds", (dir_ / "embeds.safetensors").string(),
+      "--height", "32", "--width", "32", "--num_frames", "9", "--num_inference_steps", "3",
+      "--true_cfg_scale", "3", "--seed", "1"};
+  const fs::path log = dir_ / "log.txt";
+  run_generate_np(1, args, "--output_type latent", dir_ / "ref.safetensors", log);
+  run_generate_np(2, args, "--ulysses_degree 2 --output_type latent", dir_ / "par.safetensors",
+                  log);
+  if (fs::exists(dir_ / "par.safetensors")) {
+    EXPECT_LE(rel_l2(io::TensorSource::open(dir_ / "par.safetensors").load("latents"),
+                     io::TensorSource::open(dir_ / "ref.safetensors").load("latents")),
+              1e-5);
+  }
+  run_generate_np(1, args, "--output_type frames", dir_ / "ref.png", log);
+  run_generate_np(2, args, "--use_cfg_parallel --use_parallel_vae --output_type frames",
+                  dir_ / "par.png", log);
+  EXPECT_LE(frames_diff(dir_ / "ref", dir_ / "par", 9), 1);
+  fs::remove_all(hv);
+}
+
+TEST_F(GenerateCli, HunyuanVideoFromEmbeddingsWritesMp4) {
+  const fs::path hv = dir_.string() + "_hunyuan";
+  make_hunyuan_video_pipeline(hv);
+  std::vector<int64_t> mask(12, 1);
+  mask[10] = mask[11] = 0;
+  io::save_safetensors(dir_ / "embeds.safetensors",
+                       {{"prompt_embeds", core::randn({1, 12, 32}, 3)},
+                        {"pooled_prompt_embeds", core::randn({1, 24}, 4)},
+                        {"prompt_attention_mask", core::Tensor::from_vector_i64(mask, {1, 12})}});
+  const fs::path out = dir_ / "hv.mp4";
+  const CliRun r = generate({"--model", hv.string(), "--prompt_embeds",
+                          (dir_ / "embeds.safetensors").string(), "--height", "32", "--width",
+                          "32", "--num_frames", "5", "--num_inference_steps", "2", "--output",
+                          out.string()});
+  fs::remove_all(hv);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const io::VideoFile v = io::read_video(out);
+  EXPECT_EQ(v.frames.size(), 5u);
+  EXPECT_EQ(v.width, 32);
+  EXPECT_EQ(v.height, 32);
+  EXPECT_NEAR(v.fps, 15.0, 1e-9);  // HunyuanVideo's default
 }
 
 }  // namespace

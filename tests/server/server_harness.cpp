@@ -14,7 +14,8 @@
 namespace paradit::server_test {
 
 ServerProcess::ServerProcess(const std::vector<std::string>& args,
-                             const std::filesystem::path& log) {
+                             const std::filesystem::path& log,
+                             const std::vector<std::string>& launcher) {
   int fds[2];
   if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
   pid_ = ::fork();
@@ -25,12 +26,13 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args,
     if (err >= 0) ::dup2(err, 2);
     ::close(fds[0]);
     ::close(fds[1]);
-    std::vector<std::string> all = {PARADIT_BINARY, "serve", "--port", "0"};
+    std::vector<std::string> all = launcher;
+    for (const char* a : {PARADIT_BINARY, "serve", "--port", "0"}) all.push_back(a);
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
-    ::execv(PARADIT_BINARY, argv.data());
+    ::execv(all.front().c_str(), argv.data());
     ::_exit(127);
   }
   ::close(fds[1]);

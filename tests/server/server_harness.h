@@ -13,10 +13,12 @@
 
 namespace paradit::server_test {
 
-// A running `paradit serve --port 0 ARGS...`; stderr goes to `log`.
+// A running `paradit serve --port 0 ARGS...`; stderr goes to `log`. `launcher` (e.g. mpirun and
+// its arguments) runs the binary when given; pid() is then the launcher's.
 class ServerProcess {
  public:
-  ServerProcess(const std::vector<std::string>& args, const std::filesystem::path& log);
+  ServerProcess(const std::vector<std::string>& args, const std::filesystem::path& log,
+                const std::vector<std::string>& launcher = {});
   ~ServerProcess();  // SIGKILL when still running
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

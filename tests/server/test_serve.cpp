@@ -12,10 +12,12 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "comm/runtime.h"
 #include "io/image.h"
 #include "pipelines/pipeline.h"
 #include "server_harness.h"
@@ -48,9 +50,10 @@ class ServeTest : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
 
-  std::unique_ptr<ServerProcess> start(std::vector<std::string> args) {
+  std::unique_ptr<ServerProcess> start(std::vector<std::string> args,
+                                       const std::vector<std::string>& launcher = {}) {
     args.insert(args.begin(), {"--model", model_.string()});
-    return std::make_unique<ServerProcess>(args, dir_ / "serve.log");
+    return std::make_unique<ServerProcess>(args, dir_ / "serve.log", launcher);
   }
 
   // The PNG files `paradit generate` writes for `count` copies of the prompt.
@@ -422,6 +425,199 @@ TEST_F(ServeTest, BoundedLoad) {
               ok.load(), rejected.load(), seconds, static_cast<long long>(rss_before),
               static_cast<long long>(rss_after), max_depth.load());
   EXPECT_EQ(server->stop(SIGTERM, 30), 0);
+}
+
+// ---------------------------------------------------------------- under mpirun
+
+// mpirun and its arguments for `np` ranks; empty when the build has no MPI.
+std::vector<std::string> mpirun(int np) {
+#ifdef PARADIT_MPIRUN
+  return {PARADIT_MPIRUN, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
+          std::to_string(np)};
+#else
+  return {};
+#endif
+}
+
+#define SKIP_WITHOUT_MPIRUN()                                                                \
+  do {                                                                                       \
+    if (mpirun(1).empty()) GTEST_SKIP() << "built without MPI";                              \
+    if (comm::launched_by_mpi()) GTEST_SKIP() << "starts mpirun itself; single-process run"; \
+  } while (0)
+
+// The pid of world rank `rank` among the children of `launcher` (from /proc: the parent pid and
+// Open MPI's OMPI_COMM_WORLD_RANK), or -1.
+pid_t rank_pid(pid_t launcher, int rank) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != launcher) continue;
+    std::ifstream env(entry.path() / "environ", std::ios::binary);
+    std::string var;
+    while (std::getline(env, var, '\0')) {
+      if (var == "OMPI_COMM_WORLD_RANK=" + std::to_string(rank)) return std::stoi(name);
+    }
+  }
+  return -1;
+}
+
+// GET /health → the pid of rank 0 (the process that takes the drain signal).
+pid_t health_pid(httplib::Client& cli, int groups, int ranks_per_group) {
+  auto h = cli.Get("/health");
+  EXPECT_TRUE(h && h->status == 200);
+  if (!h || h->status != 200) return -1;
+  const Json j = Json::parse(h->body);
+  EXPECT_EQ(j["groups"], groups);
+  EXPECT_EQ(j["ranks_per_group"], ranks_per_group);
+  return j["pid"].get<pid_t>();
+}
+
+// Sends requests from `jobs.size()` clients at once; each answer's images against `paradit
+// generate` with the same parameters.
+struct MpiCase {
+  Json body;
+  std::string generate_flags;
+};
+
+class ServeMpiTest : public ServeTest {
+ protected:
+  // Answers of concurrent requests, compared pixel for pixel with `paradit generate`.
+  void expect_concurrent_answers_match(ServerProcess& server, const std::vector<MpiCase>& cases) {
+    std::vector<std::vector<io::RgbImage>> refs;
+    for (const MpiCase& c : cases) refs.push_back(reference(c.generate_flags, c.body["n"]));
+    std::vector<std::string> answers(cases.size());
+    std::vector<int> statuses(cases.size(), -1);
+    std::vector<std::thread> clients;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      clients.emplace_back([&, i] {
+        auto cli = server.client();
+        auto r = cli.Post("/v1/images/generations", cases[i].body.dump(), "application/json");
+        if (!r) return;
+        statuses[i] = r->status;
+        answers[i] = r->body;
+      });
+    }
+    for (auto& c : clients) c.join();
+    for (size_t i = 0; i < cases.size(); ++i) {
+      ASSERT_EQ(statuses[i], 200) << "request " << i << ": " << answers[i];
+      const Json j = Json::parse(answers[i]);
+      ASSERT_EQ(j["data"].size(), refs[i].size());
+      for (size_t k = 0; k < refs[i].size(); ++k) {
+        const io::RgbImage got = decode(j["data"][k]["b64_json"].get<std::string>());
+        EXPECT_TRUE(got.rgb == refs[i][k].rgb)
+            << "request " << i << " image " << k << " differs from paradit generate "
+            << cases[i].generate_flags;
+      }
+    }
+  }
+};
+
+// -np 2 --data_parallel_degree 2: two one-rank groups. Concurrent requests come back equal to
+// `paradit generate`; two long jobs run at the same time (one per group, so also on the group
+// rank 0 does not belong to) and are cancelled across the message protocol; the server then
+// still answers right; SIGTERM to rank 0 drains and every rank exits 0 (mpirun's code).
+TEST_F(ServeMpiTest, TwoDataParallelGroups) {
+  SKIP_WITHOUT_MPIRUN();
+  auto server = start({"--data_parallel_degree", "2"}, mpirun(2));
+  auto cli = server->client();
+  const pid_t rank0 = health_pid(cli, 2, 1);
+  ASSERT_GT(rank0, 0);
+
+  Json guided = body(2, "32x32", 7, 2);
+  guided["guidance_scale"] = 3.0;
+  guided["negative_prompt"] = "green";
+  expect_concurrent_answers_match(
+      *server, {{body(2, "16x16", 1), "--width 16 --height 16 --num_inference_steps 2 --seed 1"},
+                {body(3, "16x16", 2), "--width 16 --height 16 --num_inference_steps 3 --seed 2"},
+                {guided, "--width 32 --height 32 --num_inference_steps 2 --seed 7 "
+                         "--guidance_scale 3 --negative_prompt green"},
+                {body(2, "16x16", 3), "--width 16 --height 16 --num_inference_steps 2 --seed 3"}});
+
+  // Both groups busy at once, then both jobs cancelled at a step boundary.
+  std::vector<std::string> ids;
+  for (uint64_t seed : {11, 12}) {
+    auto r = cli.Post("/v1/jobs", body(200, "16x16", seed).dump(), "application/json");
+    ASSERT_TRUE(r && r->status == 202);
+    ids.push_back(Json::parse(r->body)["id"]);
+  }
+  for (const std::string& id : ids) {
+    poll_job(cli, id, [](const Json& j) { return j["progress"]["step"].get<int>() >= 1; });
+  }
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(metric(m->body, "paradit_busy_workers"), 2) << m->body;
+  EXPECT_EQ(metric(m->body, "paradit_workers"), 2);
+  for (const std::string& id : ids) {
+    auto d = cli.Delete("/v1/jobs/" + id);
+    ASSERT_TRUE(d && d->status == 200);
+  }
+  for (const std::string& id : ids) {
+    const Json j = poll_job(cli, id, [](const Json& j) { return j["status"] != "running"; });
+    EXPECT_EQ(j["status"], "cancelled");
+    EXPECT_LT(j["progress"]["step"].get<int>(), 200);
+  }
+  // Both groups free again and right.
+  expect_concurrent_answers_match(
+      *server, {{body(2, "16x16", 1), "--width 16 --height 16 --num_inference_steps 2 --seed 1"},
+                {body(2, "16x16", 4), "--width 16 --height 16 --num_inference_steps 2 --seed 4"}});
+
+  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
+  EXPECT_EQ(server->stop(0, 60), 0);  // mpirun's exit code: every rank exited 0
+}
+
+// -np 4: two groups of two ranks, Ulysses 2 inside each, with the row-parallel VAE.
+TEST_F(ServeMpiTest, UlyssesInsideEachGroup) {
+  SKIP_WITHOUT_MPIRUN();
+  auto server = start({"--data_parallel_degree", "2", "--ulysses_degree", "2",
+                       "--use_parallel_vae"}, mpirun(4));
+  auto cli = server->client();
+  const pid_t rank0 = health_pid(cli, 2, 2);
+  ASSERT_GT(rank0, 0);
+  expect_concurrent_answers_match(
+      *server, {{body(2, "32x32", 5), "--width 32 --height 32 --num_inference_steps 2 --seed 5"},
+                {body(2, "16x16", 6, 2),
+                 "--width 16 --height 16 --num_inference_steps 2 --seed 6"}});
+  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
+  EXPECT_EQ(server->stop(0, 60), 0);
+}
+
+// A rank that dies while its group runs a job ends the whole server: mpirun exits (non-zero)
+// and the waiting client gets an error instead of hanging.
+TEST_F(ServeMpiTest, DeadRankEndsTheServer) {
+  SKIP_WITHOUT_MPIRUN();
+  auto server = start({"--data_parallel_degree", "2"}, mpirun(2));
+  auto cli = server->client();
+  std::vector<std::string> ids;
+  for (uint64_t seed : {1, 2}) {
+    auto r = cli.Post("/v1/jobs", body(200, "16x16", seed).dump(), "application/json");
+    ASSERT_TRUE(r && r->status == 202);
+    ids.push_back(Json::parse(r->body)["id"]);
+  }
+  for (const std::string& id : ids) {
+    poll_job(cli, id, [](const Json& j) { return j["progress"]["step"].get<int>() >= 1; });
+  }
+  const pid_t rank1 = rank_pid(server->pid(), 1);
+  ASSERT_GT(rank1, 0);
+  std::atomic<bool> answered{false};
+  std::thread waiter([&] {
+    auto c = server->client();
+    auto r = c.Post("/v1/images/generations", body(2, "16x16", 3).dump(), "application/json");
+    answered = r && r->status == 200;
+  });
+  ASSERT_EQ(::kill(rank1, SIGKILL), 0);
+  EXPECT_NE(server->stop(0, 30), 0);
+  EXPECT_EQ(server->pid(), -1) << "mpirun still running 30 s after a rank died";
+  waiter.join();
+  EXPECT_FALSE(answered);
 }
 
 }  // namespace

@@ -38,4 +38,54 @@ inline void write_file(const std::filesystem::path& path, const std::string& byt
   out << bytes;
 }
 
+// The file sets a tokenizer folder comes in; each must tokenize identically.
+enum class FileForm {
+  kAll,            // the fixture folder as it is: model files, tokenizer.json and configs
+  kSlowFiles,      // spiece.model / vocab.json + merges.txt with the configs, no tokenizer.json
+  kTokenizerJson,  // tokenizer.json + tokenizer_config.json, as transformers 5 saves a folder
+  kJsonOnly,       // tokenizer.json alone
+};
+
+inline std::string form_name(FileForm form) {
+  switch (form) {
+    case FileForm::kAll:
+      return "All";
+    case FileForm::kSlowFiles:
+      return "SlowFiles";
+    case FileForm::kTokenizerJson:
+      return "TokenizerJson";
+    case FileForm::kJsonOnly:
+      return "JsonOnly";
+  }
+  return "?";
+}
+
+// tokenizer_data()/name ("t5", "clip") in the given form: the fixture folder itself for kAll,
+// else a scratch folder with a copy of the form's files.
+inline std::filesystem::path tokenizer_folder(const std::string& name, FileForm form) {
+  const auto from = tokenizer_data() / name;
+  if (form == FileForm::kAll) return from;
+  std::vector<std::string> files;
+  if (form == FileForm::kSlowFiles) {
+    files = {"spiece.model", "vocab.json", "merges.txt", "tokenizer_config.json",
+             "special_tokens_map.json"};
+  } else if (form == FileForm::kTokenizerJson) {
+    files = {"tokenizer.json", "tokenizer_config.json"};
+  } else {
+    files = {"tokenizer.json"};
+  }
+  const auto dir = scratch_dir(name + "_" + form_name(form));
+  for (const std::string& f : files) {
+    if (std::filesystem::exists(from / f)) std::filesystem::copy_file(from / f, dir / f);
+  }
+  return dir;
+}
+
+inline const auto kAllForms = ::testing::Values(FileForm::kAll, FileForm::kSlowFiles,
+                                                FileForm::kTokenizerJson, FileForm::kJsonOnly);
+
+inline std::string form_param_name(const ::testing::TestParamInfo<FileForm>& info) {
+  return form_name(info.param);
+}
+
 }  // namespace paradit::test

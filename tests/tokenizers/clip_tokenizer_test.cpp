@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "core/error.h"
 #include "models/clip/tokenizer.h"
 #include "tokenizers/cases.h"
@@ -15,21 +17,19 @@ using paradit::test::int_list;
 using paradit::test::load_reference;
 using paradit::test::tokenizer_data;
 
-class ClipTokenizerTest : public ::testing::Test {
+// Every test of the suite runs on each file form of the fixture folder (see FileForm): the
+// slow files, tokenizer.json, and both, must give transformers' ids.
+class ClipTokenizerTest : public ::testing::TestWithParam<paradit::test::FileForm> {
  protected:
-  static void SetUpTestSuite() {
-    tok_ = new ClipTokenizer(ClipTokenizer::load(tokenizer_data() / "clip"));
+  void SetUp() override {
+    tok_ = std::make_unique<ClipTokenizer>(
+        ClipTokenizer::load(paradit::test::tokenizer_folder("clip", GetParam())));
     tok_->set_warn_on_truncation(false);
   }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-  }
-  static ClipTokenizer* tok_;
+  std::unique_ptr<ClipTokenizer> tok_;
 };
-ClipTokenizer* ClipTokenizerTest::tok_ = nullptr;
 
-TEST_F(ClipTokenizerTest, SpecialIds) {
+TEST_P(ClipTokenizerTest, SpecialIds) {
   EXPECT_EQ(tok_->bos_id(), 1512);
   EXPECT_EQ(tok_->eos_id(), 1513);
   EXPECT_EQ(tok_->pad_id(), 1513);
@@ -37,7 +37,7 @@ TEST_F(ClipTokenizerTest, SpecialIds) {
   EXPECT_EQ(tok_->vocab_size(), 1514);
 }
 
-TEST_F(ClipTokenizerTest, SharedCases) {
+TEST_P(ClipTokenizerTest, SharedCases) {
   const auto ref = load_reference(tokenizer_data() / "clip" / "cases.json");
   ASSERT_EQ(ref.at("cases").size(), 40u);
   for (const auto& c : ref.at("cases")) {
@@ -64,7 +64,7 @@ TEST_F(ClipTokenizerTest, SharedCases) {
   }
 }
 
-TEST_F(ClipTokenizerTest, ExtraCases) {
+TEST_P(ClipTokenizerTest, ExtraCases) {
   const auto ref = load_reference(tokenizer_data() / "extra_cases.json");
   ASSERT_FALSE(ref.at("clip").empty());
   for (const auto& c : ref.at("clip")) {
@@ -81,17 +81,20 @@ TEST_F(ClipTokenizerTest, ExtraCases) {
   }
 }
 
-TEST_F(ClipTokenizerTest, DecodeRoundTrip) {
+TEST_P(ClipTokenizerTest, DecodeRoundTrip) {
   EXPECT_EQ(tok_->decode(tok_->encode_unpadded("a photo of a cat, café 😀")),
             "a photo of a cat , café 😀");
 }
 
-TEST_F(ClipTokenizerTest, BadLengths) {
+TEST_P(ClipTokenizerTest, BadLengths) {
   EXPECT_THROW(tok_->encode("a cat", 1, /*pad_to_max=*/true), Error);  // bos + eos need 2
   EXPECT_THROW(tok_->encode("a cat", 0, /*pad_to_max=*/true), Error);
   const Encoding two = tok_->encode("a cat", 2, /*pad_to_max=*/true);
   EXPECT_EQ(two.ids, (std::vector<int64_t>{1512, 1513}));
 }
+
+INSTANTIATE_TEST_SUITE_P(FileForms, ClipTokenizerTest, paradit::test::kAllForms,
+                         paradit::test::form_param_name);
 
 TEST(ClipTokenizerWarn, TruncationWarnsOnceOnStderr) {
   const ClipTokenizer tok = ClipTokenizer::load(tokenizer_data() / "clip");
@@ -152,6 +155,75 @@ TEST(ClipTokenizerLoad, VocabAndMergesOnly) {
   EXPECT_EQ(tok.pad_id(), 1513);
   EXPECT_EQ(tok.encode_unpadded("a photo of a cat"),
             (std::vector<int64_t>{1512, 320, 1474, 78, 532, 523, 320, 66, 553, 1513}));
+}
+
+TEST(ClipTokenizerLoad, MalformedTokenizerJson) {
+  // A folder with tokenizer.json only: every way it can be wrong names it.
+  const auto dir = paradit::test::scratch_dir("clip_bad_tokenizer_json");
+  paradit::test::write_file(dir / "tokenizer.json", "{\"model\": ");
+  expect_load_error(dir, "tokenizer.json");
+  // T5's Unigram model is not a CLIP tokenizer.
+  std::filesystem::remove(dir / "tokenizer.json");
+  std::filesystem::copy_file(tokenizer_data() / "t5" / "tokenizer.json", dir / "tokenizer.json");
+  expect_load_error(dir, "tokenizer.json");
+  nlohmann::json tj = load_reference(tokenizer_data() / "clip" / "tokenizer.json");
+  tj["model"]["merges"][3] = 17;
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  expect_load_error(dir, "tokenizer.json model.merges[3]");
+  tj = load_reference(tokenizer_data() / "clip" / "tokenizer.json");
+  tj["model"]["vocab"] = nlohmann::json::array();
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  expect_load_error(dir, "tokenizer.json");
+  tj = load_reference(tokenizer_data() / "clip" / "tokenizer.json");
+  tj["model"]["end_of_word_suffix"] = "";
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  expect_load_error(dir, "tokenizer.json");
+}
+
+TEST(ClipTokenizerLoad, MergesAsPairsOrStrings) {
+  // tokenizers writes merges as ["a", "b"] (newer) or "a b" (older): both load the same model.
+  const auto ref = load_reference(tokenizer_data() / "clip" / "cases.json");
+  nlohmann::json tj = load_reference(tokenizer_data() / "clip" / "tokenizer.json");
+  nlohmann::json strings = nlohmann::json::array();
+  for (const auto& m : tj["model"]["merges"]) {
+    strings.push_back(m.is_string() ? m.get<std::string>()
+                                    : m[0].get<std::string>() + " " + m[1].get<std::string>());
+  }
+  tj["model"]["merges"] = strings;
+  const auto dir = paradit::test::scratch_dir("clip_string_merges");
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  const ClipTokenizer tok = ClipTokenizer::load(dir);
+  for (const auto& c : ref.at("cases")) {
+    EXPECT_EQ(tok.encode_unpadded(c.at("text").get<std::string>()), int_list(c.at("ids_unpadded")));
+  }
+}
+
+TEST(ClipTokenizerSettings, MaxLengthAndLeftPadding) {
+  EXPECT_EQ(ClipTokenizer::load(tokenizer_data() / "clip").model_max_length(), 77);
+  const auto dir = paradit::test::scratch_dir("clip_left");
+  std::filesystem::copy_file(tokenizer_data() / "clip" / "tokenizer.json", dir / "tokenizer.json");
+  nlohmann::json config = load_reference(tokenizer_data() / "clip" / "tokenizer_config.json");
+  config["padding_side"] = "left";
+  paradit::test::write_file(dir / "tokenizer_config.json", config.dump());
+  ClipTokenizer tok = ClipTokenizer::load(dir);
+  tok.set_warn_on_truncation(false);
+  const auto ref = load_reference(tokenizer_data() / "clip" / "cases.json");
+  for (const auto& c : ref.at("cases")) {
+    SCOPED_TRACE(c.at("text").get<std::string>());
+    // transformers' right-padded ids, with the padding moved to the front.
+    const auto& want = c.at("max_length_77");
+    std::vector<int64_t> ids, mask, right_ids = int_list(want.at("input_ids")),
+                                    right_mask = int_list(want.at("attention_mask"));
+    for (size_t i = 0; i < right_ids.size(); ++i) {
+      if (right_mask[i] == 0) ids.push_back(right_ids[i]), mask.push_back(0);
+    }
+    for (size_t i = 0; i < right_ids.size(); ++i) {
+      if (right_mask[i] == 1) ids.push_back(right_ids[i]), mask.push_back(1);
+    }
+    const Encoding enc = tok.encode(c.at("text").get<std::string>(), 77, /*pad_to_max=*/true);
+    EXPECT_EQ(enc.ids, ids);
+    EXPECT_EQ(enc.mask, mask);
+  }
 }
 
 }  // namespace

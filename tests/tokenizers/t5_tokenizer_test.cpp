@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
+
 #include "core/error.h"
 #include "models/t5/tokenizer.h"
 #include "tokenizers/cases.h"
@@ -15,21 +18,19 @@ using paradit::test::int_list;
 using paradit::test::load_reference;
 using paradit::test::tokenizer_data;
 
-class T5TokenizerTest : public ::testing::Test {
+// Every test of the suite runs on each file form of the fixture folder (see FileForm): the
+// slow files, tokenizer.json, and both, must give transformers' ids.
+class T5TokenizerTest : public ::testing::TestWithParam<paradit::test::FileForm> {
  protected:
-  static void SetUpTestSuite() {
-    tok_ = new T5Tokenizer(T5Tokenizer::load(tokenizer_data() / "t5"));
+  void SetUp() override {
+    tok_ = std::make_unique<T5Tokenizer>(
+        T5Tokenizer::load(paradit::test::tokenizer_folder("t5", GetParam())));
     tok_->set_warn_on_truncation(false);
   }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-  }
-  static T5Tokenizer* tok_;
+  std::unique_ptr<T5Tokenizer> tok_;
 };
-T5Tokenizer* T5TokenizerTest::tok_ = nullptr;
 
-TEST_F(T5TokenizerTest, SpecialIds) {
+TEST_P(T5TokenizerTest, SpecialIds) {
   EXPECT_EQ(tok_->pad_id(), 0);
   EXPECT_EQ(tok_->eos_id(), 1);
   EXPECT_EQ(tok_->unk_id(), 2);
@@ -39,7 +40,7 @@ TEST_F(T5TokenizerTest, SpecialIds) {
   EXPECT_EQ(tok_->id_to_token(4), "\xE2\x96\x81the");  // "▁the"
 }
 
-TEST_F(T5TokenizerTest, SharedCases) {
+TEST_P(T5TokenizerTest, SharedCases) {
   const auto ref = load_reference(tokenizer_data() / "t5" / "cases.json");
   ASSERT_EQ(ref.at("cases").size(), 40u);
   for (const auto& c : ref.at("cases")) {
@@ -68,7 +69,7 @@ TEST_F(T5TokenizerTest, SharedCases) {
   }
 }
 
-TEST_F(T5TokenizerTest, ExtraCases) {
+TEST_P(T5TokenizerTest, ExtraCases) {
   const auto ref = load_reference(tokenizer_data() / "extra_cases.json");
   ASSERT_FALSE(ref.at("t5").empty());
   for (const auto& c : ref.at("t5")) {
@@ -85,18 +86,21 @@ TEST_F(T5TokenizerTest, ExtraCases) {
   }
 }
 
-TEST_F(T5TokenizerTest, DecodeRoundTrip) {
+TEST_P(T5TokenizerTest, DecodeRoundTrip) {
   EXPECT_EQ(tok_->decode(tok_->encode_unpadded("a photo of a cat")), "a photo of a cat");
   EXPECT_EQ(tok_->decode(tok_->encode_unpadded("the <extra_id_0> license")), "the license");
 }
 
-TEST_F(T5TokenizerTest, BadLengths) {
+TEST_P(T5TokenizerTest, BadLengths) {
   EXPECT_THROW(tok_->encode("a cat", 0, /*pad_to_max=*/true), Error);
   const Encoding one = tok_->encode("a cat", 1, /*pad_to_max=*/true);
   EXPECT_EQ(one.ids, std::vector<int64_t>{1});
   // No limit: the whole prompt.
   EXPECT_EQ(tok_->encode("a cat", 0, /*pad_to_max=*/false).ids, tok_->encode_unpadded("a cat"));
 }
+
+INSTANTIATE_TEST_SUITE_P(FileForms, T5TokenizerTest, paradit::test::kAllForms,
+                         paradit::test::form_param_name);
 
 TEST(T5TokenizerWarn, TruncationWarnsOnceOnStderr) {
   const T5Tokenizer tok = T5Tokenizer::load(tokenizer_data() / "t5");
@@ -156,6 +160,116 @@ TEST(T5TokenizerLoad, SpieceOnlyFollowsT5Convention) {
   EXPECT_EQ(tok.pad_id(), 0);
   const std::vector<int64_t> want{95, 1099, 3, 82, 98, 162, 6, 16, 1098, 78, 19, 21, 162, 1};
   EXPECT_EQ(tok.encode_unpadded("The <extra_id_0> walks in <extra_id_1> park"), want);
+}
+
+void expect_load_error(const std::filesystem::path& dir, const std::string& names) {
+  try {
+    T5Tokenizer::load(dir);
+    FAIL() << "expected paradit::Error naming " << names;
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(names), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
+TEST(T5TokenizerLoad, MalformedTokenizerJson) {
+  // A folder with tokenizer.json only: every way it can be wrong names it.
+  const auto dir = paradit::test::scratch_dir("t5_bad_tokenizer_json");
+  paradit::test::write_file(dir / "tokenizer.json", "{\"model\": {\"type\": \"Unigram\", ");
+  expect_load_error(dir, "tokenizer.json");
+  paradit::test::write_file(dir / "tokenizer.json", "[]");
+  expect_load_error(dir, "tokenizer.json");
+  // CLIP's BPE model is not a T5 tokenizer.
+  std::filesystem::remove(dir / "tokenizer.json");
+  std::filesystem::copy_file(tokenizer_data() / "clip" / "tokenizer.json", dir / "tokenizer.json");
+  expect_load_error(dir, "tokenizer.json");
+  // T5's own file with a piece that is not [piece, score], or a normalizer SentencePiece lacks.
+  nlohmann::json tj = load_reference(tokenizer_data() / "t5" / "tokenizer.json");
+  tj["model"]["vocab"][5] = "oops";
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  expect_load_error(dir, "tokenizer.json");
+  tj = load_reference(tokenizer_data() / "t5" / "tokenizer.json");
+  tj["normalizer"] = {{"type", "Lowercase"}};
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  expect_load_error(dir, "tokenizer.json");
+  tj = load_reference(tokenizer_data() / "t5" / "tokenizer.json");
+  tj["pre_tokenizer"]["pretokenizers"][1]["prepend_scheme"] = "never";
+  paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+  expect_load_error(dir, "tokenizer.json");
+}
+
+TEST(T5TokenizerLoad, NoModelFileNamesBoth) {
+  const auto dir = paradit::test::scratch_dir("t5_no_model");
+  std::filesystem::copy_file(tokenizer_data() / "t5" / "tokenizer_config.json",
+                             dir / "tokenizer_config.json");
+  expect_load_error(dir, "neither spiece.model nor tokenizer.json");
+}
+
+TEST(T5TokenizerLoad, UnreadableModelFile) {
+  // spiece.model is a folder: it exists but cannot be read as a file.
+  const auto dir = paradit::test::scratch_dir("t5_unreadable");
+  std::filesystem::create_directories(dir / "spiece.model");
+  expect_load_error(dir, "spiece.model");
+}
+
+TEST(T5TokenizerSettings, MaxLengthAndSides) {
+  const T5Tokenizer tok = T5Tokenizer::load(tokenizer_data() / "t5");
+  EXPECT_EQ(tok.model_max_length(), 512);  // tokenizer_config.json
+  EXPECT_EQ(tok.padding_side(), common::Side::kRight);
+  const T5Tokenizer bare =
+      T5Tokenizer::load(paradit::test::tokenizer_folder("t5", paradit::test::FileForm::kJsonOnly));
+  EXPECT_EQ(bare.model_max_length(), 0);  // no config: no limit
+}
+
+// The folder's padding / truncation side, from tokenizer_config.json or (without one) from
+// tokenizer.json's padding and truncation blocks: the reference is transformers' untruncated ids
+// padded / cut at the other end.
+TEST(T5TokenizerSettings, LeftPaddingAndTruncation) {
+  const auto ref = load_reference(tokenizer_data() / "t5" / "cases.json");
+  for (bool in_config : {true, false}) {
+    SCOPED_TRACE(in_config ? "tokenizer_config.json" : "tokenizer.json");
+    const auto dir = paradit::test::scratch_dir("t5_left");
+    nlohmann::json tj = load_reference(tokenizer_data() / "t5" / "tokenizer.json");
+    nlohmann::json config = load_reference(tokenizer_data() / "t5" / "tokenizer_config.json");
+    if (in_config) {
+      config["padding_side"] = "left";
+      config["truncation_side"] = "left";
+    } else {
+      config.erase("padding_side");
+      config.erase("truncation_side");
+      tj["padding"]["direction"] = "Left";
+      tj["truncation"]["direction"] = "Left";
+    }
+    paradit::test::write_file(dir / "tokenizer.json", tj.dump());
+    paradit::test::write_file(dir / "tokenizer_config.json", config.dump());
+    T5Tokenizer tok = T5Tokenizer::load(dir);
+    tok.set_warn_on_truncation(false);
+    EXPECT_EQ(tok.padding_side(), common::Side::kLeft);
+    EXPECT_EQ(tok.truncation_side(), common::Side::kLeft);
+    for (const auto& c : ref.at("cases")) {
+      const std::string text = c.at("text").get<std::string>();
+      SCOPED_TRACE("text: '" + text + "'");
+      std::vector<int64_t> content = int_list(c.at("ids_unpadded"));
+      content.pop_back();  // </s>
+      const size_t L = 16, keep = std::min(content.size(), L - 1);
+      std::vector<int64_t> want(L - keep - 1, tok.pad_id());
+      std::vector<int64_t> want_mask(L - keep - 1, 0);
+      want.insert(want.end(), content.end() - static_cast<std::ptrdiff_t>(keep), content.end());
+      want.push_back(tok.eos_id());
+      want_mask.resize(L, 1);
+      const Encoding enc = tok.encode(text, static_cast<int>(L), /*pad_to_max=*/true);
+      EXPECT_EQ(enc.ids, want);
+      EXPECT_EQ(enc.mask, want_mask);
+    }
+  }
+}
+
+TEST(T5TokenizerSettings, BadPaddingSideNamesTheConfig) {
+  const auto dir = paradit::test::scratch_dir("t5_bad_side");
+  std::filesystem::copy_file(tokenizer_data() / "t5" / "spiece.model", dir / "spiece.model");
+  paradit::test::write_file(dir / "tokenizer_config.json", "{\"padding_side\": \"middle\"}");
+  expect_load_error(dir, "tokenizer_config.json");
 }
 
 }  // namespace

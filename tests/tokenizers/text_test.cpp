@@ -113,6 +113,14 @@ TEST(Text, FinishEncoding) {
   EXPECT_EQ(p.mask, (std::vector<int64_t>{1, 1, 1, 0, 0}));
   EXPECT_TRUE(cut.empty());
   EXPECT_THROW(finish_encoding({9}, {1}, {8}, 1, false, 0, "test", nullptr), Error);
+  // Left truncation keeps the last content ids; left padding puts the pads first.
+  const Encoding l =
+      finish_encoding({9}, {1, 2, 3, 4}, {8}, 4, true, 0, "test", &cut, Side::kRight, Side::kLeft);
+  EXPECT_EQ(l.ids, (std::vector<int64_t>{9, 3, 4, 8}));
+  EXPECT_EQ(cut, (std::vector<int64_t>{1, 2}));
+  const Encoding q = finish_encoding({9}, {1}, {8}, 5, true, 7, "test", &cut, Side::kLeft);
+  EXPECT_EQ(q.ids, (std::vector<int64_t>{7, 7, 9, 1, 8}));
+  EXPECT_EQ(q.mask, (std::vector<int64_t>{0, 0, 1, 1, 1}));
 }
 
 TEST(Text, ReadErrorsNameTheFile) {

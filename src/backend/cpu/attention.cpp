@@ -51,13 +51,9 @@ constexpr int pv_rows(int vecs) {
 // ---------------------------------------------------------------- micro-kernels
 #if defined(__AVX512F__)
 
-// 2^x for x ≤ 0 (and NaN): x = n + f, f ∈ [-½, ½]; 2^f by its degree-7 Taylor series in f·ln2
-// (truncation < 1e-8, so within a few float ulps), then scaled by 2^n with scalef, which also
-// flushes to 0 below -150.
-inline __m512 exp2_ps(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-150.0f), x);  // NaN in x stays NaN (second operand)
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
+// 2^f for f ∈ [-½, ½] (and NaN): its degree-7 Taylor series in f·ln2 (truncation < 1e-8, so
+// within a few float ulps).
+inline __m512 exp2_frac_ps(__m512 f) {
   __m512 p = _mm512_set1_ps(1.5252733804059840e-05f);
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393381606e-04f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146428443e-03f));
@@ -65,8 +61,16 @@ inline __m512 exp2_ps(__m512 x) {
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108664821580e-02f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650695910071e-01f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718055994531e-01f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
+  return _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+}
+
+// 2^(s − ref) for an integer ref: 2^f · 2^(n − ref) with n = round(s), f = s − n (exact), so
+// the result is the same 2^f scaled by an exact power of two for every ref; scalef flushes to
+// 0 below 2^-150, so scores more than 150 below ref (and −inf, dropped keys) give 0.
+inline __m512 exp2_ref_ps(__m512 s, __m512 ref) {
+  s = _mm512_max_ps(_mm512_sub_ps(ref, _mm512_set1_ps(150.0f)), s);  // NaN in s stays NaN
+  const __m512 n = _mm512_roundscale_ps(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm512_scalef_ps(exp2_frac_ps(_mm512_sub_ps(s, n)), _mm512_sub_ps(n, ref));
 }
 
 // s[r][0..64) = Σ_d q[r][d] · panel[d][0..64)   for R rows; s row stride kKeyBlock.
@@ -134,9 +138,10 @@ inline void pv_tile(const float* p, const float* v, int64_t ldv, int64_t nk, con
 }
 
 // Online-softmax step for `rows` rows of 64 scores (already -inf past the valid keys): turns
-// the scores into probabilities relative to each row's new running max m, sets alpha =
-// 2^(m_old − m_new) (the factor for what was accumulated so far) and updates l. A row whose
-// scores are all -inf so far gets probabilities 0 (computed against a stand-in max of 0).
+// the scores into probabilities relative to each row's new reference m (the running max
+// rounded up to an integer), sets alpha = 2^(m_old − m_new) (an exact power of two, the factor
+// for what was accumulated so far) and updates l. A row whose scores are all -inf so far gets
+// probabilities 0 (computed against a stand-in reference of 0).
 // Done in phases over all rows so that the rows' long dependency chains (reductions, exp2)
 // overlap instead of running one after another.
 inline void softmax_rows(float* s, int64_t rows, float* m, float* l, float* alpha) {
@@ -153,20 +158,24 @@ inline void softmax_rows(float* s, int64_t rows, float* m, float* l, float* alph
   for (int64_t r = 0; r < rows; r += 16) {
     const __mmask16 k = rows - r >= 16 ? __mmask16(0xffff) : __mmask16((1u << (rows - r)) - 1);
     const __m512 m_old = _mm512_maskz_loadu_ps(k, m + r);
-    const __m512 m_new = _mm512_max_ps(m_old, _mm512_maskz_loadu_ps(k, block_max + r));
+    const __m512 m_blk = _mm512_roundscale_ps(_mm512_maskz_loadu_ps(k, block_max + r),
+                                              _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+    const __m512 m_new = _mm512_max_ps(m_old, m_blk);
     const __mmask16 none = _mm512_cmp_ps_mask(m_new, neg_inf, _CMP_EQ_OQ);
     const __m512 m_ref = _mm512_mask_blend_ps(none, m_new, _mm512_setzero_ps());
     _mm512_mask_storeu_ps(ref + r, k, m_ref);
-    _mm512_mask_storeu_ps(alpha + r, k, exp2_ps(_mm512_sub_ps(m_old, m_ref)));  // -inf → 0
+    // 2^(integer difference), -inf → 0
+    _mm512_mask_storeu_ps(alpha + r, k,
+                          _mm512_scalef_ps(_mm512_set1_ps(1.0f), _mm512_sub_ps(m_old, m_ref)));
     _mm512_mask_storeu_ps(m + r, k, m_new);
   }
   for (int64_t r = 0; r < rows; ++r) {
     float* sr = s + r * kKeyBlock;
     const __m512 mv = _mm512_set1_ps(ref[r]);
-    const __m512 p0 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr), mv));
-    const __m512 p1 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), mv));
-    const __m512 p2 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), mv));
-    const __m512 p3 = exp2_ps(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), mv));
+    const __m512 p0 = exp2_ref_ps(_mm512_loadu_ps(sr), mv);
+    const __m512 p1 = exp2_ref_ps(_mm512_loadu_ps(sr + 16), mv);
+    const __m512 p2 = exp2_ref_ps(_mm512_loadu_ps(sr + 32), mv);
+    const __m512 p3 = exp2_ref_ps(_mm512_loadu_ps(sr + 48), mv);
     _mm512_storeu_ps(sr, p0);
     _mm512_storeu_ps(sr + 16, p1);
     _mm512_storeu_ps(sr + 32, p2);
@@ -211,14 +220,17 @@ inline void softmax_rows(float* s, int64_t rows, float* m, float* l, float* alph
     float* sr = s + r * kKeyBlock;
     float block_max = kNegInf;
     for (int64_t j = 0; j < kKeyBlock; ++j) block_max = std::max(block_max, sr[j]);
-    const float m_new = std::max(m[r], block_max);
+    const float m_new = std::max(m[r], std::ceil(block_max));
     const float m_ref = m_new == kNegInf ? 0.0f : m_new;
     float sum = 0.0f;
     for (int64_t j = 0; j < kKeyBlock; ++j) {
-      sr[j] = std::exp2(sr[j] - m_ref);
+      // 2^frac · 2^(n − ref): the same bits for every integer ref (see exp2_ref_ps)
+      const float x = std::max(sr[j], m_ref - 150.0f);
+      const float n = std::nearbyint(x);
+      sr[j] = std::ldexp(std::exp2(x - n), static_cast<int>(n - m_ref));
       sum += sr[j];
     }
-    alpha[r] = std::exp2(m[r] - m_ref);
+    alpha[r] = m[r] == kNegInf ? 0.0f : std::ldexp(1.0f, static_cast<int>(m[r] - m_ref));
     l[r] = l[r] * alpha[r] + sum;
     m[r] = m_new;
   }
@@ -388,10 +400,15 @@ void run_item(const Work& w, int64_t b, int64_t h, int64_t q0, const float* kp, 
     const int64_t i = q0 + r;
     float* dst = a.out + ((b * a.seq_q + i) * H + h) * Dv;
     const float l = t.l[r];
-    if (l > 0.0f) {
-      const float inv = 1.0f / l;
+    if (a.row_sum) {  // unnormalized partial (see attention.h)
+      std::copy_n(t.o.data() + r * dv_pad, Dv, dst);
+      a.row_sum[(b * H + h) * a.seq_q + i] = l;
+      a.row_max[(b * H + h) * a.seq_q + i] = l > 0.0f ? t.m[r] : kNegInf;
+    } else if (l > 0.0f) {
+      // One rounding (a correctly rounded o / l), as the exact merge of partials has.
+      const double dl = l;
       const float* src = t.o.data() + r * dv_pad;
-      for (int64_t c = 0; c < Dv; ++c) dst[c] = src[c] * inv;
+      for (int64_t c = 0; c < Dv; ++c) dst[c] = static_cast<float>(src[c] / dl);
     } else {
       std::fill_n(dst, Dv, 0.0f);
     }

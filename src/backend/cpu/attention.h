@@ -30,10 +30,24 @@ struct AttentionArgs {
 
   float* out = nullptr;  // (B, Sq, H, Dv) contiguous, written
   float* lse = nullptr;  // (B, H, Sq) contiguous natural-log LSE, or nullptr
+
+  // Unnormalized form, for merging partials over key blocks exactly (ring attention): when
+  // row_sum is given, out holds Σ_j 2^(s_j − row_max) v_j instead of the softmax average, with
+  // s_j the base-2 scores (log2(e)·scale·q·k_j + log2(e)·bias), row_max an integer ≥ max_j s_j
+  // (so that rescaling a partial to another block's reference is exact) and
+  // row_sum = Σ_j 2^(s_j − row_max). A row that sees no key gets out 0, row_sum 0, row_max
+  // -inf. Both (B, H, Sq) contiguous; row_max must be given with row_sum.
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
 };
 
 // out = softmax(scale · q kᵀ + bias over the visible keys) v; a query row that sees no key gets
 // out = 0 and lse = -inf. Parallel (OpenMP) over (batch, head, query block).
+//
+// Each probability is 2^(s_j − m) against an integer reference m (the running max rounded up),
+// computed as 2^frac(s_j) · 2^(round(s_j) − m): the same bits whatever m is, so the rescaling
+// between key panels (and between key blocks merged from row_max/row_sum) is by exact powers
+// of two and splitting the keys changes only the summation grouping.
 void attention_f32(const AttentionArgs& args);
 
 }  // namespace paradit::backend::cpu

@@ -16,12 +16,6 @@ using common::is_letter;
 using common::is_number;
 using common::is_whitespace;
 
-json read_optional_json(const fs::path& path, const std::string& what) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return json::object();
-  return common::read_json_file(path, what);
-}
-
 bool is_other(char32_t c) { return !is_whitespace(c) && !is_letter(c) && !is_number(c); }
 
 // Length of a contraction ('s 't 're 've 'm 'll 'd) starting at i, or 0.
@@ -97,6 +91,73 @@ void gpt2_split(const std::u32string& s, std::vector<std::u32string>& out) {
   }
 }
 
+// A BPE model as read from its files: the vocabulary (token → id) and the merges in rank order,
+// each "left right" with where it came from (file and line or list index), for the messages.
+struct BpeSource {
+  json vocab;
+  std::string vocab_where, merges_where;
+  std::vector<std::pair<std::string, std::string>> merges;
+};
+
+BpeSource bpe_from_files(const fs::path& vocab_path, const fs::path& merges_path) {
+  BpeSource src;
+  src.vocab = common::read_json_file(vocab_path, "CLIP tokenizer vocabulary");
+  src.vocab_where = vocab_path.string();
+  src.merges_where = merges_path.string();
+  const std::string text = common::read_text_file(merges_path, "CLIP tokenizer merges");
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    src.merges.emplace_back(std::move(line),
+                            merges_path.string() + " line " + std::to_string(line_no));
+  }
+  return src;
+}
+
+BpeSource bpe_from_tokenizer_json(const json& tj, const fs::path& path) {
+  const std::string where = path.string();
+  PARADIT_CHECK(tj.is_object() && tj.contains("model") && tj.at("model").is_object(),
+                "CLIP tokenizer ", where, ": no 'model' object");
+  const json& model = tj.at("model");
+  PARADIT_CHECK(model.value("type", "") == "BPE", "CLIP tokenizer ", where, ": model type '",
+                model.value("type", ""), "' is not BPE (a CLIP tokenizer needs a BPE model)");
+  // CLIP marks word ends with "</w>" and has no continuation prefix; bpe() assumes both.
+  PARADIT_CHECK(model.contains("end_of_word_suffix") && model.at("end_of_word_suffix") == "</w>",
+                "CLIP tokenizer ", where, ": model.end_of_word_suffix is not '</w>'");
+  PARADIT_CHECK(!model.contains("continuing_subword_prefix") ||
+                    model.at("continuing_subword_prefix").is_null() ||
+                    model.at("continuing_subword_prefix") == "",
+                "CLIP tokenizer ", where, ": model.continuing_subword_prefix is not empty");
+  PARADIT_CHECK(
+      model.contains("vocab") && model.contains("merges") && model.at("merges").is_array(),
+      "CLIP tokenizer ", where, ": the BPE model needs 'vocab' and a 'merges' list");
+  BpeSource src;
+  src.vocab = model.at("vocab");
+  src.vocab_where = where + " model.vocab";
+  src.merges_where = where + " model.merges";
+  const json& list = model.at("merges");
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& m = list[i];
+    std::string at = where + " model.merges[" + std::to_string(i) + "]";
+    // tokenizers writes a merge as "a b" (older) or ["a", "b"] (newer).
+    if (m.is_string()) {
+      src.merges.emplace_back(m.get<std::string>(), std::move(at));
+      continue;
+    }
+    PARADIT_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(),
+                  "CLIP tokenizer ", at, ": expected \"left right\" or [left, right], found ",
+                  m.dump());
+    src.merges.emplace_back(m[0].get<std::string>() + " " + m[1].get<std::string>(), std::move(at));
+  }
+  return src;
+}
+
 }  // namespace
 
 ClipTokenizer ClipTokenizer::load(const fs::path& dir) {
@@ -115,90 +176,68 @@ ClipTokenizer ClipTokenizer::load(const fs::path& dir) {
     }
   }
 
+  // The BPE model: vocab.json + merges.txt, else tokenizer.json's model (vocab and merges).
   const fs::path vocab_path = dir / "vocab.json";
-  const json vocab = common::read_json_file(vocab_path, "CLIP tokenizer vocabulary");
-  PARADIT_CHECK(vocab.is_object() && !vocab.empty(), "CLIP tokenizer vocabulary ",
-                vocab_path.string(), ": expected a non-empty JSON object token → id");
+  const fs::path merges_path = dir / "merges.txt";
+  const fs::path tokenizer_json_path = dir / "tokenizer.json";
+  std::error_code ec;
+  const bool from_json = !(fs::exists(vocab_path, ec) && fs::exists(merges_path, ec)) &&
+                         fs::exists(tokenizer_json_path, ec);
+  const json tokenizer_json =
+      common::read_optional_json_file(tokenizer_json_path, "CLIP tokenizer");
+  const BpeSource source = from_json ? bpe_from_tokenizer_json(tokenizer_json, tokenizer_json_path)
+                                     : bpe_from_files(vocab_path, merges_path);
+  const json& file_vocab = source.vocab;
+  const std::string& vocab_where = source.vocab_where;
+
+  PARADIT_CHECK(file_vocab.is_object() && !file_vocab.empty(), "CLIP tokenizer vocabulary ",
+                vocab_where, ": expected a non-empty JSON object token → id");
   int64_t max_id = -1;
-  for (const auto& [token, id] : vocab.items()) {
+  for (const auto& [token, id] : file_vocab.items()) {
     PARADIT_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0, "CLIP tokenizer vocabulary ",
-                  vocab_path.string(), ": token '", token, "' has id ", id.dump(),
+                  vocab_where, ": token '", token, "' has id ", id.dump(),
                   ", expected a non-negative integer");
     tok.vocab_.emplace(token, id.get<int64_t>());
     max_id = std::max(max_id, id.get<int64_t>());
   }
   PARADIT_CHECK(max_id < std::numeric_limits<int32_t>::max(), "CLIP tokenizer vocabulary ",
-                vocab_path.string(), ": id ", max_id, " too large");
+                vocab_where, ": id ", max_id, " too large");
   tok.id_to_token_.resize(static_cast<size_t>(max_id + 1));
   for (const auto& [token, id] : tok.vocab_) tok.id_to_token_[static_cast<size_t>(id)] = token;
   for (int b = 0; b < 256; ++b) {
     PARADIT_CHECK(tok.vocab_.count(tok.byte_symbol_[b]) != 0 &&
                       tok.vocab_.count(tok.byte_symbol_[b] + "</w>") != 0,
-                  "CLIP tokenizer vocabulary ", vocab_path.string(), ": byte symbol '",
-                  tok.byte_symbol_[b], "' (byte ", b, ") or its '</w>' form is missing");
+                  "CLIP tokenizer vocabulary ", vocab_where, ": byte symbol '", tok.byte_symbol_[b],
+                  "' (byte ", b, ") or its '</w>' form is missing");
   }
 
-  const fs::path merges_path = dir / "merges.txt";
-  const std::string merges = common::read_text_file(merges_path, "CLIP tokenizer merges");
-  size_t line_no = 0;
   int32_t rank = 0;
-  for (size_t pos = 0; pos < merges.size();) {
-    size_t eol = merges.find('\n', pos);
-    if (eol == std::string::npos) eol = merges.size();
-    std::string line = merges.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+  for (const auto& [line, at] : source.merges) {
     const size_t space = line.find(' ');
     PARADIT_CHECK(space != std::string::npos && space > 0 && space + 1 < line.size() &&
                       line.find(' ', space + 1) == std::string::npos,
-                  "CLIP tokenizer merges ", merges_path.string(), " line ", line_no,
-                  ": expected 'left right', found '", line, "'");
+                  "CLIP tokenizer merges ", at, ": expected 'left right', found '", line, "'");
     const std::string merged = line.substr(0, space) + line.substr(space + 1);
-    PARADIT_CHECK(tok.vocab_.count(merged) != 0, "CLIP tokenizer merges ", merges_path.string(),
-                  " line ", line_no, ": the merge result '", merged, "' is not in ",
-                  vocab_path.string());
+    PARADIT_CHECK(tok.vocab_.count(merged) != 0, "CLIP tokenizer merges ", at,
+                  ": the merge result '", merged, "' is not in ", vocab_where);
     tok.merge_ranks_.emplace(line, rank++);  // a repeated pair keeps its first rank
   }
-  PARADIT_CHECK(rank > 0, "CLIP tokenizer merges ", merges_path.string(), ": no merges found");
+  PARADIT_CHECK(rank > 0, "CLIP tokenizer merges ", source.merges_where, ": no merges found");
 
   // Added tokens: tokenizer.json's list, the config's decoder table, then every special token
   // the configs name (transformers adds those to the split set too, e.g. SD3's CLIP-G pad "!").
   std::map<std::string, int64_t> added;
-  auto add_token = [&](const std::string& content, int64_t id) {
-    if (!content.empty() && id >= 0) added.emplace(content, id);
-  };
-  const fs::path tokenizer_json_path = dir / "tokenizer.json";
-  const json tokenizer_json = read_optional_json(tokenizer_json_path, "CLIP tokenizer");
-  if (tokenizer_json.contains("added_tokens") && tokenizer_json.at("added_tokens").is_array()) {
-    for (const json& t : tokenizer_json.at("added_tokens")) {
-      PARADIT_CHECK(t.is_object() && t.contains("content") && t.at("content").is_string() &&
-                        t.contains("id") && t.at("id").is_number_integer(),
-                    "CLIP tokenizer ", tokenizer_json_path.string(),
-                    ": added_tokens entries need a string 'content' and an integer 'id'");
-      add_token(t.at("content").get<std::string>(), t.at("id").get<int64_t>());
-    }
-  }
   const fs::path config_path = dir / "tokenizer_config.json";
-  const json config = read_optional_json(config_path, "CLIP tokenizer config");
-  if (config.contains("added_tokens_decoder") && config.at("added_tokens_decoder").is_object()) {
-    for (const auto& [key, t] : config.at("added_tokens_decoder").items()) {
-      int64_t id = -1;
-      try {
-        id = std::stoll(key);
-      } catch (const std::exception&) {
-        fail("CLIP tokenizer config ", config_path.string(), ": added_tokens_decoder key '", key,
-             "' is not a token id");
-      }
-      add_token(common::token_content(t), id);
-    }
-  }
-  const json special_map =
-      read_optional_json(dir / "special_tokens_map.json", "CLIP tokenizer special tokens map");
+  const json config = common::read_optional_json_file(config_path, "CLIP tokenizer config");
+  common::collect_added_tokens(tokenizer_json, tokenizer_json_path, config, config_path, added);
+  tok.settings_ =
+      common::read_tokenizer_settings(config, config_path, tokenizer_json, tokenizer_json_path);
+  const json special_map = common::read_optional_json_file(dir / "special_tokens_map.json",
+                                                           "CLIP tokenizer special tokens map");
   auto token_name = [&](const std::string& key, const std::string& fallback) {
     std::string name = common::special_token_name(config, key);
     if (name.empty()) name = common::special_token_name(special_map, key);
+    if (name.empty() && key == "pad_token") name = tok.settings_.pad_token;
     return name.empty() ? fallback : name;
   };
   auto resolve = [&](const std::string& key, const std::string& fallback) -> int64_t {
@@ -206,7 +245,7 @@ ClipTokenizer ClipTokenizer::load(const fs::path& dir) {
     if (auto it = added.find(name); it != added.end()) return it->second;
     auto it = tok.vocab_.find(name);
     PARADIT_CHECK(it != tok.vocab_.end(), "CLIP tokenizer ", dir.string(), ": ", key, " '", name,
-                  "' is not in ", vocab_path.string());
+                  "' is not in ", vocab_where);
     added.emplace(name, it->second);
     return it->second;
   };
@@ -297,7 +336,8 @@ std::vector<int64_t> ClipTokenizer::encode_unpadded(const std::string& text) con
 Encoding ClipTokenizer::encode(const std::string& text, int max_length, bool pad_to_max) const {
   std::vector<int64_t> truncated;
   Encoding enc = common::finish_encoding({bos_id_}, encode_content(text), {eos_id_}, max_length,
-                                         pad_to_max, pad_id_, "CLIP", &truncated);
+                                         pad_to_max, pad_id_, "CLIP", &truncated,
+                                         settings_.padding_side, settings_.truncation_side);
   if (!truncated.empty() && warn_on_truncation_) {
     common::warn_truncated("CLIP", max_length, truncated.size(), decode(truncated));
   }

@@ -346,6 +346,96 @@ nlohmann::json read_json_file(const std::filesystem::path& path, const std::stri
   }
 }
 
+nlohmann::json read_optional_json_file(const std::filesystem::path& path, const std::string& what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return nlohmann::json::object();
+  return read_json_file(path, what);
+}
+
+void collect_added_tokens(const nlohmann::json& tokenizer_json,
+                          const std::filesystem::path& tokenizer_json_path,
+                          const nlohmann::json& config, const std::filesystem::path& config_path,
+                          std::map<std::string, int64_t>& added) {
+  auto add = [&](const std::string& content, int64_t id) {
+    if (!content.empty() && id >= 0) added.emplace(content, id);
+  };
+  if (tokenizer_json.is_object() && tokenizer_json.contains("added_tokens") &&
+      tokenizer_json.at("added_tokens").is_array()) {
+    for (const nlohmann::json& t : tokenizer_json.at("added_tokens")) {
+      PARADIT_CHECK(t.is_object() && t.contains("content") && t.at("content").is_string() &&
+                        t.contains("id") && t.at("id").is_number_integer(),
+                    "tokenizer ", tokenizer_json_path.string(),
+                    ": added_tokens entries need a string 'content' and an integer 'id'");
+      add(t.at("content").get<std::string>(), t.at("id").get<int64_t>());
+    }
+  }
+  if (config.is_object() && config.contains("added_tokens_decoder") &&
+      config.at("added_tokens_decoder").is_object()) {
+    for (const auto& [key, t] : config.at("added_tokens_decoder").items()) {
+      int64_t id = -1;
+      try {
+        id = std::stoll(key);
+      } catch (const std::exception&) {
+        fail("tokenizer config ", config_path.string(), ": added_tokens_decoder key '", key,
+             "' is not a token id");
+      }
+      add(token_content(t), id);
+    }
+  }
+}
+
+namespace {
+
+// "left" / "right" (tokenizer_config.json) or "Left" / "Right" (tokenizer.json).
+Side parse_side(const nlohmann::json& value, const std::filesystem::path& path,
+                const std::string& key) {
+  const std::string s = value.is_string() ? value.get<std::string>() : value.dump();
+  if (s == "right" || s == "Right") return Side::kRight;
+  if (s == "left" || s == "Left") return Side::kLeft;
+  fail("tokenizer ", path.string(), ": ", key, " is '", s, "', expected 'left' or 'right'");
+}
+
+}  // namespace
+
+TokenizerSettings read_tokenizer_settings(const nlohmann::json& config,
+                                          const std::filesystem::path& config_path,
+                                          const nlohmann::json& tokenizer_json,
+                                          const std::filesystem::path& tokenizer_json_path) {
+  TokenizerSettings s;
+  const nlohmann::json null;
+  auto block = [&](const char* name) -> const nlohmann::json& {
+    if (!tokenizer_json.is_object()) return null;
+    auto it = tokenizer_json.find(name);
+    return it != tokenizer_json.end() && it->is_object() ? *it : null;
+  };
+  const nlohmann::json& padding = block("padding");
+  const nlohmann::json& truncation = block("truncation");
+
+  if (config.is_object() && config.contains("model_max_length")) {
+    const nlohmann::json& v = config.at("model_max_length");
+    PARADIT_CHECK(v.is_number(), "tokenizer config ", config_path.string(),
+                  ": model_max_length is ", v.dump(), ", expected a number");
+    // transformers writes a huge sentinel (int(1e30)) when the tokenizer has no limit.
+    const double n = v.get<double>();
+    if (n >= 1 && n <= 1e9) s.model_max_length = static_cast<int>(n);
+  }
+  if (config.is_object() && config.contains("padding_side")) {
+    s.padding_side = parse_side(config.at("padding_side"), config_path, "padding_side");
+  } else if (padding.contains("direction")) {
+    s.padding_side = parse_side(padding.at("direction"), tokenizer_json_path, "padding.direction");
+  }
+  if (config.is_object() && config.contains("truncation_side")) {
+    s.truncation_side = parse_side(config.at("truncation_side"), config_path, "truncation_side");
+  } else if (truncation.contains("direction")) {
+    s.truncation_side =
+        parse_side(truncation.at("direction"), tokenizer_json_path, "truncation.direction");
+  }
+  if (padding.contains("pad_token") && padding.at("pad_token").is_string()) {
+    s.pad_token = padding.at("pad_token").get<std::string>();
+  }
+  return s;
+}
+
 std::string special_token_name(const nlohmann::json& config, const std::string& key) {
   if (!config.is_object() || !config.contains(key)) return "";
   return token_content(config.at(key));
@@ -364,7 +454,7 @@ std::string token_content(const nlohmann::json& value) {
 Encoding finish_encoding(const std::vector<int64_t>& prefix, const std::vector<int64_t>& content,
                          const std::vector<int64_t>& suffix, int max_length, bool pad_to_max,
                          int64_t pad_id, const std::string& tokenizer_name,
-                         std::vector<int64_t>* truncated) {
+                         std::vector<int64_t>* truncated, Side padding_side, Side truncation_side) {
   const size_t n_special = prefix.size() + suffix.size();
   PARADIT_CHECK(!pad_to_max || max_length > 0, tokenizer_name,
                 " tokenizer: padding to max_length needs max_length > 0, found ", max_length);
@@ -375,19 +465,29 @@ Encoding finish_encoding(const std::vector<int64_t>& prefix, const std::vector<i
   if (max_length > 0 && n_special + content.size() > static_cast<size_t>(max_length)) {
     keep = static_cast<size_t>(max_length) - n_special;
   }
+  // The kept content is [first, first + keep).
+  const size_t first = truncation_side == Side::kLeft ? content.size() - keep : 0;
+  const auto begin = content.begin() + static_cast<std::ptrdiff_t>(first);
+  const auto end = begin + static_cast<std::ptrdiff_t>(keep);
   if (truncated != nullptr) {
-    truncated->assign(content.begin() + static_cast<std::ptrdiff_t>(keep), content.end());
+    truncated->assign(content.begin(), begin);
+    truncated->insert(truncated->end(), end, content.end());
   }
   Encoding enc;
   enc.ids.reserve(pad_to_max ? static_cast<size_t>(max_length) : keep + n_special);
   enc.ids.insert(enc.ids.end(), prefix.begin(), prefix.end());
-  enc.ids.insert(enc.ids.end(), content.begin(),
-                 content.begin() + static_cast<std::ptrdiff_t>(keep));
+  enc.ids.insert(enc.ids.end(), begin, end);
   enc.ids.insert(enc.ids.end(), suffix.begin(), suffix.end());
   enc.mask.assign(enc.ids.size(), 1);
-  if (pad_to_max) {
-    enc.ids.resize(static_cast<size_t>(max_length), pad_id);
-    enc.mask.resize(static_cast<size_t>(max_length), 0);
+  if (pad_to_max && enc.ids.size() < static_cast<size_t>(max_length)) {
+    const size_t n_pad = static_cast<size_t>(max_length) - enc.ids.size();
+    if (padding_side == Side::kLeft) {
+      enc.ids.insert(enc.ids.begin(), n_pad, pad_id);
+      enc.mask.insert(enc.mask.begin(), n_pad, 0);
+    } else {
+      enc.ids.insert(enc.ids.end(), n_pad, pad_id);
+      enc.mask.insert(enc.mask.end(), n_pad, 0);
+    }
   }
   return enc;
 }

@@ -55,10 +55,38 @@ std::vector<TextPart> split_on_added_tokens(const std::string& text,
 std::string read_text_file(const std::filesystem::path& path, const std::string& what);
 // Reads and parses a JSON file; Error naming the file when missing or malformed.
 nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& what);
+// A JSON file a tokenizer folder may have: {} when absent; Error naming the file when malformed.
+nlohmann::json read_optional_json_file(const std::filesystem::path& path, const std::string& what);
 // A token as tokenizer configs write it: either "<s>" or {"content": "<s>", ...}; "" otherwise.
 std::string token_content(const nlohmann::json& value);
 // The special token `key` ("eos_token", ...) of a tokenizer config; "" when absent or null.
 std::string special_token_name(const nlohmann::json& config, const std::string& key);
+
+// The added (special) tokens a tokenizer folder lists, content → id, into `added` (an entry
+// already there wins): tokenizer.json's added_tokens, then tokenizer_config.json's
+// added_tokens_decoder. Errors name the file whose entry is malformed.
+void collect_added_tokens(const nlohmann::json& tokenizer_json,
+                          const std::filesystem::path& tokenizer_json_path,
+                          const nlohmann::json& config, const std::filesystem::path& config_path,
+                          std::map<std::string, int64_t>& added);
+
+// Which end padding / truncation acts on.
+enum class Side { kRight, kLeft };
+
+// What transformers takes from a tokenizer folder besides the vocabulary: tokenizer_config.json
+// first, then tokenizer.json's "padding" / "truncation" blocks (which the fast tokenizer uses as
+// defaults), then transformers' defaults.
+struct TokenizerSettings {
+  int model_max_length = 0;  // 0: no limit (absent, or transformers' 1e30 sentinel)
+  Side padding_side = Side::kRight;
+  Side truncation_side = Side::kRight;
+  std::string pad_token;  // tokenizer.json's padding.pad_token; "" when none
+};
+// Error naming the file when a side is neither "left" nor "right".
+TokenizerSettings read_tokenizer_settings(const nlohmann::json& config,
+                                          const std::filesystem::path& config_path,
+                                          const nlohmann::json& tokenizer_json,
+                                          const std::filesystem::path& tokenizer_json_path);
 
 // ---------------------------------------------------------------- encodings
 // Token ids and attention mask (1 = real token, 0 = padding), as the tokenizer call
@@ -67,14 +95,16 @@ struct Encoding {
   std::vector<int64_t> ids, mask;
 };
 
-// Builds prefix + content + suffix. With max_length > 0 the content is truncated on the right so
-// that the whole fits (the special tokens are kept); with pad_to_max it is then padded on the
-// right with pad_id up to max_length. `truncated` (optional) receives the removed content ids.
+// Builds prefix + content + suffix. With max_length > 0 the content is truncated (at its end, or
+// at its start for Side::kLeft) so that the whole fits (the special tokens are kept); with
+// pad_to_max it is then padded with pad_id (mask 0) up to max_length, after the tokens or before
+// them for Side::kLeft. `truncated` (optional) receives the removed content ids.
 // Error when max_length cannot hold the special tokens.
 Encoding finish_encoding(const std::vector<int64_t>& prefix, const std::vector<int64_t>& content,
                          const std::vector<int64_t>& suffix, int max_length, bool pad_to_max,
                          int64_t pad_id, const std::string& tokenizer_name,
-                         std::vector<int64_t>* truncated);
+                         std::vector<int64_t>* truncated, Side padding_side = Side::kRight,
+                         Side truncation_side = Side::kRight);
 
 // One line on stderr, as diffusers warns when a prompt is longer than the text encoder takes.
 void warn_truncated(const std::string& tokenizer_name, int max_length, size_t removed_tokens,

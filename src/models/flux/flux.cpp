@@ -197,6 +197,39 @@ Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs) const {
 
 Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs,
                                        const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+// A pass's conditioning: the timestep/guidance/pooled embedding and this rank's rotary rows.
+struct FluxTransformer2DModel::Pass : TransformerPass {
+  Tensor temb;  // (B, D)
+  Rope rope;    // (S_txt_local + S_img_local, hd) each
+  int64_t batch = 0;
+};
+
+int64_t FluxTransformer2DModel::num_layers() const {
+  return cfg_.num_layers + cfg_.num_single_layers;
+}
+
+std::pair<int64_t, int64_t> FluxTransformer2DModel::token_grid(const NamedTensors& inputs) const {
+  const Tensor ids_in = common::require_input(inputs, "img_ids", kModel, "[S_img, 3]");
+  const Tensor ids = ids_in.ndim() == 3 ? ids_in.select(0, 0) : ids_in;
+  PARADIT_CHECK(ids.ndim() == 2 && ids.dim(1) >= 3 && ids.dim(0) > 0, kModel,
+                ": img_ids ", ids_in.str(), " has no (row, column) axes");
+  const std::vector<float> v = ids.to_vector();
+  const int64_t n = ids.dim(0), a = ids.dim(1);
+  const int64_t rows = static_cast<int64_t>(v[(n - 1) * a + 1]) + 1;
+  const int64_t cols = static_cast<int64_t>(v[(n - 1) * a + 2]) + 1;
+  PARADIT_CHECK(rows * cols == n, kModel, ": img_ids do not form a ", rows, " × ", cols,
+                " row-major grid of ", n, " tokens");
+  return {rows, cols};
+}
+
+std::unique_ptr<TransformerPass> FluxTransformer2DModel::begin_pass(
+    const NamedTensors& inputs, const parallel::SequenceContext* sp,
+    const parallel::PassPlan* plan, bool embed) const {
   const int64_t C = cfg_.in_channels, n_axes = static_cast<int64_t>(cfg_.axes_dims_rope.size());
   Tensor hidden =
       common::require_input(inputs, "hidden_states", kModel, detail::concat("[B, S_img, ", C, "]"));
@@ -213,15 +246,28 @@ Tensor FluxTransformer2DModel::forward(const NamedTensors& inputs,
   // Flux.1-schnell pipelines pass no guidance; a model without a guidance embedder ignores it.
   Tensor guidance =
       cfg_.guidance_embeds ? common::require_input(inputs, "guidance", kModel, "[B]") : Tensor{};
-  return forward(hidden, context, pooled, timestep, guidance, img_ids, txt_ids, sp);
+  return begin_typed(hidden, context, pooled, timestep, guidance, img_ids, txt_ids, sp, plan,
+                     embed);
 }
 
 Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
                                        const Tensor& encoder_hidden_states,
                                        const Tensor& pooled_projections, const Tensor& timestep,
-                                       const Tensor& guidance, const Tensor& img_ids_in,
-                                       const Tensor& txt_ids_in,
+                                       const Tensor& guidance, const Tensor& img_ids,
+                                       const Tensor& txt_ids,
                                        const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<Pass> pass =
+      begin_typed(hidden_states, encoder_hidden_states, pooled_projections, timestep, guidance,
+                  img_ids, txt_ids, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+std::unique_ptr<FluxTransformer2DModel::Pass> FluxTransformer2DModel::begin_typed(
+    const Tensor& hidden_states, const Tensor& encoder_hidden_states,
+    const Tensor& pooled_projections, const Tensor& timestep, const Tensor& guidance,
+    const Tensor& img_ids_in, const Tensor& txt_ids_in, const parallel::SequenceContext* sp,
+    const parallel::PassPlan* plan, bool embed) const {
   // ---- validate the inputs
   const int64_t C = cfg_.in_channels, n_axes = static_cast<int64_t>(cfg_.axes_dims_rope.size());
   common::check_input(hidden_states.ndim() == 3 && hidden_states.dim(2) == C, hidden_states,
@@ -251,19 +297,25 @@ Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
     g = core::scale(common::batch_vector(guidance, B, "guidance", kModel), 1000.0f);  // (B)
   }
 
+  auto pass = std::make_unique<Pass>();
+  pass->batch = B;
   // ---- token layout: under sequence parallelism this rank keeps its block of the image tokens
-  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).
-  const parallel::TokenLayout tokens =
-      parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true);
+  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h);
+  // under PipeFusion the pass holds one patch of the image tokens (or every patch).
+  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
+  const parallel::TokenLayout& tokens = pass->tokens;
 
   // ---- embeddings
-  Tensor x = x_embedder_(tokens.shard_image(hidden_states, 1));               // (B, S_img_local, D)
-  Tensor temb = time_text_embed_(t, pooled_projections, g);                   // (B, D)
-  Tensor c = context_embedder_(tokens.shard_text(encoder_hidden_states, 1));  // (B, S_txt_local, D)
+  if (embed) {
+    pass->streams = {
+        context_embedder_(tokens.shard_text(encoder_hidden_states, 1)),  // (B, S_txt_local, D)
+        x_embedder_(tokens.shard_image(hidden_states, 1))};              // (B, S_img_local, D)
+  }
+  pass->temb = time_text_embed_(t, pooled_projections, g);  // (B, D)
   Rope rope = flux_rope(core::concat({txt_ids, img_ids}, 0), cfg_.axes_dims_rope,
                         cfg_.rope_theta);  // (S_txt + S_img, hd) each
-  if (tokens.parallel()) {
-    // This rank's rows: its text rows, then its image block (padded rows get zero tables).
+  if (tokens.parallel() || plan != nullptr) {
+    // This rank's rows: its text rows, then its image rows (padded rows get zero tables).
     const auto local = [&](const Tensor& table) {
       return core::concat({tokens.shard_text(table.slice(0, 0, S_txt), 0),
                            tokens.shard_image(table.slice(0, S_txt, S_txt + S_img), 0)},
@@ -271,25 +323,53 @@ Tensor FluxTransformer2DModel::forward(const Tensor& hidden_states,
     };
     rope = {local(rope.cos), local(rope.sin)};
   }
+  pass->rope = rope;
+  return pass;
+}
 
-  // ---- double-stream blocks
-  for (const auto& block : transformer_blocks_) {
-    std::tie(c, x) = block.forward(x, c, temb, rope, tokens);  // (B, S_txt, D), (B, S_img, D)
+std::vector<core::Shape> FluxTransformer2DModel::stream_shapes(const TransformerPass& pass,
+                                                                int64_t layer) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const int64_t B = ps.batch, D = cfg_.inner_dim();
+  const int64_t nt = ps.tokens.local_text, ni = ps.tokens.local_image;
+  if (layer < cfg_.num_layers) return {{B, nt, D}, {B, ni, D}};
+  return {{B, nt + ni, D}};
+}
+
+void FluxTransformer2DModel::run_layers(TransformerPass& pass, int64_t begin, int64_t end) const {
+  Pass& ps = static_cast<Pass&>(pass);
+  for (int64_t i = begin; i < end; ++i) {
+    const parallel::TokenLayout tokens = ps.tokens.for_layer(i);
+    if (i < cfg_.num_layers) {
+      // ---- double-stream blocks
+      auto [c, x] = transformer_blocks_[static_cast<size_t>(i)].forward(
+          ps.streams.at(1), ps.streams.at(0), ps.temb, ps.rope, tokens);
+      ps.streams = {c, x};  // (B, S_txt, D), (B, S_img, D)
+      continue;
+    }
+    // ---- single-stream blocks over [text, image]; diffusers re-concatenates and splits in
+    // every block, which is the same as keeping the joint sequence.
+    if (ps.streams.size() == 2) {
+      ps.streams = {core::concat({ps.streams[0], ps.streams[1]}, 1)};  // (B, S_txt + S_img, D)
+    }
+    const auto& block = single_transformer_blocks_[static_cast<size_t>(i - cfg_.num_layers)];
+    ps.streams = {block.forward(ps.streams[0], ps.temb, ps.rope, tokens)};  // (B, S, D)
   }
-
-  // ---- single-stream blocks over [text, image]; diffusers re-concatenates and splits in
-  // every block, which is the same as keeping the joint sequence.
-  const int64_t n_txt = c.dim(1), n_img = x.dim(1);  // this rank's rows
-  Tensor joint = core::concat({c, x}, 1);            // (B, S_txt + S_img, D)
-  for (const auto& block : single_transformer_blocks_) {
-    joint = block.forward(joint, temb, rope, tokens);  // (B, S_txt + S_img, D)
+  // The streams entering a single-stream layer are the joint sequence (stream_shapes).
+  if (end == cfg_.num_layers && cfg_.num_single_layers > 0 && ps.streams.size() == 2) {
+    ps.streams = {core::concat({ps.streams[0], ps.streams[1]}, 1)};  // (B, S_txt + S_img, D)
   }
-  x = joint.slice(1, n_txt, n_txt + n_img);  // (B, S_img_local, D)
+}
 
-  // ---- output: per token, so still on this rank's block; then the whole image sequence.
-  x = norm_out_(x, temb);            // (B, S_img_local, D)
-  x = proj_out_(x);                  // (B, S_img_local, p·p·out_channels)
-  return tokens.gather_image(x, 1);  // (B, S_img, p·p·out_channels)
+Tensor FluxTransformer2DModel::end_pass(TransformerPass& pass) const {
+  Pass& ps = static_cast<Pass&>(pass);
+  const int64_t n_txt = ps.tokens.local_text, n_img = ps.tokens.local_image;  // this rank's rows
+  Tensor x = ps.streams.size() == 2 ? ps.streams[1]
+                                    : ps.streams.at(0).slice(1, n_txt, n_txt + n_img);
+  // ---- output: per token, so still on this rank's block; then the pass's image sequence.
+  x = norm_out_(x, ps.temb);             // (B, S_img_local, D)
+  x = proj_out_(x);                      // (B, S_img_local, p·p·out_channels)
+  return ps.tokens.gather_image(x, 1);  // (B, S_img, p·p·out_channels)
 }
 
 std::unique_ptr<Transformer> make_flux_transformer(const io::Config& config,

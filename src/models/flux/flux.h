@@ -108,7 +108,30 @@ class FluxTransformer2DModel : public Transformer {
 
   const FluxConfig& config() const { return cfg_; }
 
+  // PipeFusion (Transformer): layers 0 … num_layers−1 are the double-stream blocks (streams:
+  // text, image), the rest the single-stream blocks (one stream: [text, image]). The token grid
+  // comes from img_ids (row, column in axes 1 and 2).
+  int64_t num_layers() const override;
+  std::pair<int64_t, int64_t> token_grid(const NamedTensors& inputs) const override;
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override;
+  std::vector<core::Shape> stream_shapes(const TransformerPass& pass,
+                                         int64_t layer) const override;
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
+  core::Tensor end_pass(TransformerPass& pass) const override;
+
  private:
+  struct Pass;
+  std::unique_ptr<Pass> begin_typed(const core::Tensor& hidden_states,
+                                    const core::Tensor& encoder_hidden_states,
+                                    const core::Tensor& pooled_projections,
+                                    const core::Tensor& timestep, const core::Tensor& guidance,
+                                    const core::Tensor& img_ids, const core::Tensor& txt_ids,
+                                    const parallel::SequenceContext* sp,
+                                    const parallel::PassPlan* plan, bool embed) const;
+
   FluxConfig cfg_;
   // Members named after their checkpoint modules.
   common::Linear x_embedder_, context_embedder_;

@@ -5,6 +5,8 @@
 #include <string>
 #include <tuple>
 
+#include "parallel/attention.h"
+
 namespace paradit::models::hunyuan_video {
 
 using common::merge_heads;
@@ -40,18 +42,18 @@ std::vector<int64_t> text_lengths(const Tensor& mask) {
   return n;
 }
 
-// Key mask of the joint sequence [video, text]: the video tokens and the first n_b text tokens
-// of each sample. (B, S_img + S_txt) 1/0, or {} when nothing is masked.
-Tensor joint_key_mask(const Tensor& mask, int64_t s_img) {
-  const int64_t B = mask.dim(0), s_txt = mask.dim(1), S = s_img + s_txt;
+// The text keys of the joint sequence every query sees: the first n_b text tokens of each
+// sample. (B, S_txt) 1/0, or {} when nothing is masked.
+Tensor visible_text(const Tensor& mask) {
+  const int64_t B = mask.dim(0), s_txt = mask.dim(1);
   const std::vector<int64_t> n = text_lengths(mask);
   bool all = true;
   for (int64_t b = 0; b < B; ++b) all = all && n[b] >= s_txt;
   if (all) return {};
-  Tensor keep = Tensor::zeros({B, S});  // (B, S_img + S_txt)
+  Tensor keep = Tensor::zeros({B, s_txt});  // (B, S_txt)
   float* k = keep.data<float>();
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t j = 0; j < S && j < s_img + n[b]; ++j) k[b * S + j] = 1.0f;
+    for (int64_t j = 0; j < s_txt && j < n[b]; ++j) k[b * s_txt + j] = 1.0f;
   }
   return keep;
 }
@@ -204,6 +206,37 @@ Rope with_identity_rows(const Rope& rope, int64_t text_tokens) {
   return {core::concat({rope.cos, ones}, 0), core::concat({rope.sin, zeros}, 0)};
 }
 
+// ---------------------------------------------------------------- joint attention
+Tensor JointTokens::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
+  // Without text padding the joint attention is the one of the image families.
+  if (!text_keep.defined()) return parallel::joint_attention(q, k, v, layout);
+  const int64_t B = q.dim(0), n = q.dim(1), nt = layout.local_text, ni = n - nt;
+  PARADIT_CHECK(ni == layout.local_image, kModel, " joint attention: ", n, " rows, expected ",
+                layout.local_image, " video + ", nt, " text rows");
+  const Tensor video_keep =
+      layout.image_key_mask.defined() ? layout.image_key_mask : Tensor::full({B, ni}, 1.0f);
+  if (!layout.parallel()) {
+    core::AttentionOptions options;
+    options.key_mask = core::concat({video_keep, text_keep}, 1);  // (B, S_img + S_txt)
+    return core::attention(q, k, v, options).out;
+  }
+  parallel::AttentionOptions opt;
+  if (!layout.text_replicated) {
+    // This rank's video block and text block together are its block of the joint sequence.
+    opt.key_mask = core::concat({video_keep, layout.shard_text(text_keep, 1)}, 1);  // (B, n)
+    return parallel::attention(q, k, v, *layout.ctx, opt).out;                      // (B, n, H, hd)
+  }
+  // Text on every rank: the video rows are the sequence-parallel block, the text rows extras.
+  opt.key_mask = layout.image_key_mask;
+  opt.extra_q = q.slice(1, ni, n);  // (B, S_txt, H, hd)
+  opt.extra_k = k.slice(1, ni, n);  // (B, S_txt, H, hd)
+  opt.extra_v = v.slice(1, ni, n);  // (B, S_txt, H, hd)
+  opt.extra_key_mask = text_keep;   // (B, S_txt)
+  parallel::AttentionOutput o = parallel::attention(q.slice(1, 0, ni), k.slice(1, 0, ni),
+                                                    v.slice(1, 0, ni), *layout.ctx, opt);
+  return core::concat({o.out, o.extra_out}, 1);  // (B, n, H, hd)
+}
+
 // ---------------------------------------------------------------- token refiner
 void TokenRefinerBlock::bind(const WeightScope& w, const HunyuanVideoConfig& cfg) {
   const int64_t D = cfg.inner_dim();
@@ -278,7 +311,7 @@ void HunyuanVideoTransformerBlock::bind(const WeightScope& w, const HunyuanVideo
 std::pair<Tensor, Tensor> HunyuanVideoTransformerBlock::forward(const Tensor& x_in,
                                                                 const Tensor& c_in,
                                                                 const Tensor& temb,
-                                                                const Tensor& key_mask,
+                                                                const JointTokens& tokens,
                                                                 const Rope& rope) const {
   const int64_t S_img = x_in.dim(1), S = x_in.dim(1) + c_in.dim(1);
   auto n = norm1(x_in, temb);           // n.x: (B, S_img, D); gates/shifts: (B, D)
@@ -296,7 +329,7 @@ std::pair<Tensor, Tensor> HunyuanVideoTransformerBlock::forward(const Tensor& x_
   v = core::concat({v, cv}, 1);                                                // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = merge_heads(attend(q, k, v, key_mask, {}));                       // (B, S, D)
+  Tensor o = merge_heads(tokens.attend(q, k, v));                              // (B, S, D)
   Tensor x_attn = attn.to_out(o.slice(1, 0, S_img));                           // (B, S_img, D)
   Tensor c_attn = attn.to_add_out(o.slice(1, S_img, S));                       // (B, S_txt, D)
 
@@ -331,7 +364,8 @@ void HunyuanVideoSingleTransformerBlock::bind(const WeightScope& w, const Hunyua
 }
 
 Tensor HunyuanVideoSingleTransformerBlock::forward(const Tensor& joint, const Tensor& temb,
-                                                   const Tensor& key_mask, const Rope& rope) const {
+                                                   const JointTokens& tokens,
+                                                   const Rope& rope) const {
   auto n = norm(joint, temb);                                    // n.x: (B, S, D); gate: (B, D)
   Tensor mlp = core::gelu(proj_mlp(n.x), /*tanh_approx=*/true);  // (B, S, mlp_dim)
 
@@ -340,7 +374,7 @@ Tensor HunyuanVideoSingleTransformerBlock::forward(const Tensor& joint, const Te
   Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = merge_heads(attend(q, k, v, key_mask, {}));                       // (B, S, D)
+  Tensor o = merge_heads(tokens.attend(q, k, v));                              // (B, S, D)
 
   Tensor h = proj_out(core::concat({o, mlp}, 2));  // (B, S, D + mlp_dim) → (B, S, D)
   return core::gated_add(joint, n.gate_msa, h);    // (B, S, D)
@@ -369,6 +403,11 @@ HunyuanVideoTransformer3DModel::HunyuanVideoTransformer3DModel(
 }
 
 Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs) const {
+  return forward(inputs, nullptr);
+}
+
+Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs,
+                                               const parallel::SequenceContext* sp) const {
   Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
                                         detail::concat("[B, ", cfg_.in_channels, ", F, H, W]"));
   Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B]");
@@ -380,14 +419,15 @@ Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs) const
   // A model without a guidance embedder ignores guidance, as diffusers does.
   Tensor guidance =
       cfg_.guidance_embeds ? common::require_input(inputs, "guidance", kModel, "[B]") : Tensor{};
-  return forward(hidden, timestep, text, mask, pooled, guidance);
+  return forward(hidden, timestep, text, mask, pooled, guidance, sp);
 }
 
 Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, const Tensor& timestep,
                                                const Tensor& encoder_hidden_states,
                                                const Tensor& encoder_attention_mask,
                                                const Tensor& pooled_projections,
-                                               const Tensor& guidance) const {
+                                               const Tensor& guidance,
+                                               const parallel::SequenceContext* sp) const {
   // ---- validate the inputs
   const int64_t C = cfg_.in_channels;
   common::check_input(hidden_states.ndim() == 5 && hidden_states.dim(1) == C, hidden_states,
@@ -415,33 +455,48 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
   }
   const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch(), kModel);  // (f, h, w)
   const int64_t S_img = grid[0] * grid[1] * grid[2];
+  wan::check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
 
-  // ---- embeddings
+  // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
+  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).
   const Tensor& text = encoder_hidden_states;
   const Tensor& text_mask = encoder_attention_mask;
+  JointTokens tokens;
+  tokens.layout = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false);
+  tokens.text_keep = visible_text(text_mask);  // (B, S_txt) or {}
+  const parallel::TokenLayout& layout = tokens.layout;
+
+  // ---- embeddings
   Rope video_rope = hunyuan_video_rope(cfg_.rope_axes_dim, cfg_.rope_theta, grid);  // (S_img, hd)
-  Rope rope = with_identity_rows(video_rope, S_txt);         // (S_img + S_txt, hd) each
-  Tensor temb = time_text_embed_(t, pooled_projections, g);  // (B, D)
-  Tensor x = x_embedder_(hidden_states);                     // (B, S_img, D)
-  Tensor c = context_embedder_.forward(text, t, text_mask);  // (B, S_txt, D)
-  Tensor key_mask = joint_key_mask(text_mask, S_img);        // (B, S_img + S_txt) or {}
+  if (layout.parallel()) {
+    video_rope = {layout.shard_image(video_rope.cos, 0),
+                  layout.shard_image(video_rope.sin, 0)};  // (S_img_local, hd): padded rows 0
+  }
+  Rope rope = with_identity_rows(video_rope, layout.local_text);  // (S_img + S_txt local, hd)
+  Tensor temb = time_text_embed_(t, pooled_projections, g);       // (B, D)
+  Tensor x = layout.shard_image(x_embedder_(hidden_states), 1);   // (B, S_img_local, D)
+  // The token refiner attends over the whole text, so every rank runs it, then keeps its rows.
+  Tensor c =
+      layout.shard_text(context_embedder_.forward(text, t, text_mask), 1);  // (B, S_txt_l, D)
 
   // ---- dual-stream blocks
   for (const auto& block : transformer_blocks_) {
-    std::tie(x, c) = block.forward(x, c, temb, key_mask, rope);  // (B, S_img, D), (B, S_txt, D)
+    std::tie(x, c) = block.forward(x, c, temb, tokens, rope);  // (B, S_img, D), (B, S_txt, D)
   }
 
   // ---- single-stream blocks over [video, text]; diffusers re-concatenates and splits in every
   // block, which is the same as keeping the joint sequence.
+  const int64_t n_img = x.dim(1);          // this rank's video rows
   Tensor joint = core::concat({x, c}, 1);  // (B, S_img + S_txt, D)
   for (const auto& block : single_transformer_blocks_) {
-    joint = block.forward(joint, temb, key_mask, rope);  // (B, S_img + S_txt, D)
+    joint = block.forward(joint, temb, tokens, rope);  // (B, S_img + S_txt, D)
   }
-  x = joint.slice(1, 0, S_img);  // (B, S_img, D)
+  x = joint.slice(1, 0, n_img);  // (B, S_img_local, D)
 
-  // ---- output
-  x = norm_out_(x, temb);  // (B, S_img, D)
-  x = proj_out_(x);        // (B, S_img, C_out·pt·p·p)
+  // ---- output: per token, so still on this rank's block; then the whole video sequence.
+  x = norm_out_(x, temb);         // (B, S_img_local, D)
+  x = proj_out_(x);               // (B, S_img_local, C_out·pt·p·p)
+  x = layout.gather_image(x, 1);  // (B, S_img, C_out·pt·p·p)
   return wan::unpatchify_3d(x, grid, cfg_.patch(), cfg_.out_channels,
                             wan::PatchFeatureOrder::kChannelThenPatch);  // (B, C_out, F, H, W)
 }

@@ -8,6 +8,13 @@
 // Text padding: every query sees the video tokens and the first sum(encoder_attention_mask[b])
 // text tokens (diffusers counts the ones and assumes the padding is at the end). In the token
 // refiner a query and a key see each other when both are unmasked; key 0 is always visible.
+//
+// Sequence parallel (forward with a SequenceContext), as Flux: the video tokens are padded to a
+// multiple of ulysses × ring and cut into one block per rank, the RoPE tables with them; the
+// token refiner runs on the whole text on every rank, then each rank keeps its text block (text
+// length divisible by the degree) or all the text (parallel/joint.h). The joint attention of the
+// dual- and single-stream blocks masks the padded video keys and the text padding. The output
+// layers run on the block, then the blocks are gathered.
 
 #include <memory>
 #include <string>
@@ -20,6 +27,7 @@
 #include "models/common/weights.h"
 #include "models/transformer.h"
 #include "models/wan/patch_embed_3d.h"
+#include "parallel/joint.h"
 
 namespace paradit::models::hunyuan_video {
 
@@ -63,6 +71,17 @@ Rope hunyuan_video_rope(const std::vector<int64_t>& axes_dim, double theta, cons
 // [video, text] rotated in one call leaves the text tokens exactly as they are.
 Rope with_identity_rows(const Rope& rope, int64_t text_tokens);
 
+// The joint [video, text] attention of one forward: this rank's rows (video first, then text)
+// and the visible text keys.
+struct JointTokens {
+  parallel::TokenLayout layout;  // text_first false
+  core::Tensor text_keep;        // (B, S_txt) F32: 1 for the first sum(mask[b]) text tokens of
+                                 // sample b, else 0; {} when every text token is visible
+  // q, k, v: (B, n, H, hd), this rank's rows → (B, n, H, hd): its rows of the attention over the
+  // whole joint sequence. Collective under sequence parallelism.
+  core::Tensor attend(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v) const;
+};
+
 // HunyuanVideoIndividualTokenRefinerBlock.
 struct TokenRefinerBlock {
   common::LayerNorm norm1, norm2;           // affine, eps 1e-6
@@ -104,11 +123,10 @@ struct HunyuanVideoTransformerBlock {
   common::FeedForward ff, ff_context;
   int64_t heads = 0;
   void bind(const common::WeightScope& w, const HunyuanVideoConfig& cfg);
-  // x: (B, S_img, D)   c: (B, S_txt, D)   temb: (B, D)   key_mask: (B, S_img + S_txt)
+  // x: (B, S_img, D)   c: (B, S_txt, D), this rank's rows   temb: (B, D)
   // rope: (S_img + S_txt, hd) → (x, c) updated
   std::pair<core::Tensor, core::Tensor> forward(const core::Tensor& x, const core::Tensor& c,
-                                                const core::Tensor& temb,
-                                                const core::Tensor& key_mask,
+                                                const core::Tensor& temb, const JointTokens& tokens,
                                                 const Rope& rope) const;
 };
 
@@ -119,9 +137,9 @@ struct HunyuanVideoSingleTransformerBlock {
   common::Linear proj_mlp, proj_out;
   int64_t heads = 0;
   void bind(const common::WeightScope& w, const HunyuanVideoConfig& cfg);
-  // joint: (B, S_img + S_txt, D) → same
+  // joint: (B, S_img + S_txt, D), this rank's rows → same
   core::Tensor forward(const core::Tensor& joint, const core::Tensor& temb,
-                       const core::Tensor& key_mask, const Rope& rope) const;
+                       const JointTokens& tokens, const Rope& rope) const;
 };
 
 class HunyuanVideoTransformer3DModel : public Transformer {
@@ -135,10 +153,15 @@ class HunyuanVideoTransformer3DModel : public Transformer {
   // pooled_projections (B, pooled_projection_dim), guidance (B) (guidance scale · 1000) when
   // guidance_embeds. Returns sample (B, out_channels, F, H, W).
   core::Tensor forward(const NamedTensors& inputs) const override;
+  // Sequence parallel over sp (see the top of this file); a Ulysses degree that does not divide
+  // the heads → Error naming the valid degrees.
+  core::Tensor forward(const NamedTensors& inputs,
+                       const parallel::SequenceContext* sp) const override;
   core::Tensor forward(const core::Tensor& hidden_states, const core::Tensor& timestep,
                        const core::Tensor& encoder_hidden_states,
                        const core::Tensor& encoder_attention_mask,
-                       const core::Tensor& pooled_projections, const core::Tensor& guidance) const;
+                       const core::Tensor& pooled_projections, const core::Tensor& guidance,
+                       const parallel::SequenceContext* sp = nullptr) const;
 
   const HunyuanVideoConfig& config() const { return cfg_; }
 

@@ -175,14 +175,25 @@ class PixArtTransformer : public Transformer {
   Tensor forward(const NamedTensors& inputs) const override { return forward(inputs, nullptr); }
 
   Tensor forward(const NamedTensors& inputs, const parallel::SequenceContext* sp) const override {
-    const int64_t D = cfg_.dim, H = cfg_.heads, p = cfg_.patch_size;
+    const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+    run_layers(*pass, 0, num_layers());
+    return end_pass(*pass);
+  }
 
-    const Tensor x_in = common::require_input(inputs, "hidden_states", kName, "(B, C, H, W)");
-    common::check_input(x_in.ndim() == 4 && x_in.dim(1) == cfg_.in_channels &&
-                            x_in.dim(2) % p == 0 && x_in.dim(3) % p == 0,
-                        x_in, "hidden_states", kName,
-                        cat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
-    const int64_t B = x_in.dim(0), h = x_in.dim(2) / p, w = x_in.dim(3) / p;
+  int64_t num_layers() const override { return cfg_.num_layers; }
+
+  std::pair<int64_t, int64_t> token_grid(const NamedTensors& inputs) const override {
+    const Tensor x = check_hidden_states(inputs);
+    return {x.dim(2) / cfg_.patch_size, x.dim(3) / cfg_.patch_size};
+  }
+
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override {
+    const Tensor x_in = check_hidden_states(inputs);
+    const int64_t B = x_in.dim(0), h = x_in.dim(2) / cfg_.patch_size,
+                  w = x_in.dim(3) / cfg_.patch_size;
     const int64_t ctx_channels =
         cfg_.caption_channels > 0 ? cfg_.caption_channels : cfg_.cross_attention_dim;
     Tensor ctx = common::require_input(inputs, "encoder_hidden_states", kName,
@@ -199,20 +210,39 @@ class PixArtTransformer : public Transformer {
           cat("(", B, ", ", ctx.dim(1), ") with 1 = keep, 0 = drop"));
     }
 
-    // ---- embeddings
+    auto pass = std::make_unique<Pass>();
+    pass->width = w;
+    pass->key_mask = key_mask;
     // Under sequence parallelism this rank keeps its block of the image tokens (padded to a
-    // multiple of the degree); the caption stays whole on every rank.
-    const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, h * w, sp, false);
-    Tensor x = tokens.shard_image(pos_embed_(x_in), 1);  // (B, N, D), N = h·w (local block)
-    Tensor emb = timestep_embedder_(time_proj_(t));      // (B, D)
-    if (cfg_.use_additional_conditions) emb = core::add(emb, size_embedding(inputs, B));
-    const Tensor t6 = adaln_linear_(core::silu(emb));               // (B, 6·D)
-    const Tensor t6v = t6.reshape({B, 6, D});                       // (B, 6, D)
-    if (cfg_.caption_channels > 0) ctx = caption_projection_(ctx);  // (B, S_txt, D)
+    // multiple of the degree); the caption stays whole on every rank. Under PipeFusion the pass
+    // holds one patch of them (or every patch).
+    pass->tokens = parallel::plan_tokens(B, 0, h * w, sp, false, plan);
 
-    // ---- transformer blocks
-    for (const Block& blk : blocks_) {
-      const Tensor mod = core::add(blk.scale_shift_table.unsqueeze(0), t6v);  // (B, 6, D)
+    // ---- embeddings
+    if (embed) {
+      pass->streams = {pass->tokens.shard_image(pos_embed_(x_in), 1)};  // (B, N, D), N local
+    }
+    pass->emb = timestep_embedder_(time_proj_(t));  // (B, D)
+    if (cfg_.use_additional_conditions) pass->emb = core::add(pass->emb, size_embedding(inputs, B));
+    const Tensor t6 = adaln_linear_(core::silu(pass->emb));  // (B, 6·D)
+    pass->t6v = t6.reshape({B, 6, cfg_.dim});                 // (B, 6, D)
+    pass->ctx = cfg_.caption_channels > 0 ? caption_projection_(ctx) : ctx;  // (B, S_txt, D)
+    return pass;
+  }
+
+  std::vector<core::Shape> stream_shapes(const TransformerPass& pass, int64_t) const override {
+    const Pass& ps = static_cast<const Pass&>(pass);
+    return {{ps.t6v.dim(0), ps.tokens.local_image, cfg_.dim}};
+  }
+
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override {
+    Pass& ps = static_cast<Pass&>(pass);
+    const int64_t H = cfg_.heads;
+    Tensor x = ps.streams.at(0);  // (B, N, D)
+    for (int64_t i = begin; i < end; ++i) {
+      const Block& blk = blocks_[static_cast<size_t>(i)];
+      const parallel::TokenLayout tokens = ps.tokens.for_layer(i);
+      const Tensor mod = core::add(blk.scale_shift_table.unsqueeze(0), ps.t6v);  // (B, 6, D)
       const Tensor shift_msa = mod.select(1, 0), scale_msa = mod.select(1, 1),
                    gate_msa = mod.select(1, 2), shift_mlp = mod.select(1, 3),
                    scale_mlp = mod.select(1, 4), gate_mlp = mod.select(1, 5);  // (B, D) each
@@ -227,27 +257,54 @@ class PixArtTransformer : public Transformer {
       x = core::gated_add(x, gate_msa, a);                            // (B, N, D)
 
       // cross-attention to the caption (no norm in ada_norm_single blocks)
-      q = common::split_heads(blk.attn2.to_q(x), H);    // (B, N, H, Dh)
-      k = common::split_heads(blk.attn2.to_k(ctx), H);  // (B, S_txt, H, Dh)
-      v = common::split_heads(blk.attn2.to_v(ctx), H);  // (B, S_txt, H, Dh)
-      a = cross_attend(q, k, v, key_mask);              // (B, N, H, Dh)
-      a = blk.attn2.to_out(common::merge_heads(a));     // (B, N, D)
-      core::add_(x, a);                                 // x: (B, N, D)
+      q = common::split_heads(blk.attn2.to_q(x), H);       // (B, N, H, Dh)
+      k = common::split_heads(blk.attn2.to_k(ps.ctx), H);  // (B, S_txt, H, Dh)
+      v = common::split_heads(blk.attn2.to_v(ps.ctx), H);  // (B, S_txt, H, Dh)
+      a = cross_attend(q, k, v, ps.key_mask);              // (B, N, H, Dh)
+      a = blk.attn2.to_out(common::merge_heads(a));        // (B, N, D)
+      core::add_(x, a);                                    // x: (B, N, D)
 
       // feed-forward
       n = core::modulate(blk.norm2(x), shift_mlp, scale_mlp);  // (B, N, D)
       x = core::gated_add(x, gate_mlp, blk.ff(n));             // (B, N, D)
     }
+    ps.streams = {x};
+  }
 
+  Tensor end_pass(TransformerPass& pass) const override {
+    Pass& ps = static_cast<Pass&>(pass);
+    const int64_t p = cfg_.patch_size;
     // ---- output: modulation by the embedded timestep, projection, unpatchify
-    const Tensor mod = core::add(scale_shift_table_.unsqueeze(0), emb.unsqueeze(1));  // (B, 2, D)
-    x = core::modulate(norm_out_(x), mod.select(1, 0), mod.select(1, 1));             // (B, N, D)
-    x = proj_out_(x);                                          // (B, N, p·p·C_out)
-    x = tokens.gather_image(x, 1);                             // (B, h·w, p·p·C_out)
-    return common::unpatchify(x, h, w, p, cfg_.out_channels);  // (B, C_out, H, W)
+    const Tensor mod =
+        core::add(scale_shift_table_.unsqueeze(0), ps.emb.unsqueeze(1));  // (B, 2, D)
+    Tensor x = core::modulate(norm_out_(ps.streams.at(0)), mod.select(1, 0),
+                              mod.select(1, 1));  // (B, N, D)
+    x = proj_out_(x);                            // (B, N, p·p·C_out)
+    x = ps.tokens.gather_image(x, 1);            // (B, rows·w, p·p·C_out): the pass's rows
+    const int64_t rows = ps.tokens.image_len / ps.width;
+    return common::unpatchify(x, rows, ps.width, p, cfg_.out_channels);  // (B, C_out, rows·p, W)
   }
 
  private:
+  // A pass's conditioning: the embedded timestep, its six modulations, the projected caption.
+  struct Pass : TransformerPass {
+    Tensor emb;       // (B, D)
+    Tensor t6v;       // (B, 6, D)
+    Tensor ctx;       // (B, S_txt, D)
+    Tensor key_mask;  // (B, S_txt) or {}
+    int64_t width = 0;  // token columns
+  };
+
+  Tensor check_hidden_states(const NamedTensors& inputs) const {
+    const int64_t p = cfg_.patch_size;
+    const Tensor x = common::require_input(inputs, "hidden_states", kName, "(B, C, H, W)");
+    common::check_input(x.ndim() == 4 && x.dim(1) == cfg_.in_channels && x.dim(2) % p == 0 &&
+                            x.dim(3) % p == 0,
+                        x, "hidden_states", kName,
+                        cat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
+    return x;
+  }
+
   // A per-sample scalar input given as (B) or a single value shared by the batch.
   static Tensor batch_vector(const NamedTensors& inputs, const std::string& name, int64_t B) {
     Tensor v = common::require_input(inputs, name, kName, cat("(", B, ")"));

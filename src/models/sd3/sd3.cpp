@@ -158,10 +158,7 @@ std::pair<Tensor, Tensor> JointTransformerBlock::forward(
     Tensor k2 = attn2.norm_k(split_heads(attn2.to_k(nx2), heads));  // (B, S_img, H, hd)
     Tensor v2 = split_heads(attn2.to_v(nx2), heads);                // (B, S_img, H, hd)
     // image tokens only: the same layout without text rows
-    parallel::TokenLayout image_only = tokens;
-    image_only.local_text = 0;
-    image_only.text_replicated = false;
-    Tensor o2 = attn2.to_out(merge_heads(attend(q2, k2, v2, image_only)));  // (B, S_img, D)
+    Tensor o2 = attn2.to_out(merge_heads(attend(q2, k2, v2, tokens.image_only())));  // (B, S_img, D)
     x = core::gated_add(x, gate_msa2, o2);                                  // (B, S_img, D)
   }
 
@@ -212,8 +209,42 @@ Tensor SD3Transformer2DModel::forward(const NamedTensors& inputs) const {
   return forward(inputs, nullptr);
 }
 
+// A pass's conditioning: the timestep and pooled-text embedding.
+struct SD3Transformer2DModel::Pass : TransformerPass {
+  Tensor temb;  // (B, D)
+  int64_t batch = 0;
+  int64_t width = 0;  // token columns
+};
+
 Tensor SD3Transformer2DModel::forward(const NamedTensors& inputs,
                                       const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+Tensor SD3Transformer2DModel::forward(const Tensor& hidden_states,
+                                      const Tensor& encoder_hidden_states,
+                                      const Tensor& pooled_projections, const Tensor& timestep,
+                                      const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<Pass> pass = begin_typed(hidden_states, encoder_hidden_states,
+                                                 pooled_projections, timestep, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+int64_t SD3Transformer2DModel::num_layers() const { return cfg_.num_layers; }
+
+std::pair<int64_t, int64_t> SD3Transformer2DModel::token_grid(const NamedTensors& inputs) const {
+  const Tensor x = common::require_input(inputs, "hidden_states", kModel,
+                                         detail::concat("[B, ", cfg_.in_channels, ", H, W]"));
+  PARADIT_CHECK(x.ndim() == 4, kModel, ": hidden_states ", x.str(), " must be [B, C, H, W]");
+  return {x.dim(2) / cfg_.patch_size, x.dim(3) / cfg_.patch_size};
+}
+
+std::unique_ptr<TransformerPass> SD3Transformer2DModel::begin_pass(
+    const NamedTensors& inputs, const parallel::SequenceContext* sp,
+    const parallel::PassPlan* plan, bool embed) const {
   Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
                                         detail::concat("[B, ", cfg_.in_channels, ", H, W]"));
   Tensor context =
@@ -222,13 +253,13 @@ Tensor SD3Transformer2DModel::forward(const NamedTensors& inputs,
   Tensor pooled = common::require_input(inputs, "pooled_projections", kModel,
                                         detail::concat("[B, ", cfg_.pooled_projection_dim, "]"));
   Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B]");
-  return forward(hidden, context, pooled, timestep, sp);
+  return begin_typed(hidden, context, pooled, timestep, sp, plan, embed);
 }
 
-Tensor SD3Transformer2DModel::forward(const Tensor& hidden_states,
-                                      const Tensor& encoder_hidden_states,
-                                      const Tensor& pooled_projections, const Tensor& timestep,
-                                      const parallel::SequenceContext* sp) const {
+std::unique_ptr<SD3Transformer2DModel::Pass> SD3Transformer2DModel::begin_typed(
+    const Tensor& hidden_states, const Tensor& encoder_hidden_states,
+    const Tensor& pooled_projections, const Tensor& timestep, const parallel::SequenceContext* sp,
+    const parallel::PassPlan* plan, bool embed) const {
   // ---- validate the inputs
   const int64_t p = cfg_.patch_size;
   common::check_input(
@@ -255,26 +286,52 @@ Tensor SD3Transformer2DModel::forward(const Tensor& hidden_states,
                       detail::concat("[", B, ", ", cfg_.pooled_projection_dim, "]"));
   Tensor t = common::batch_vector(timestep, B, "timestep", kModel);  // (B)
 
+  auto pass = std::make_unique<Pass>();
+  pass->batch = B;
+  pass->width = w;
   // ---- token layout: under sequence parallelism this rank keeps its block of the image tokens
-  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).
-  const parallel::TokenLayout tokens =
-      parallel::plan_tokens(B, encoder_hidden_states.dim(1), h * w, sp, /*text_first=*/false);
+  // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h);
+  // under PipeFusion the pass holds one patch of the image tokens (or every patch).
+  pass->tokens = parallel::plan_tokens(B, encoder_hidden_states.dim(1), h * w, sp,
+                                       /*text_first=*/false, plan);
+  const parallel::TokenLayout& tokens = pass->tokens;
 
   // ---- embeddings
-  Tensor x = tokens.shard_image(pos_embed_(hidden_states), 1);  // (B, h·w local, D) + positions
-  Tensor temb = time_text_embed_(t, pooled_projections);        // (B, D)
-  Tensor c = context_embedder_(tokens.shard_text(encoder_hidden_states, 1));  // (B, S_txt local, D)
-
-  // ---- joint blocks (the last one drops the text stream)
-  for (const auto& block : transformer_blocks_) {
-    std::tie(c, x) = block.forward(x, c, temb, tokens);  // (B, S_txt, D), (B, h·w, D)
+  if (embed) {
+    pass->streams = {
+        context_embedder_(tokens.shard_text(encoder_hidden_states, 1)),  // (B, S_txt local, D)
+        tokens.shard_image(pos_embed_(hidden_states), 1)};  // (B, h·w local, D) + positions
   }
+  pass->temb = time_text_embed_(t, pooled_projections);  // (B, D)
+  return pass;
+}
 
-  // ---- output: per token, so still on this rank's block; then the whole image sequence.
-  x = norm_out_(x, temb);                                    // (B, h·w local, D)
-  x = proj_out_(x);                                          // (B, h·w local, p·p·out)
-  x = tokens.gather_image(x, 1);                             // (B, h·w, p·p·out)
-  return common::unpatchify(x, h, w, p, cfg_.out_channels);  // (B, out, H, W)
+std::vector<core::Shape> SD3Transformer2DModel::stream_shapes(const TransformerPass& pass,
+                                                               int64_t) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const int64_t D = cfg_.inner_dim();
+  return {{ps.batch, ps.tokens.local_text, D}, {ps.batch, ps.tokens.local_image, D}};
+}
+
+void SD3Transformer2DModel::run_layers(TransformerPass& pass, int64_t begin, int64_t end) const {
+  Pass& ps = static_cast<Pass&>(pass);
+  // ---- joint blocks (the last one drops the text stream)
+  for (int64_t i = begin; i < end; ++i) {
+    auto [c, x] = transformer_blocks_[static_cast<size_t>(i)].forward(
+        ps.streams.at(1), ps.streams.at(0), ps.temb, ps.tokens.for_layer(i));
+    ps.streams = {c, x};  // (B, S_txt, D) or undefined, (B, h·w, D)
+  }
+}
+
+Tensor SD3Transformer2DModel::end_pass(TransformerPass& pass) const {
+  Pass& ps = static_cast<Pass&>(pass);
+  const int64_t p = cfg_.patch_size;
+  // ---- output: per token, so still on this rank's block; then the pass's image sequence.
+  Tensor x = norm_out_(ps.streams.at(1), ps.temb);  // (B, h·w local, D)
+  x = proj_out_(x);                                 // (B, h·w local, p·p·out)
+  x = ps.tokens.gather_image(x, 1);                 // (B, rows·w, p·p·out)
+  const int64_t rows = ps.tokens.image_len / ps.width;
+  return common::unpatchify(x, rows, ps.width, p, cfg_.out_channels);  // (B, out, rows·p, W)
 }
 
 std::unique_ptr<Transformer> make_sd3_transformer(const io::Config& config,

@@ -88,7 +88,27 @@ class SD3Transformer2DModel : public Transformer {
 
   const SD3Config& config() const { return cfg_; }
 
+  // PipeFusion (Transformer): the joint blocks are the layers; streams: text, image.
+  int64_t num_layers() const override;
+  std::pair<int64_t, int64_t> token_grid(const NamedTensors& inputs) const override;
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override;
+  std::vector<core::Shape> stream_shapes(const TransformerPass& pass,
+                                         int64_t layer) const override;
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
+  core::Tensor end_pass(TransformerPass& pass) const override;
+
  private:
+  struct Pass;
+  std::unique_ptr<Pass> begin_typed(const core::Tensor& hidden_states,
+                                    const core::Tensor& encoder_hidden_states,
+                                    const core::Tensor& pooled_projections,
+                                    const core::Tensor& timestep,
+                                    const parallel::SequenceContext* sp,
+                                    const parallel::PassPlan* plan, bool embed) const;
+
   SD3Config cfg_;
   // Members named after their checkpoint modules.
   common::PatchEmbed pos_embed_;

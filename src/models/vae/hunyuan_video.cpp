@@ -207,11 +207,11 @@ void HunyuanResnetBlock::bind(const WeightScope& w, int64_t in, int64_t out, int
   }
 }
 
-Tensor HunyuanResnetBlock::forward(const Tensor& x) const {
-  Tensor h = common::activate(norm1(x), act);  // (N, in, T, H, W)
-  h = conv1(h);                                // (N, out, T, H, W)
-  h = common::activate(norm2(h), act);         // (N, out, T, H, W)
-  h = conv2(h);                                // (N, out, T, H, W)
+Tensor HunyuanResnetBlock::forward(const Tensor& x, const VideoSpatialOps& ops) const {
+  Tensor h = common::activate(norm1(x, ops), act);  // (N, in, T, H, W)
+  h = conv1(h, ops);                                // (N, out, T, H, W)
+  h = common::activate(norm2(h, ops), act);         // (N, out, T, H, W)
+  h = conv2(h, ops);                                // (N, out, T, H, W)
   const Tensor residual = conv_shortcut ? (*conv_shortcut)(x) : x;
   return core::add(h, residual);  // (N, out, T, H, W)
 }
@@ -224,15 +224,17 @@ void HunyuanMidAttention::bind(const WeightScope& w, int64_t channels, int64_t g
   to_out.bind(w / "to_out.0", channels, channels);
 }
 
-Tensor HunyuanMidAttention::forward(const Tensor& x) const {
+Tensor HunyuanMidAttention::forward(const Tensor& x, const VideoSpatialOps& ops) const {
   const int64_t N = x.dim(0), C = x.dim(1), T = x.dim(2), H = x.dim(3), W = x.dim(4);
   const int64_t HW = H * W;
   // GroupNorm of the (N, C, T·H·W) tokens as diffusers applies it = GroupNorm of the clip.
-  Tensor h = group_norm(x);                          // (N, C, T, H, W)
+  Tensor h = group_norm(x, ops);                     // (N, C, T, H, W)
   h = h.reshape({N, C, T * HW}).permute({0, 2, 1});  // (N, THW, C)
   const Tensor q = to_q(h).unsqueeze(2);             // (N, THW, 1, C)
-  const Tensor k = to_k(h).unsqueeze(2);             // (N, THW, 1, C)
-  const Tensor v = to_v(h).unsqueeze(2);             // (N, THW, 1, C)
+  // The keys and values of every row of each frame (this rank's rows are HW of them).
+  const Tensor k = ops.gather_rows(to_k(h).reshape({N, T, HW, C}), 2);  // (N, T, HW_all, C)
+  const Tensor v = ops.gather_rows(to_v(h).reshape({N, T, HW, C}), 2);  // (N, T, HW_all, C)
+  const int64_t HW_all = k.dim(2);
   core::AttentionOptions options;
   options.scale = 1.0f / std::sqrt(static_cast<float>(C));  // one head of C channels
   // Frame-causal mask: the queries of frame f see the keys of frames 0..f, a prefix of the
@@ -240,10 +242,10 @@ Tensor HunyuanMidAttention::forward(const Tensor& x) const {
   std::vector<Tensor> parts;
   parts.reserve(static_cast<size_t>(T));
   for (int64_t f = 0; f < T; ++f) {
-    const Tensor qf = q.slice(1, f * HW, (f + 1) * HW);         // (N, HW, 1, C)
-    const Tensor kf = k.slice(1, 0, (f + 1) * HW);              // (N, (f+1)HW, 1, C)
-    const Tensor vf = v.slice(1, 0, (f + 1) * HW);              // (N, (f+1)HW, 1, C)
-    parts.push_back(core::attention(qf, kf, vf, options).out);  // (N, HW, 1, C)
+    const Tensor qf = q.slice(1, f * HW, (f + 1) * HW);                           // (N, HW, 1, C)
+    const Tensor kf = k.slice(1, 0, f + 1).reshape({N, (f + 1) * HW_all, 1, C});  // (N, ., 1, C)
+    const Tensor vf = v.slice(1, 0, f + 1).reshape({N, (f + 1) * HW_all, 1, C});  // (N, ., 1, C)
+    parts.push_back(core::attention(qf, kf, vf, options).out);                    // (N, HW, 1, C)
   }
   h = (T == 1 ? parts[0] : core::concat(parts, 1)).reshape({N, T * HW, C});  // (N, THW, C)
   h = to_out(h);                                                             // (N, THW, C)
@@ -262,22 +264,22 @@ void HunyuanMidBlock::bind(const WeightScope& w, int64_t channels, int64_t group
   resnet1.bind(w / "resnets" / 1, channels, channels, groups, act);
 }
 
-Tensor HunyuanMidBlock::forward(const Tensor& x) const {
-  Tensor h = resnet0.forward(x);             // (N, C, T, H, W)
-  if (attention) h = attention->forward(h);  // (N, C, T, H, W)
-  return resnet1.forward(h);                 // (N, C, T, H, W)
+Tensor HunyuanMidBlock::forward(const Tensor& x, const VideoSpatialOps& ops) const {
+  Tensor h = resnet0.forward(x, ops);             // (N, C, T, H, W)
+  if (attention) h = attention->forward(h, ops);  // (N, C, T, H, W)
+  return resnet1.forward(h, ops);                 // (N, C, T, H, W)
 }
 
-Tensor HunyuanDownBlock::forward(const Tensor& x) const {
+Tensor HunyuanDownBlock::forward(const Tensor& x, const VideoSpatialOps& ops) const {
   Tensor h = x;
-  for (const auto& r : resnets) h = r.forward(h);  // (N, out, T, H, W)
-  if (downsampler) h = (*downsampler)(h);          // (N, out, T', H', W')
+  for (const auto& r : resnets) h = r.forward(h, ops);  // (N, out, T, H, W)
+  if (downsampler) h = (*downsampler)(h, ops);          // (N, out, T', H', W')
   return h;
 }
 
-Tensor HunyuanUpBlock::forward(const Tensor& x) const {
+Tensor HunyuanUpBlock::forward(const Tensor& x, const VideoSpatialOps& ops) const {
   Tensor h = x;
-  for (const auto& r : resnets) h = r.forward(h);  // (N, out, T, H, W)
+  for (const auto& r : resnets) h = r.forward(h, ops);  // (N, out, T, H, W)
   if (!upsampler) return h;
   const int64_t N = h.dim(0), C = h.dim(1), T = h.dim(2), H = h.dim(3), W = h.dim(4);
   // Nearest in space for every frame (the first frame's own interpolate is the same).
@@ -297,7 +299,7 @@ Tensor HunyuanUpBlock::forward(const Tensor& x) const {
     }
     up = rep;
   }
-  return (*upsampler)(up);  // (N, out, Tu, H', W')
+  return (*upsampler)(up, ops);  // (N, out, Tu, H', W')
 }
 
 void HunyuanEncoder3D::bind(const WeightScope& w, const AutoencoderKLHunyuanVideoConfig& cfg) {
@@ -367,12 +369,12 @@ void HunyuanDecoder3D::bind(const WeightScope& w, const AutoencoderKLHunyuanVide
   conv_out.bind(w / "conv_out", rev.back(), cfg.out_channels, 3);
 }
 
-Tensor HunyuanDecoder3D::forward(const Tensor& z) const {
-  Tensor h = conv_in(z);                             // (N, ch_last, t, h, w)
-  h = mid_block.forward(h);                          // (N, ch_last, t, h, w)
-  for (const auto& b : up_blocks) h = b.forward(h);  // (N, ch_i, T_i, H_i, W_i)
-  h = core::silu(conv_norm_out(h));                  // conv_act is always SiLU
-  return conv_out(h);                                // (N, out_channels, T, H, W)
+Tensor HunyuanDecoder3D::forward(const Tensor& z, const VideoSpatialOps& ops) const {
+  Tensor h = conv_in(z, ops);                             // (N, ch_last, t, h, w)
+  h = mid_block.forward(h, ops);                          // (N, ch_last, t, h, w)
+  for (const auto& b : up_blocks) h = b.forward(h, ops);  // (N, ch_i, T_i, H_i, W_i)
+  h = core::silu(conv_norm_out(h, ops));                  // conv_act is always SiLU
+  return conv_out(h, ops);                                // (N, out_channels, T, H, W)
 }
 
 // ---------------------------------------------------------------- the model
@@ -394,9 +396,10 @@ AutoencoderKLHunyuanVideo::AutoencoderKLHunyuanVideo(const AutoencoderKLHunyuanV
   post_quant_conv_bias_ = root.vector("post_quant_conv.bias", {L});
 }
 
-Tensor AutoencoderKLHunyuanVideo::decode_one_pass(const Tensor& z) const {
+Tensor AutoencoderKLHunyuanVideo::decode_one_pass(const Tensor& z,
+                                                  const VideoSpatialOps& ops) const {
   const Tensor h = core::conv3d(z, post_quant_conv_weight_, post_quant_conv_bias_, {});
-  return decoder_.forward(h);  // (N, out_channels, T, H, W)
+  return decoder_.forward(h, ops);  // (N, out_channels, T, H, W)
 }
 
 Tensor AutoencoderKLHunyuanVideo::encode_one_pass(const Tensor& x) const {
@@ -404,7 +407,8 @@ Tensor AutoencoderKLHunyuanVideo::encode_one_pass(const Tensor& x) const {
   return core::conv3d(h, quant_conv_weight_, quant_conv_bias_, {});  // (N, 2L, t, h, w)
 }
 
-Tensor AutoencoderKLHunyuanVideo::temporal_tiled_decode(const Tensor& z) const {
+Tensor AutoencoderKLHunyuanVideo::temporal_tiled_decode(const Tensor& z,
+                                                        const VideoSpatialOps& ops) const {
   const int64_t t = z.dim(2);
   const int64_t r = cfg_.temporal_compression_ratio;
   const int64_t sample_frames = (t - 1) * r + 1;
@@ -416,7 +420,7 @@ Tensor AutoencoderKLHunyuanVideo::temporal_tiled_decode(const Tensor& z) const {
   // its first decoded frame (it repeats the previous tile's last).
   std::vector<Tensor> row;
   for (int64_t i = 0; i < t; i += stride_latent) {
-    Tensor dec = decode_one_pass(frames(z, i, i + min_latent + 1));  // (N, C, T_i, H, W)
+    Tensor dec = decode_one_pass(frames(z, i, i + min_latent + 1), ops);  // (N, C, T_i, H, W)
     row.push_back(i > 0 ? frames(dec, 1, dec.dim(2)) : dec);
   }
   std::vector<Tensor> parts;
@@ -452,15 +456,15 @@ Tensor AutoencoderKLHunyuanVideo::temporal_tiled_encode(const Tensor& x) const {
   return frames(all, 0, latent_frames);  // (N, 2L, 1 + (F − 1)/4, h, w)
 }
 
-Tensor AutoencoderKLHunyuanVideo::decode(const Tensor& z) const {
+Tensor AutoencoderKLHunyuanVideo::decode(const Tensor& z, const VideoSpatialOps& ops) const {
   PARADIT_CHECK(z.defined() && z.ndim() == 5 && z.dim(1) == cfg_.latent_channels && z.dim(2) >= 1 &&
                     z.dim(3) >= 1 && z.dim(4) >= 1,
                 "AutoencoderKLHunyuanVideo decode: latents ", str(z), " must be (N, ",
                 cfg_.latent_channels, ", frames, h, w)");
   const Tensor h = z.dtype() == core::DType::F32 ? z : z.to(core::DType::F32);
   const int64_t min_latent = tiling_.tile_sample_min_num_frames / cfg_.temporal_compression_ratio;
-  if (tiling_.framewise_decoding && h.dim(2) > min_latent) return temporal_tiled_decode(h);
-  return decode_one_pass(h);
+  if (tiling_.framewise_decoding && h.dim(2) > min_latent) return temporal_tiled_decode(h, ops);
+  return decode_one_pass(h, ops);
 }
 
 HunyuanVideoLatentDistribution AutoencoderKLHunyuanVideo::encode(const Tensor& x) const {

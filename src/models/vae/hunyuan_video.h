@@ -13,6 +13,9 @@
 //   by default, use_framewise_decoding/encoding) more than 4 latent frames are decoded, and more
 //   than 16 frames encoded, in overlapping temporal tiles blended linearly. Spatial tiling
 //   (diffusers' enable_tiling, off by default) is not implemented.
+// - Row-parallel decode (parallel/video_vae_patch.h): the convolutions, GroupNorms and the
+//   mid-block attention of the decoder go through a VideoSpatialOps object (models/vae/wan.h);
+//   everything else is row-local.
 
 #include <filesystem>
 #include <memory>
@@ -24,6 +27,7 @@
 #include "io/diffusers.h"
 #include "models/common/modules.h"
 #include "models/common/weights.h"
+#include "models/vae/wan.h"
 
 namespace paradit::models::vae {
 
@@ -63,8 +67,9 @@ struct HunyuanCausalConv3d {
   void bind(const common::WeightScope& w, int64_t in, int64_t out, int64_t kernel, int stride_t = 1,
             int stride_hw = 1);
   // x: (N, C, T, H, W) → (N, O, T', H', W')
-  core::Tensor operator()(const core::Tensor& x) const {
-    return core::conv3d(x, weight, bias, opt);
+  core::Tensor operator()(const core::Tensor& x,
+                          const VideoSpatialOps& ops = local_video_ops()) const {
+    return ops.conv3d(x, weight, bias, opt);
   }
 };
 
@@ -74,8 +79,9 @@ struct HunyuanGroupNorm {
   int groups = 32;
   float eps = 1e-6f;
   void bind(const common::WeightScope& w, int64_t channels, int64_t groups);
-  core::Tensor operator()(const core::Tensor& x) const {
-    return core::group_norm(x, groups, weight, bias, eps);
+  core::Tensor operator()(const core::Tensor& x,
+                          const VideoSpatialOps& ops = local_video_ops()) const {
+    return ops.group_norm(x, groups, weight, bias, eps);
   }
 };
 
@@ -90,7 +96,7 @@ struct HunyuanResnetBlock {
   void bind(const common::WeightScope& w, int64_t in, int64_t out, int64_t groups,
             common::Activation act);
   // x: (N, in, T, H, W) → (N, out, T, H, W)
-  core::Tensor forward(const core::Tensor& x) const;
+  core::Tensor forward(const core::Tensor& x, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 // The mid block's Attention (one head of C channels, group_norm first, residual connection),
@@ -101,7 +107,7 @@ struct HunyuanMidAttention {
 
   void bind(const common::WeightScope& w, int64_t channels, int64_t groups);
   // x: (N, C, T, H, W) → same
-  core::Tensor forward(const core::Tensor& x) const;
+  core::Tensor forward(const core::Tensor& x, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 // HunyuanVideoMidBlock3D (one layer): resnets.0, attentions.0 (when add_attention), resnets.1.
@@ -111,7 +117,7 @@ struct HunyuanMidBlock {
 
   void bind(const common::WeightScope& w, int64_t channels, int64_t groups, bool add_attention,
             common::Activation act);
-  core::Tensor forward(const core::Tensor& x) const;
+  core::Tensor forward(const core::Tensor& x, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 // HunyuanVideoDownBlock3D: resnets, then downsamplers.0 (a causal conv with stride
@@ -120,7 +126,7 @@ struct HunyuanDownBlock {
   std::vector<HunyuanResnetBlock> resnets;
   std::optional<HunyuanCausalConv3d> downsampler;  // downsamplers.0.conv
 
-  core::Tensor forward(const core::Tensor& x) const;
+  core::Tensor forward(const core::Tensor& x, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 // HunyuanVideoUpBlock3D: resnets, then upsamplers.0 where present: nearest upsampling (the first
@@ -130,7 +136,7 @@ struct HunyuanUpBlock {
   std::optional<HunyuanCausalConv3d> upsampler;  // upsamplers.0.conv
   int factor_t = 1, factor_s = 1;
 
-  core::Tensor forward(const core::Tensor& x) const;
+  core::Tensor forward(const core::Tensor& x, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 // HunyuanVideoEncoder3D (double_z): video → moments (mean and logvar stacked on channels).
@@ -156,7 +162,7 @@ struct HunyuanDecoder3D {
 
   void bind(const common::WeightScope& w, const AutoencoderKLHunyuanVideoConfig& cfg);
   // z: (N, latent, t, h, w) → (N, out_channels, 1 + 4(t − 1), 8h, 8w)
-  core::Tensor forward(const core::Tensor& z) const;
+  core::Tensor forward(const core::Tensor& z, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 struct HunyuanVideoLatentDistribution {
@@ -171,8 +177,9 @@ class AutoencoderKLHunyuanVideo {
                             core::DType matrix_dtype = core::DType::F32);
 
   // vae.decode(z).sample on raw latents (the pipeline first divides by scaling_factor), no
-  // clamp. z: (N, latent, t, h, w) → (N, out_channels, 1 + 4(t − 1), 8h, 8w)
-  core::Tensor decode(const core::Tensor& z) const;
+  // clamp. z: (N, latent, t, h, w) → (N, out_channels, 1 + 4(t − 1), 8h, 8w). With row-split
+  // `ops`, z holds this rank's latent rows and the result its rows of the frames.
+  core::Tensor decode(const core::Tensor& z, const VideoSpatialOps& ops = local_video_ops()) const;
   // vae.encode(x).latent_dist. x: (N, in_channels, T, H, W), H and W multiples of the spatial
   // ratio → (N, latent, 1 + (T − 1)/4, H/8, W/8).
   HunyuanVideoLatentDistribution encode(const core::Tensor& x) const;
@@ -189,9 +196,10 @@ class AutoencoderKLHunyuanVideo {
   int64_t temporal_factor() const { return cfg_.temporal_compression_ratio; }
 
  private:
-  core::Tensor decode_one_pass(const core::Tensor& z) const;  // post_quant_conv + decoder
-  core::Tensor encode_one_pass(const core::Tensor& x) const;  // encoder + quant_conv
-  core::Tensor temporal_tiled_decode(const core::Tensor& z) const;
+  core::Tensor decode_one_pass(const core::Tensor& z,
+                               const VideoSpatialOps& ops) const;  // post_quant_conv + decoder
+  core::Tensor encode_one_pass(const core::Tensor& x) const;       // encoder + quant_conv
+  core::Tensor temporal_tiled_decode(const core::Tensor& z, const VideoSpatialOps& ops) const;
   core::Tensor temporal_tiled_encode(const core::Tensor& x) const;
 
   AutoencoderKLHunyuanVideoConfig cfg_;

@@ -74,6 +74,25 @@ Tensor interleave_time(const Tensor& x) {
 
 }  // namespace
 
+// ---------------------------------------------------------------- spatial operations
+
+Tensor VideoSpatialOps::conv3d(const Tensor& x, const Tensor& w, const Tensor& bias,
+                               const core::Conv3dOptions& opt) const {
+  return core::conv3d(x, w, bias, opt);
+}
+
+Tensor VideoSpatialOps::group_norm(const Tensor& x, int groups, const Tensor& weight,
+                                   const Tensor& bias, float eps) const {
+  return core::group_norm(x, groups, weight, bias, eps);
+}
+
+Tensor VideoSpatialOps::gather_rows(const Tensor& x, int dim) const { return x; }
+
+const VideoSpatialOps& local_video_ops() {
+  static const VideoSpatialOps ops;
+  return ops;
+}
+
 // ---------------------------------------------------------------- config
 
 AutoencoderKLWanConfig AutoencoderKLWanConfig::from(const io::Config& config) {
@@ -160,7 +179,8 @@ void WanCausalConv3d::bind(const WeightScope& w, int64_t in, int64_t out, int64_
   stride_t = st;
 }
 
-Tensor WanCausalConv3d::operator()(const Tensor& x, const Tensor& cache) const {
+Tensor WanCausalConv3d::operator()(const Tensor& x, const Tensor& cache,
+                                   const VideoSpatialOps& ops) const {
   core::Conv3dOptions opt;
   opt.stride_t = stride_t;
   opt.pad_front = 2 * pad_t;
@@ -169,16 +189,17 @@ Tensor WanCausalConv3d::operator()(const Tensor& x, const Tensor& cache) const {
   if (cache.defined() && pad_t > 0) {
     // The cached frames stand in for as many front padding frames.
     opt.pad_front = std::max<int>(0, 2 * pad_t - static_cast<int>(cache.dim(2)));
-    return core::conv3d(core::concat({cache, x}, 2), weight, bias, opt);  // (N, O, T', H, W)
+    return ops.conv3d(core::concat({cache, x}, 2), weight, bias, opt);  // (N, O, T', H, W)
   }
-  return core::conv3d(x, weight, bias, opt);  // (N, O, T', H, W)
+  return ops.conv3d(x, weight, bias, opt);  // (N, O, T', H, W)
 }
 
-Tensor WanCausalConv3d::cached(const Tensor& x, WanCache::Slot& slot) const {
+Tensor WanCausalConv3d::cached(const Tensor& x, WanCache& cache) const {
+  WanCache::Slot& slot = cache.next();
   const bool has = slot.state == WanCache::Slot::State::kFrames;
   Tensor keep = last_frames(x, 2);  // (N, C, ≤2, H, W)
   if (keep.dim(2) < 2 && has) keep = core::concat({last_frames(slot.frames, 1), keep}, 2);
-  Tensor y = (*this)(x, has ? slot.frames : Tensor{});  // (N, O, T, H, W)
+  Tensor y = (*this)(x, has ? slot.frames : Tensor{}, cache.ops());  // (N, O, T, H, W)
   slot.frames = keep;
   slot.state = WanCache::Slot::State::kFrames;
   return y;
@@ -238,9 +259,9 @@ void WanResidualBlock::bind(const WeightScope& w, int64_t in, int64_t out) {
 Tensor WanResidualBlock::forward(const Tensor& x, WanCache& cache) const {
   const Tensor h = conv_shortcut.weight.defined() ? conv_shortcut(x) : x;  // (N, out, T, H, W)
   Tensor y = core::silu(norm1(x));                                         // (N, in, T, H, W)
-  y = conv1.cached(y, cache.next());                                       // (N, out, T, H, W)
+  y = conv1.cached(y, cache);                                              // (N, out, T, H, W)
   y = core::silu(norm2(y));                                                // (N, out, T, H, W)
-  y = conv2.cached(y, cache.next());                                       // (N, out, T, H, W)
+  y = conv2.cached(y, cache);                                              // (N, out, T, H, W)
   return core::add(y, h);                                                  // (N, out, T, H, W)
 }
 
@@ -254,7 +275,7 @@ void WanAttentionBlock::bind(const WeightScope& w, int64_t dim) {
   proj_bias = w.vector("proj.bias", {dim});
 }
 
-Tensor WanAttentionBlock::forward(const Tensor& x) const {
+Tensor WanAttentionBlock::forward(const Tensor& x, const VideoSpatialOps& ops) const {
   const int64_t N = x.dim(0), C = x.dim(1), T = x.dim(2), H = x.dim(3), W = x.dim(4);
   const int64_t HW = H * W;
   // The norm is per pixel, so it runs before the frames are split off.
@@ -262,8 +283,10 @@ Tensor WanAttentionBlock::forward(const Tensor& x) const {
   h = h.reshape({N, C, T, HW}).permute({0, 2, 3, 1}).reshape({N * T, HW, C});  // (NT, HW, C)
   const Tensor qkv = core::linear(h, qkv_weight, qkv_bias);                    // (NT, HW, 3C)
   const Tensor q = qkv.slice(2, 0, C).unsqueeze(2);                            // (NT, HW, 1, C)
-  const Tensor k = qkv.slice(2, C, 2 * C).unsqueeze(2);                        // (NT, HW, 1, C)
-  const Tensor v = qkv.slice(2, 2 * C, 3 * C).unsqueeze(2);                    // (NT, HW, 1, C)
+  // Every query of a frame sees the keys of all its rows.
+  const Tensor k = ops.gather_rows(qkv.slice(2, C, 2 * C).unsqueeze(2), 1);  // (NT, HW_all, 1, C)
+  const Tensor v =
+      ops.gather_rows(qkv.slice(2, 2 * C, 3 * C).unsqueeze(2), 1);  // (NT, HW_all, 1, C)
   core::AttentionOptions options;
   options.scale = 1.0f / std::sqrt(static_cast<float>(C));  // SDPA's default for one head of C
   h = core::attention(q, k, v, options).out.reshape({N * T, HW, C});            // (NT, HW, C)
@@ -301,7 +324,8 @@ Tensor WanResample::forward(const Tensor& x_in, WanCache& cache) const {
                                                          : Tensor::zeros(last_frames(x, 1).shape());
         keep = core::concat({prev, keep}, 2);
       }
-      x = time_conv(x, slot.state == State::kFrames ? slot.frames : Tensor{});  // (N, 2C, T, H, W)
+      x = time_conv(x, slot.state == State::kFrames ? slot.frames : Tensor{},
+                    cache.ops());  // (N, 2C, T, H, W)
       slot.frames = keep;
       slot.state = State::kFrames;
       x = interleave_time(x);  // (N, C, 2T, H, W)
@@ -314,12 +338,12 @@ Tensor WanResample::forward(const Tensor& x_in, WanCache& cache) const {
     x = core::upsample_nearest2d(x.contiguous().reshape({N, C * T, H, W}), 2)
             .reshape({N, C, T, 2 * H, 2 * W});  // (N, C, T, 2H, 2W)
     opt.pad_top = opt.pad_bottom = opt.pad_left = opt.pad_right = 1;
-    return core::conv3d(x, weight, bias, opt);  // (N, out_dim, T, 2H, 2W)
+    return cache.ops().conv3d(x, weight, bias, opt);  // (N, out_dim, T, 2H, 2W)
   }
   // ZeroPad2d((0, 1, 0, 1)) then a stride-2 3×3 conv.
   opt.stride_h = opt.stride_w = 2;
   opt.pad_bottom = opt.pad_right = 1;
-  x = core::conv3d(x.contiguous(), weight, bias, opt);  // (N, C, T, H/2, W/2)
+  x = cache.ops().conv3d(x.contiguous(), weight, bias, opt);  // (N, C, T, H/2, W/2)
   if (mode == Mode::kDownsample3d) {
     WanCache::Slot& slot = cache.next();
     if (slot.state == State::kEmpty) {
@@ -328,7 +352,8 @@ Tensor WanResample::forward(const Tensor& x_in, WanCache& cache) const {
       slot.state = State::kFrames;
     } else {
       Tensor keep = last_frames(x, 1);
-      x = time_conv(core::concat({last_frames(slot.frames, 1), x}, 2));  // (N, C, T/2, H, W)
+      x = time_conv(core::concat({last_frames(slot.frames, 1), x}, 2), {},
+                    cache.ops());  // (N, C, T/2, H, W)
       slot.frames = keep;
     }
   }
@@ -342,9 +367,9 @@ void WanMidBlock::bind(const WeightScope& w, int64_t dim) {
 }
 
 Tensor WanMidBlock::forward(const Tensor& x, WanCache& cache) const {
-  Tensor h = resnet0.forward(x, cache);  // (N, C, T, H, W)
-  h = attention.forward(h);              // (N, C, T, H, W)
-  return resnet1.forward(h, cache);      // (N, C, T, H, W)
+  Tensor h = resnet0.forward(x, cache);   // (N, C, T, H, W)
+  h = attention.forward(h, cache.ops());  // (N, C, T, H, W)
+  return resnet1.forward(h, cache);       // (N, C, T, H, W)
 }
 
 Tensor WanUpBlock::forward(const Tensor& x, WanCache& cache) const {
@@ -384,7 +409,7 @@ void WanEncoder3d::bind(const WeightScope& w, const AutoencoderKLWanConfig& cfg)
 }
 
 Tensor WanEncoder3d::forward(const Tensor& x, WanCache& cache) const {
-  Tensor h = conv_in.cached(x, cache.next());  // (N, dim, T, H, W)
+  Tensor h = conv_in.cached(x, cache);  // (N, dim, T, H, W)
   for (const auto& layer : down_blocks) {
     // (N, dim_i, T_i, H_i, W_i): resamples halve the size (and from the second chunk on, the
     // 3d ones the frames)
@@ -394,9 +419,9 @@ Tensor WanEncoder3d::forward(const Tensor& x, WanCache& cache) const {
       h = std::get<WanResample>(layer).forward(h, cache);
     }
   }
-  h = mid_block.forward(h, cache);          // (N, C, t, h, w)
-  h = core::silu(norm_out(h));              // (N, C, t, h, w)
-  return conv_out.cached(h, cache.next());  // (N, 2·z_dim, t, h, w)
+  h = mid_block.forward(h, cache);   // (N, C, t, h, w)
+  h = core::silu(norm_out(h));       // (N, C, t, h, w)
+  return conv_out.cached(h, cache);  // (N, 2·z_dim, t, h, w)
 }
 
 void WanDecoder3d::bind(const WeightScope& w, const AutoencoderKLWanConfig& cfg) {
@@ -433,11 +458,11 @@ void WanDecoder3d::bind(const WeightScope& w, const AutoencoderKLWanConfig& cfg)
 }
 
 Tensor WanDecoder3d::forward(const Tensor& z, WanCache& cache) const {
-  Tensor h = conv_in.cached(z, cache.next());               // (N, C, t, h, w)
+  Tensor h = conv_in.cached(z, cache);                      // (N, C, t, h, w)
   h = mid_block.forward(h, cache);                          // (N, C, t, h, w)
   for (const auto& b : up_blocks) h = b.forward(h, cache);  // (N, C_i, T_i, H_i, W_i)
   h = core::silu(norm_out(h));                              // (N, dim, T, H, W)
-  return conv_out.cached(h, cache.next());                  // (N, out_channels, T, H, W)
+  return conv_out.cached(h, cache);                         // (N, out_channels, T, H, W)
 }
 
 // ---------------------------------------------------------------- the model
@@ -467,14 +492,15 @@ int64_t AutoencoderKLWan::frames_for(int64_t latent_frames) const {
 }
 
 void AutoencoderKLWan::decode_streaming(const Tensor& z,
-                                        const std::function<void(const Tensor&)>& on_frames) const {
+                                        const std::function<void(const Tensor&)>& on_frames,
+                                        const VideoSpatialOps& ops) const {
   PARADIT_CHECK(z.defined() && z.ndim() == 5 && z.dim(1) == cfg_.z_dim && z.dim(2) >= 1 &&
                     z.dim(3) >= 1 && z.dim(4) >= 1,
                 "AutoencoderKLWan decode: latents ", str(z), " must be (N, ", cfg_.z_dim,
                 ", frames, h, w)");
   Tensor x = z.dtype() == core::DType::F32 ? z : z.to(core::DType::F32);
   x = post_quant_conv_(x);  // (N, z_dim, t, h, w)
-  WanCache cache;
+  WanCache cache(ops);
   for (int64_t i = 0; i < x.dim(2); ++i) {
     cache.begin_chunk();
     // The first latent frame gives 1 frame, every later one temporal_factor() frames.
@@ -484,19 +510,23 @@ void AutoencoderKLWan::decode_streaming(const Tensor& z,
   }
 }
 
-Tensor AutoencoderKLWan::decode(const Tensor& z) const {
+Tensor AutoencoderKLWan::decode(const Tensor& z, const VideoSpatialOps& ops) const {
   Tensor out;
   int64_t frame = 0;
-  decode_streaming(z, [&](const Tensor& chunk) {
-    if (!out.defined()) {
-      out = Tensor::empty({chunk.dim(0), chunk.dim(1), frames_for(z.dim(2)), chunk.dim(3),
-                           chunk.dim(4)});  // (N, out_channels, F, H, W)
-    }
-    PARADIT_CHECK(frame + chunk.dim(2) <= out.dim(2), "AutoencoderKLWan decode: the decoder gave ",
-                  frame + chunk.dim(2), " frames, more than the ", out.dim(2), " expected");
-    out.slice(2, frame, frame + chunk.dim(2)).copy_from(chunk);
-    frame += chunk.dim(2);
-  });
+  decode_streaming(
+      z,
+      [&](const Tensor& chunk) {
+        if (!out.defined()) {
+          out = Tensor::empty({chunk.dim(0), chunk.dim(1), frames_for(z.dim(2)), chunk.dim(3),
+                               chunk.dim(4)});  // (N, out_channels, F, H, W)
+        }
+        PARADIT_CHECK(frame + chunk.dim(2) <= out.dim(2),
+                      "AutoencoderKLWan decode: the decoder gave ", frame + chunk.dim(2),
+                      " frames, more than the ", out.dim(2), " expected");
+        out.slice(2, frame, frame + chunk.dim(2)).copy_from(chunk);
+        frame += chunk.dim(2);
+      },
+      ops);
   PARADIT_CHECK(frame == out.dim(2), "AutoencoderKLWan decode: the decoder gave ", frame,
                 " frames, expected ", out.dim(2));
   return out;

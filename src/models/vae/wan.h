@@ -15,6 +15,13 @@
 // layout (is_residual, patch_size) and encoder attention blocks (attn_scales, which diffusers
 // cannot run either). diffusers' spatial tiling (enable_tiling, off by default) is not
 // implemented.
+//
+// Row-parallel decode (parallel/video_vae_patch.h): every operation that looks outside a
+// pixel's own row — convolutions with kernel height > 1, GroupNorm, the mid-block attention —
+// goes through a VideoSpatialOps object, which a rank holding a band of the rows replaces with
+// halo exchanges, group-wide statistics and gathered keys. Everything else (RMS norms over the
+// channels, nearest upsampling, time convolutions, the causal caches) is row-local, so each rank
+// keeps the causal cache of its own rows.
 
 #include <filesystem>
 #include <functional>
@@ -27,6 +34,26 @@
 #include "models/common/weights.h"
 
 namespace paradit::models::vae {
+
+// ---------------------------------------------------------------- spatial operations
+// The operations of the video VAEs (Wan, HunyuanVideo) whose result at a pixel depends on
+// pixels of other rows. A row-split implementation receives this rank's rows (dim 3 of
+// (N, C, T, H, W)) and returns its rows of the whole-frame result.
+class VideoSpatialOps {
+ public:
+  virtual ~VideoSpatialOps() = default;
+  // x: (N, C, T, H, W)   w: (O, C, kt, kh, kw)   bias: (O) or {}   → (N, O, T', H', W')
+  virtual core::Tensor conv3d(const core::Tensor& x, const core::Tensor& w,
+                              const core::Tensor& bias, const core::Conv3dOptions& opt) const;
+  // x: (N, C, T, H, W); the statistics cover the whole frames.   → same shape
+  virtual core::Tensor group_norm(const core::Tensor& x, int groups, const core::Tensor& weight,
+                                  const core::Tensor& bias, float eps) const;
+  // x holds this rank's pixels of each frame along `dim` (its rows, row-major) → the pixels of
+  // every row along `dim` (whole frames, row-major); x itself on one process.
+  virtual core::Tensor gather_rows(const core::Tensor& x, int dim) const;
+};
+// Single-process: the core ops unchanged.
+const VideoSpatialOps& local_video_ops();
 
 // ---------------------------------------------------------------- config
 // config.json fields with AutoencoderKLWan's defaults.
@@ -55,6 +82,10 @@ struct AutoencoderKLWanConfig {
 // the forward reaches them (diffusers' feat_cache list and feat_idx cursor).
 class WanCache {
  public:
+  explicit WanCache(const VideoSpatialOps& ops = local_video_ops()) : ops_(&ops) {}
+  // The spatial operations of this encode or decode (row-split under the parallel decode).
+  const VideoSpatialOps& ops() const { return *ops_; }
+
   struct Slot {
     enum class State {
       kEmpty,   // first chunk: nothing cached yet
@@ -70,6 +101,7 @@ class WanCache {
   size_t size() const { return slots_.size(); }
 
  private:
+  const VideoSpatialOps* ops_;
   std::vector<Slot> slots_;
   size_t next_ = 0;
 };
@@ -86,11 +118,12 @@ struct WanCausalConv3d {
             int64_t kw, int pad_t, int pad_h, int pad_w, int stride_t = 1);
   // x: (N, C, T, H, W); `cache`: (N, C, c, H, W) earlier input frames prepended to x, which take
   // the place of c front padding frames; {} for none.   → (N, O, T', H, W)
-  core::Tensor operator()(const core::Tensor& x, const core::Tensor& cache = {}) const;
-  // The cached call of the residual blocks, conv_in and conv_out: the frames in `slot` are
-  // prepended, then `slot` keeps the last two input frames (the last cached one before a
-  // single-frame chunk).
-  core::Tensor cached(const core::Tensor& x, WanCache::Slot& slot) const;
+  core::Tensor operator()(const core::Tensor& x, const core::Tensor& cache = {},
+                          const VideoSpatialOps& ops = local_video_ops()) const;
+  // The cached call of the residual blocks, conv_in and conv_out: the frames in the cache's next
+  // slot are prepended, then the slot keeps the last two input frames (the last cached one
+  // before a single-frame chunk).
+  core::Tensor cached(const core::Tensor& x, WanCache& cache) const;
 };
 
 // WanRMS_norm: x / ‖x‖₂ over channels (F.normalize, eps 1e-12) · √C · gamma[c]; no bias.
@@ -125,7 +158,7 @@ struct WanAttentionBlock {
 
   void bind(const common::WeightScope& w, int64_t channels);
   // x: (N, C, T, H, W) → same
-  core::Tensor forward(const core::Tensor& x) const;
+  core::Tensor forward(const core::Tensor& x, const VideoSpatialOps& ops = local_video_ops()) const;
 };
 
 // WanResample: upsample2d / upsample3d (nearest ×2 then a 3×3 conv to out_dim; upsample3d first
@@ -201,12 +234,14 @@ class AutoencoderKLWan {
 
   // vae.decode(z).sample on raw latents (the pipeline first computes z·latents_std +
   // latents_mean per channel: unnormalize_latents). z: (N, z_dim, t, h, w) → (N, out_channels,
-  // frames_for(t), 8h, 8w), clamped to [-1, 1].
-  core::Tensor decode(const core::Tensor& z) const;
+  // frames_for(t), 8h, 8w), clamped to [-1, 1]. With row-split `ops`, z holds this rank's
+  // latent rows and the result its rows of the frames.
+  core::Tensor decode(const core::Tensor& z, const VideoSpatialOps& ops = local_video_ops()) const;
   // The same, handing each latent frame's decoded frames (N, out_channels, f, 8h, 8w), clamped,
   // to `on_frames` as soon as they are ready instead of keeping the whole clip.
   void decode_streaming(const core::Tensor& z,
-                        const std::function<void(const core::Tensor&)>& on_frames) const;
+                        const std::function<void(const core::Tensor&)>& on_frames,
+                        const VideoSpatialOps& ops = local_video_ops()) const;
   // vae.encode(x).latent_dist. x: (N, in_channels, 1 + 4k, H, W) with H, W multiples of the
   // spatial factor → mean/std (N, z_dim, 1 + k, H/8, W/8).
   VideoLatentDistribution encode(const core::Tensor& x) const;

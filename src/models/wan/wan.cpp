@@ -14,9 +14,16 @@ namespace {
 
 constexpr const char* kModel = "WanTransformer3DModel";
 
-// The one attention call of the family (self- and cross-attention).
-// q: (B, Sq, H, hd)   k, v: (B, Sk, H, hd) → (B, Sq, H, hd)
-Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) {
+// Self-attention over the video tokens: this rank's rows of the whole sequence's attention.
+// q, k, v: (B, S, H, hd) → (B, S, H, hd)
+Tensor self_attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                   const parallel::TokenLayout& tokens) {
+  return parallel::joint_attention(q, k, v, tokens);
+}
+
+// Cross-attention: this rank's queries to the whole text (no exchange needed).
+// q: (B, Sq, H, hd)   k, v: (B, S_txt, H, hd) → (B, Sq, H, hd)
+Tensor cross_attend(const Tensor& q, const Tensor& k, const Tensor& v) {
   return core::attention(q, k, v).out;
 }
 
@@ -123,6 +130,14 @@ Tensor TimeConditioning::spread(const Tensor& rows) const {
   return core::embedding(rows.contiguous(), index);  // (B, S, D)
 }
 
+TimeConditioning TimeConditioning::shard(const parallel::TokenLayout& layout) const {
+  if (!layout.parallel() || !index.defined()) return *this;
+  TimeConditioning local = *this;
+  local.index = layout.shard_image(index, 1);  // (B, S_local): padded tokens take row 0
+  local.tokens = local.index.dim(1);
+  return local;
+}
+
 Tensor TimeConditioning::modulate(const Tensor& x, const Tensor& shift, const Tensor& scale) const {
   // One row per sample: the fused op; rows (B, D).
   if (!index.defined()) return core::modulate(x, shift, scale);            // (B, S, D)
@@ -209,7 +224,8 @@ void WanTransformerBlock::bind(const WeightScope& w, const WanConfig& cfg) {
 }
 
 Tensor WanTransformerBlock::forward(const Tensor& x_in, const Tensor& context,
-                                    const TimeConditioning& time, const Rope& rope) const {
+                                    const TimeConditioning& time, const Rope& rope,
+                                    const parallel::TokenLayout& tokens) const {
   // shift_msa, scale_msa, gate_msa, c_shift_msa, c_scale_msa, c_gate_msa: rows (U, D) each
   Tensor mod = core::add(scale_shift_table, time.proj);  // (U, 6, D)
   auto row = [&](int i) { return mod.select(1, i); };    // (U, D)
@@ -221,15 +237,15 @@ Tensor WanTransformerBlock::forward(const Tensor& x_in, const Tensor& context,
   Tensor v = split_heads(attn1.to_v(h), heads);                                // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = attn1.to_out(merge_heads(attend(q, k, v)));                       // (B, S, D)
+  Tensor o = attn1.to_out(merge_heads(self_attend(q, k, v, tokens)));          // (B, S, D)
   Tensor x = time.gated_add(x_in, row(2), o);                                  // (B, S, D)
 
   // cross-attention to the text, no modulation
-  h = cross_attn_norm ? norm2(x) : x;                            // (B, S, D)
-  q = split_heads(attn2.norm_q(attn2.to_q(h)), heads);           // (B, S, H, hd)
-  k = split_heads(attn2.norm_k(attn2.to_k(context)), heads);     // (B, S_txt, H, hd)
-  v = split_heads(attn2.to_v(context), heads);                   // (B, S_txt, H, hd)
-  x = core::add(x, attn2.to_out(merge_heads(attend(q, k, v))));  // (B, S, D)
+  h = cross_attn_norm ? norm2(x) : x;                                  // (B, S, D)
+  q = split_heads(attn2.norm_q(attn2.to_q(h)), heads);                 // (B, S, H, hd)
+  k = split_heads(attn2.norm_k(attn2.to_k(context)), heads);           // (B, S_txt, H, hd)
+  v = split_heads(attn2.to_v(context), heads);                         // (B, S_txt, H, hd)
+  x = core::add(x, attn2.to_out(merge_heads(cross_attend(q, k, v))));  // (B, S, D)
 
   // feed-forward
   h = time.modulate(norm3(x), row(3), row(4));  // (B, S, D)
@@ -256,6 +272,11 @@ WanTransformer3DModel::WanTransformer3DModel(const WanConfig& cfg,
 }
 
 Tensor WanTransformer3DModel::forward(const NamedTensors& inputs) const {
+  return forward(inputs, nullptr);
+}
+
+Tensor WanTransformer3DModel::forward(const NamedTensors& inputs,
+                                      const parallel::SequenceContext* sp) const {
   PARADIT_CHECK(inputs.count("encoder_hidden_states_image") == 0, kModel,
                 ": forward input 'encoder_hidden_states_image' (image-to-video) is not supported");
   Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
@@ -263,12 +284,12 @@ Tensor WanTransformer3DModel::forward(const NamedTensors& inputs) const {
   Tensor context = common::require_input(inputs, "encoder_hidden_states", kModel,
                                          detail::concat("[B, S_txt, ", cfg_.text_dim, "]"));
   Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B] or [B, S]");
-  return forward(hidden, context, timestep);
+  return forward(hidden, context, timestep, sp);
 }
 
 Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
-                                      const Tensor& encoder_hidden_states,
-                                      const Tensor& timestep) const {
+                                      const Tensor& encoder_hidden_states, const Tensor& timestep,
+                                      const parallel::SequenceContext* sp) const {
   // ---- validate the inputs
   const int64_t C = cfg_.in_channels;
   common::check_input(hidden_states.ndim() == 5 && hidden_states.dim(1) == C, hidden_states,
@@ -278,24 +299,35 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
                           encoder_hidden_states.dim(2) == cfg_.text_dim,
                       encoder_hidden_states, "encoder_hidden_states", kModel,
                       detail::concat("[", B, ", S_txt, ", cfg_.text_dim, "]"));
-  const Patch3d grid = token_grid(hidden_states, cfg_.patch_size, kModel);  // (f, h, w)
+  const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch_size, kModel);  // (f, h, w)
   const int64_t S = grid[0] * grid[1] * grid[2];
+  check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
+
+  // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
+  // (padded to a multiple of the degree); every rank keeps the whole text.
+  const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, S, sp, /*text_first=*/true);
 
   // ---- embeddings
-  Rope rope = wan_rope(cfg_, grid);                                     // (S, hd) each
-  Tensor x = patch_embedding_(hidden_states);                           // (B, S, D)
-  TimeConditioning time = condition_embedder_.time(timestep, B, S);     // rows (U, D), (U, 6, D)
+  Rope rope = wan_rope(cfg_, grid);  // (S, hd) each
+  if (tokens.parallel()) {
+    // This rank's rows (padded rows get zero tables).
+    rope = {tokens.shard_image(rope.cos, 0), tokens.shard_image(rope.sin, 0)};  // (S_local, hd)
+  }
+  Tensor x = tokens.shard_image(patch_embedding_(hidden_states), 1);  // (B, S_local, D)
+  TimeConditioning time =
+      condition_embedder_.time(timestep, B, S).shard(tokens);           // rows (U, D), (U, 6, D)
   Tensor c = condition_embedder_.text_embedder(encoder_hidden_states);  // (B, S_txt, D)
 
   // ---- blocks
   for (const auto& block : blocks_) {
-    x = block.forward(x, c, time, rope);  // (B, S, D)
+    x = block.forward(x, c, time, rope, tokens);  // (B, S_local, D)
   }
 
   // ---- output: shift, scale = scale_shift_table + temb
   Tensor mod = core::add(scale_shift_table_, time.temb.unsqueeze(1));   // (U, 2, D)
   x = time.modulate(norm_out_(x), mod.select(1, 0), mod.select(1, 1));  // (B, S, D)
-  x = proj_out_(x);                                                     // (B, S, K·C_out)
+  x = proj_out_(x);                                                     // (B, S_local, K·C_out)
+  x = tokens.gather_image(x, 1);                                        // (B, S, K·C_out)
   return unpatchify_3d(x, grid, cfg_.patch_size, cfg_.out_channels,
                        PatchFeatureOrder::kPatchThenChannel);  // (B, C_out, F, H, W)
 }

@@ -7,6 +7,13 @@
 // The timestep is one value per sample (Wan2.1, Wan2.2 A14B) or one per token (Wan2.2 TI2V's
 // expand_timesteps, where the conditioning first frame has t = 0). Both run through the same
 // path: one conditioning row per distinct timestep, spread over the tokens at use.
+//
+// Sequence parallel (forward with a SequenceContext): the f·h·w video tokens are padded to a
+// multiple of ulysses × ring and cut into one block per rank (parallel/joint.h, no text in the
+// joint sequence); the RoPE tables and per-token timestep rows are cut the same way. Self-
+// attention is parallel::joint_attention over the blocks (padded keys masked); the
+// cross-attention attends each rank's queries to the whole text, which every rank holds. The
+// output projection runs on the block, then the blocks are gathered.
 
 #include <memory>
 #include <string>
@@ -18,6 +25,7 @@
 #include "models/common/weights.h"
 #include "models/transformer.h"
 #include "models/wan/patch_embed_3d.h"
+#include "parallel/joint.h"
 
 namespace paradit::models::wan {
 
@@ -63,6 +71,10 @@ struct TimeConditioning {
   core::Tensor index;  // (B, S) I64: the row of each token; undefined → row b for sample b
   int64_t batch = 0, tokens = 0;
 
+  // The conditioning of this rank's block of the tokens (index cut as `layout` cuts the video
+  // tokens); itself when not parallel.
+  TimeConditioning shard(const parallel::TokenLayout& layout) const;
+
   // x·(1 + scale) + shift, each token with its row (fp32, diffusers' order of roundings).
   // x: (B, S, D)   shift, scale: (U, D) → (B, S, D)
   core::Tensor modulate(const core::Tensor& x, const core::Tensor& shift,
@@ -102,9 +114,11 @@ struct WanTransformerBlock {
   int64_t heads = 0;
 
   void bind(const common::WeightScope& w, const WanConfig& cfg);
-  // x: (B, S, D)   context: (B, S_txt, D) → (B, S, D)
+  // x: (B, S, D), this rank's tokens as `tokens` lays them out   context: (B, S_txt, D), whole
+  // → (B, S, D)
   core::Tensor forward(const core::Tensor& x, const core::Tensor& context,
-                       const TimeConditioning& time, const Rope& rope) const;
+                       const TimeConditioning& time, const Rope& rope,
+                       const parallel::TokenLayout& tokens) const;
 };
 
 class WanTransformer3DModel : public Transformer {
@@ -117,8 +131,13 @@ class WanTransformer3DModel : public Transformer {
   // timestep (B) in [0, 1000], or (B, S) with one value per token (Wan2.2 TI2V). Returns sample
   // (B, out_channels, F, H, W).
   core::Tensor forward(const NamedTensors& inputs) const override;
+  // Sequence parallel over sp (see the top of this file); a Ulysses degree that does not divide
+  // the heads → Error naming the valid degrees.
+  core::Tensor forward(const NamedTensors& inputs,
+                       const parallel::SequenceContext* sp) const override;
   core::Tensor forward(const core::Tensor& hidden_states, const core::Tensor& encoder_hidden_states,
-                       const core::Tensor& timestep) const;
+                       const core::Tensor& timestep,
+                       const parallel::SequenceContext* sp = nullptr) const;
 
   const WanConfig& config() const { return cfg_; }
 

@@ -1,0 +1,210 @@
+// HunyuanVideoPipeline (diffusers pipelines/hunyuan_video/pipeline_hunyuan_video.py) from
+// precomputed text conditioning: prompt_embeds (the LLaMA states), prompt_attention_mask and
+// pooled_prompt_embeds (CLIP's pooled output). Its LLaMA text encoder is not implemented, so a
+// prompt without --prompt_embeds is refused. Flow-match Euler over sigmas linspace(1, 0, N + 1)
+// minus the last (shifted by the scheduler's `shift`); the guidance embedding gets
+// guidance_scale · 1000; "true" classifier-free guidance over negative embeddings when
+// true_cfg_scale > 1, batched as [uncond, cond]; latents (B, C, (F − 1)/4 + 1, H/8, W/8);
+// decode with AutoencoderKLHunyuanVideo after latents / scaling_factor.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "models/vae/hunyuan_video.h"
+#include "parallel/video_vae_patch.h"
+#include "pipelines/families.h"
+#include "schedulers/scheduler.h"
+
+namespace paradit::pipelines {
+
+namespace {
+
+using core::Tensor;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// A mask as the transformer takes it: F32 1/0. Undefined → all ones for `embeds`' tokens.
+Tensor float_mask(const Tensor& mask, const Tensor& embeds) {
+  if (!mask.defined()) return Tensor::full({embeds.dim(0), embeds.dim(1)}, 1.0f);  // (B, L)
+  return mask.to(core::DType::F32).contiguous();                            // (B, L)
+}
+
+class HunyuanVideoPipeline : public Pipeline {
+ public:
+  explicit HunyuanVideoPipeline(const io::ModelFolder& folder)
+      : Pipeline(folder, folder.pipeline_class()) {
+    // diffusers: vae_scale_factor_spatial / _temporal = the VAE's compression ratios.
+    vae_scale_factor_ = vae_config_.get_int("spatial_compression_ratio", 8);
+    temporal_factor_ = vae_config_.get_int("temporal_compression_ratio", 4);
+    latent_channels_ = transformer_config_.get_int("in_channels", 16);
+    const int64_t patch = transformer_config_.get_int("patch_size", 2);
+    PARADIT_CHECK(transformer_config_.get_int("patch_size_t", 1) == 1, transformer_config_.where(),
+                  ": patch_size_t must be 1 for HunyuanVideoPipeline");
+    // check_inputs wants multiples of 16; the patches need multiples of VAE × patch.
+    size_multiple_ = std::max<int64_t>(16, vae_scale_factor_ * patch);
+    PARADIT_CHECK(size_multiple_ % 16 == 0 && size_multiple_ % (vae_scale_factor_ * patch) == 0,
+                  transformer_config_.where(), ": VAE scale ", vae_scale_factor_, " x patch ",
+                  patch, " does not divide into 16-pixel sizes");
+    guidance_embeds_ = transformer_config_.get_bool("guidance_embeds", true);
+    defaults_.num_inference_steps = 50;
+    defaults_.guidance_scale = 6.0;
+    defaults_.max_sequence_length = 256;
+    defaults_.height = 720;
+    defaults_.width = 1280;
+    defaults_.num_frames = 129;
+    defaults_.fps = 15;
+    defaults_.round_frames = true;  // output_type "pil"
+  }
+
+  NamedTensors encode_prompt(const GenerateRequest& r) override {
+    // Everything comes from the request (check_request made sure it is there).
+    NamedTensors out;
+    const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds").to(core::DType::F32);
+    out["prompt_embeds"] = pe;
+    out["pooled_prompt_embeds"] =
+        detail::find(r.prompt_embeds, "pooled_prompt_embeds").to(core::DType::F32);
+    out["prompt_attention_mask"] =
+        float_mask(detail::find(r.prompt_embeds, "prompt_attention_mask"), pe);
+    if (uses_cfg(r)) {
+      const Tensor ne =
+          detail::find(r.prompt_embeds, "negative_prompt_embeds").to(core::DType::F32);
+      out["negative_prompt_embeds"] = ne;
+      out["negative_pooled_prompt_embeds"] =
+          detail::find(r.prompt_embeds, "negative_pooled_prompt_embeds").to(core::DType::F32);
+      out["negative_prompt_attention_mask"] =
+          float_mask(detail::find(r.prompt_embeds, "negative_prompt_attention_mask"), ne);
+    }
+    return out;
+  }
+
+ protected:
+  // do_true_cfg: true_cfg_scale > 1 and negative conditioning given.
+  bool uses_cfg(const GenerateRequest& r) const override {
+    return r.true_cfg_scale.value_or(1.0) > 1.0 &&
+           detail::find(r.prompt_embeds, "negative_prompt_embeds").defined();
+  }
+
+  void check_request(const GenerateRequest& r) const override {
+    PARADIT_CHECK(!r.prompt_embeds.empty(), "--prompt: ", class_name_,
+                  " runs from precomputed text conditioning only (its LLaMA text encoder is not "
+                  "supported): give --prompt_embeds FILE with prompt_embeds, "
+                  "pooled_prompt_embeds and prompt_attention_mask");
+    if (r.true_cfg_scale) {
+      PARADIT_CHECK(std::isfinite(*r.true_cfg_scale), "--true_cfg_scale: must be a finite number");
+    }
+    const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds");
+    detail::check_embedding(pe, "prompt_embeds", 3);
+    const Tensor pooled = detail::find(r.prompt_embeds, "pooled_prompt_embeds");
+    detail::check_embedding(pooled, "pooled_prompt_embeds", 2);
+    PARADIT_CHECK(pooled.dim(0) == pe.dim(0), "--prompt_embeds: tensor 'pooled_prompt_embeds' has ",
+                  pooled.dim(0), " rows, prompt_embeds has ", pe.dim(0));
+    check_mask(r, "prompt_attention_mask", pe);
+
+    const Tensor ne = detail::find(r.prompt_embeds, "negative_prompt_embeds");
+    const bool wants_cfg = r.true_cfg_scale.value_or(1.0) > 1.0;
+    if (wants_cfg && !ne.defined()) {
+      PARADIT_CHECK(!r.negative_prompt, "--negative_prompt: ", class_name_,
+                    " cannot encode text; give negative_prompt_embeds, "
+                    "negative_pooled_prompt_embeds (and negative_prompt_attention_mask) in "
+                    "--prompt_embeds");
+    }
+    if (!ne.defined()) return;
+    // One [uncond, cond] batch needs equal shapes (diffusers would run two forwards).
+    PARADIT_CHECK(ne.shape() == pe.shape(), "--prompt_embeds: tensor 'negative_prompt_embeds' "
+                  "has shape ", core::shape_str(ne.shape()), ", expected ",
+                  core::shape_str(pe.shape()), " (as prompt_embeds)");
+    const Tensor np = detail::find(r.prompt_embeds, "negative_pooled_prompt_embeds");
+    PARADIT_CHECK(np.defined() && np.shape() == pooled.shape(),
+                  "--prompt_embeds: tensor 'negative_pooled_prompt_embeds' must come with "
+                  "negative_prompt_embeds, shaped ", core::shape_str(pooled.shape()));
+    check_mask(r, "negative_prompt_attention_mask", ne);
+  }
+
+  void set_timesteps(schedulers::Scheduler& scheduler, const GenerateRequest& r,
+                     const Tensor& latents) const override {
+    // sigmas = np.linspace(1.0, 0.0, num_inference_steps + 1)[:-1]
+    schedulers::TimestepOptions options;
+    options.sigmas = schedulers::np_linspace(1.0, 0.0, *r.num_inference_steps + 1);
+    options.sigmas.pop_back();
+    scheduler.set_timesteps(*r.num_inference_steps, options);
+  }
+
+  NamedTensors prepare_conditioning(const NamedTensors& e, const GenerateRequest& r,
+                                    const Tensor& latents) const override {
+    NamedTensors c;
+    const bool cfg = uses_cfg(r);
+    // [uncond, cond] rows when guiding.
+    auto rows = [&](const char* name) {
+      const Tensor pos = detail::find(e, name);
+      return cfg ? core::concat({detail::find(e, std::string("negative_") + name), pos}, 0) : pos;
+    };
+    c["encoder_hidden_states"] = rows("prompt_embeds");           // (B or 2B, L, D)
+    c["encoder_attention_mask"] = rows("prompt_attention_mask");  // (B or 2B, L)
+    c["pooled_projections"] = rows("pooled_prompt_embeds");       // (B or 2B, P)
+    if (guidance_embeds_) {
+      // torch.tensor([guidance_scale] * B, dtype=f32) * 1000.0, in f32.
+      const float g = static_cast<float>(*r.guidance_scale) * 1000.0f;
+      c["guidance"] = detail::full_vector(c["encoder_hidden_states"].dim(0), g);  // (B or 2B)
+    }
+    return c;
+  }
+
+  Tensor predict_noise(const models::Transformer& model, const Tensor& latents, double t,
+                       const NamedTensors& c, const GenerateRequest& r) const override {
+    const bool cfg = uses_cfg(r);
+    const int64_t batch = latents.dim(0);
+    NamedTensors in = c;
+    in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, f, h, w)
+    in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
+    Tensor noise = run_transformer(model, in);  // (2B, C, f, h, w)
+    if (cfg) {
+      // neg + true_cfg_scale · (cond − neg)
+      noise = detail::guide(noise.slice(0, 0, batch), noise.slice(0, batch, 2 * batch),
+                            *r.true_cfg_scale);  // (B, C, f, h, w)
+    }
+    return noise;
+  }
+
+  Tensor decode_video(const Tensor& latents, const GenerateRequest& r,
+                      PhaseTimes* times) const override {
+    const auto t0 = Clock::now();
+    const std::unique_ptr<models::vae::AutoencoderKLHunyuanVideo> vae =
+        models::vae::load_autoencoder_kl_hunyuan_video(folder_.component("vae").dir);
+    times->load += seconds_since(t0);
+    const auto t1 = Clock::now();
+    const Tensor z = vae->unscale_latents(latents);  // (B, C, f, h, w)
+    // --use_parallel_vae: each video row-parallel over the group (collective).
+    const bool split = vae_group_ && vae_group_->size() > 1;
+    Tensor video = detail::decode_each_video(z, [&](const Tensor& zb) {
+      return split ? parallel::decode_video_row_parallel(*vae, zb, *vae_group_)
+                   : vae->decode(zb);  // (1, 3, F, H, W)
+    });  // (B, 3, F, H, W)
+    times->decode += seconds_since(t1);
+    return video;
+  }
+
+ private:
+  // A given mask must be (B, L) like its embeddings.
+  static void check_mask(const GenerateRequest& r, const std::string& name, const Tensor& embeds) {
+    const Tensor m = detail::find(r.prompt_embeds, name);
+    if (!m.defined()) return;
+    PARADIT_CHECK(m.ndim() == 2 && m.dim(0) == embeds.dim(0) && m.dim(1) == embeds.dim(1),
+                  "--prompt_embeds: tensor '", name, "' has shape ", core::shape_str(m.shape()),
+                  ", expected [", embeds.dim(0), ", ", embeds.dim(1), "]");
+  }
+
+  bool guidance_embeds_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<Pipeline> make_hunyuan_video_pipeline(const io::ModelFolder& folder) {
+  return std::make_unique<HunyuanVideoPipeline>(folder);
+}
+
+}  // namespace paradit::pipelines
