@@ -92,8 +92,28 @@ TEST_F(DistributedGenerate, RingNp2) {
   // this pipeline magnifies any such rounding ~100×: DPM-Solver's first step takes
   // x0 = (x − σ·ε)/α at t = 999, where α ≈ 0.006, and guidance 4.5 scales ε's difference
   // further. Measured 1.1e-5 to 1.9e-5 after 1 to 4 steps, so the bound is 5e-5 here; the
-  // Flux/SD3/DiT ring layouts (test_distributed_generate_families) hold 1e-5.
+  // Flux/SD3/DiT ring layouts (test_distributed_generate_families) hold 1e-5, and so does this
+  // pipeline at its default 20 steps (RingAtDefaultStepsWithin1e5).
   expect_same(2, 1, "--ring_degree 2", "ring", 5e-5);
+}
+
+// Ring at the pipeline's default 20 steps, where the rounding is not magnified as much: the
+// issue's 1e-5 bound on the latents (measured 1.8e-6 at ring 2, 3.8e-6 at ring 4).
+TEST_F(DistributedGenerate, RingAtDefaultStepsWithin1e5) {
+  SKIP_UNLESS_LAUNCHER();
+  const std::string base = std::string(PARADIT_BINARY) + " generate --seed 7 --prompt '" +
+                           kPromptA + "' --output_type latent --output ";
+  const fs::path ref = kDir / "ref20.safetensors";
+  const Proc a = run_command(env() + base + "'" + ref.string() + "'");
+  ASSERT_EQ(a.status, 0) << a.output;
+  for (int np : {2, 4}) {
+    const fs::path out = kDir / ("ring20_" + std::to_string(np) + ".safetensors");
+    const Proc b = run_np(np, base + "'" + out.string() + "' --ring_degree " + std::to_string(np));
+    ASSERT_EQ(b.status, 0) << b.output;
+    const double rel = latent_rel_diff(out, ref);
+    std::printf("--ring_degree %d, 20 steps: latents relative L2 difference %.2e\n", np, rel);
+    EXPECT_LE(rel, 1e-5) << "ring " << np;
+  }
 }
 
 TEST_F(DistributedGenerate, CfgParallelNp2) {
