@@ -4,6 +4,7 @@
 //       [--height H --width W --num_inference_steps N --guidance_scale G --seed S]
 //       --output FILE [--output_type pil|latent|mp4|frames] [--prompt_embeds FILE]
 //       [--latents FILE] [--max_sequence_length N] [--num_frames F --fps R --true_cfg_scale S]
+//       [--guidance_scale_2 G]
 //       [parallel flags, see cli/parallel_flags.h]
 // Video pipelines (Wan, HunyuanVideo) write an MP4 by default, or numbered PNG frames.
 // Every multi-word flag is accepted with '_' and with '-'.
@@ -45,6 +46,7 @@ struct GenerateOptions {
   std::optional<int64_t> num_frames;
   std::optional<double> fps;
   std::optional<double> true_cfg_scale;
+  std::optional<double> guidance_scale_2;
   uint64_t seed = 0;
   std::string output;
   std::string output_type;  // "" = pil for image pipelines, mp4 for video pipelines
@@ -205,6 +207,7 @@ int run_generate(const GenerateOptions& opt) {
   request.max_sequence_length = opt.max_sequence_length;
   request.num_frames = opt.num_frames;
   request.true_cfg_scale = opt.true_cfg_scale;
+  request.guidance_scale_2 = opt.guidance_scale_2;
   request.seed = opt.seed;
   request.decode = !latent_output;
   if (!opt.latents.empty()) {
@@ -376,6 +379,9 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   sub->add_option(flag("true_cfg_scale"), opt->true_cfg_scale,
                   "HunyuanVideo: classifier-free guidance over the negative embeddings when > 1 "
                   "(default 1: off; --guidance_scale is its guidance embedding)");
+  sub->add_option(flag("guidance_scale_2"), opt->guidance_scale_2,
+                  "Wan2.2 two-expert models (boundary_ratio): guidance of the low-noise expert "
+                  "transformer_2 (default: --guidance_scale)");
   add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_generate(*opt); }});
 }

@@ -49,11 +49,18 @@ struct AttentionOptions {
   Tensor key_mask;     // (B, Sk) F32 (1 keep / 0 drop) or Bool; {} = all keys
   Tensor bias;         // additive, (B|1, H|1, Sq, Sk) F32; {} = none
   bool return_lse = false;
+  // The kernel's unnormalized form, for merging partials over key blocks exactly (ring
+  // attention; backend::cpu::AttentionArgs::row_sum): out holds Σ_j 2^(s_j − row_max) v_j, with
+  // s_j the base-2 scores and row_max an integer ≥ max_j s_j, instead of the softmax average.
+  bool unnormalized = false;
 };
 struct AttentionResult {
   Tensor out;  // (B, Sq, H, Dv)
   Tensor lse;  // (B, H, Sq) F32, natural log-sum-exp of the scaled scores; -inf for a row
                // with no visible key (its out row is 0). Defined only when return_lse.
+  // (B, H, Sq) F32, defined only when unnormalized: row_sum = Σ_j 2^(s_j − row_max); a row with
+  // no visible key has out 0, row_sum 0, row_max -inf.
+  Tensor row_max, row_sum;
 };
 // Flash-style: tiled, online softmax, never materializes Sq×Sk.
 // q: (B, Sq, H, D)   k: (B, Sk, H, D)   v: (B, Sk, H, Dv); each may be a strided view whose

@@ -110,6 +110,12 @@ AttentionResult attention(const Tensor& q_in, const Tensor& k_in, const Tensor& 
     result.lse = Tensor::empty({B, H, Sq});  // (B, H, Sq)
     a.lse = result.lse.data<float>();
   }
+  if (options.unnormalized) {
+    result.row_max = Tensor::empty({B, H, Sq});  // (B, H, Sq)
+    result.row_sum = Tensor::empty({B, H, Sq});  // (B, H, Sq)
+    a.row_max = result.row_max.data<float>();
+    a.row_sum = result.row_sum.data<float>();
+  }
   backend::cpu::attention_f32(a);
   return result;
 }

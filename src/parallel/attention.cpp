@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
-#include "backend/cpu/attention.h"
 #include "comm/pack.h"
 #include "core/ops.h"
 #include "parallel/lse_merge.h"
@@ -128,55 +128,18 @@ struct BlockPartial {
   Tensor out, row_max, row_sum;
 };
 
-// The CPU kernel on q (B, Sq, h, D), k (B, Sk, h, D), v (B, Sk, h, Dv) with an optional F32
-// key mask (B, Sk), in the unnormalized form that ExactAttentionMerger merges. The scale is
-// resolved as core::attention resolves it, so the scores are the bits one process computes.
-BlockPartial block_partial(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                           const Tensor& mask, float scale) {
-  auto rows_contiguous = [](const Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
-  for (const Tensor* t : {&q_in, &k_in, &v_in}) {
-    PARADIT_CHECK(t->device() == core::Device::CPU, "ring attention: ", t->str(), " is on ",
-                  core::device_name(t->device()), "; only the CPU kernel merges key blocks");
-  }
-  const Tensor q = rows_contiguous(q_in), k = rows_contiguous(k_in), v = rows_contiguous(v_in);
-  const int64_t B = q.dim(0), Sq = q.dim(1), H = q.dim(2), D = q.dim(3);
-  const int64_t Sk = k.dim(1), Dv = v.dim(3);
-  backend::cpu::AttentionArgs a;
-  a.batch = B;
-  a.seq_q = Sq;
-  a.seq_k = Sk;
-  a.heads = H;
-  a.head_dim = D;
-  a.head_dim_v = Dv;
-  a.q = q.data<float>();
-  a.q_stride_b = q.stride(0);
-  a.q_stride_s = q.stride(1);
-  a.q_stride_h = q.stride(2);
-  a.k = k.data<float>();
-  a.k_stride_b = k.stride(0);
-  a.k_stride_s = k.stride(1);
-  a.k_stride_h = k.stride(2);
-  a.v = v.data<float>();
-  a.v_stride_b = v.stride(0);
-  a.v_stride_s = v.stride(1);
-  a.v_stride_h = v.stride(2);
-  a.scale = scale != 0.0f ? scale : (D > 0 ? 1.0f / std::sqrt(static_cast<float>(D)) : 1.0f);
-  std::vector<uint8_t> keep;
-  if (mask.defined()) {  // (B, Sk) F32 contiguous (f32_mask)
-    const Tensor m = mask.contiguous();
-    keep.resize(static_cast<size_t>(B * Sk));
-    for (int64_t i = 0; i < B * Sk; ++i) keep[i] = m.data<float>()[i] != 0.0f;
-    a.key_keep = keep.data();
-  }
-  BlockPartial r;
-  r.out = Tensor::empty({B, Sq, H, Dv});  // (B, Sq, h, Dv)
-  r.row_max = Tensor::empty({B, H, Sq});  // (B, h, Sq)
-  r.row_sum = Tensor::empty({B, H, Sq});  // (B, h, Sq)
-  a.out = r.out.data<float>();
-  a.row_max = r.row_max.data<float>();
-  a.row_sum = r.row_sum.data<float>();
-  backend::cpu::attention_f32(a);
-  return r;
+// core::attention on q (B, Sq, h, D), k (B, Sk, h, D), v (B, Sk, h, Dv) with an optional F32
+// key mask (B, Sk), in the unnormalized form that ExactAttentionMerger merges; the scale is
+// resolved as in every other call, so the scores are the bits one process computes.
+BlockPartial block_partial(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                           float scale) {
+  core::AttentionOptions opt;
+  opt.scale = scale;
+  opt.key_mask = mask;
+  opt.unnormalized = true;
+  core::AttentionResult r = core::attention(q, k, v, opt);
+  // out (B, Sq, h, Dv); row_max, row_sum (B, h, Sq)
+  return BlockPartial{std::move(r.out), std::move(r.row_max), std::move(r.row_sum)};
 }
 
 // Ring over R > 1 stages: the key block held here travels to rank+1 while the block of rank−1

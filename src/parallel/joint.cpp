@@ -139,11 +139,36 @@ Tensor stale_kv_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 
 Tensor joint_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                        const TokenLayout& layout) {
-  if (layout.kv != nullptr) return stale_kv_attention(q, k, v, layout);
-  if (!layout.parallel()) return core::attention(q, k, v).out;
-  const SequenceContext& ctx = *layout.ctx;
+  const bool text_masked = layout.text_key_mask.defined();
+  if (layout.kv != nullptr) {
+    PARADIT_CHECK(!text_masked, "joint_attention: PipeFusion's stale K/V does not support a text "
+                  "key mask (", layout.text_key_mask.str(), ")");
+    return stale_kv_attention(q, k, v, layout);
+  }
   const int64_t n = q.dim(1), B = q.dim(0);
   const int64_t nt = layout.local_text, ni = n - nt;
+  if (text_masked) {
+    PARADIT_CHECK(layout.text_key_mask.ndim() == 2 && layout.text_key_mask.dim(0) == B &&
+                      layout.text_key_mask.dim(1) == layout.text_len,
+                  "joint_attention: text_key_mask ", layout.text_key_mask.str(), " must be [", B,
+                  ", ", layout.text_len, "]");
+  }
+  // This rank's joint key mask (B, n) in its row order, or {} when every key is visible.
+  const auto joint_mask = [&](const Tensor& text_keep) {
+    if (!layout.image_key_mask.defined() && !text_keep.defined()) return Tensor();
+    if (nt == 0) return layout.image_key_mask;  // (B, n)
+    const Tensor image = layout.image_key_mask.defined() ? layout.image_key_mask
+                                                         : Tensor::full({B, ni}, 1.0f);
+    const Tensor text = text_keep.defined() ? text_keep : Tensor::full({B, nt}, 1.0f);
+    return layout.text_first ? cat_rows(text, image) : cat_rows(image, text);  // (B, n)
+  };
+  if (!layout.parallel()) {
+    if (!text_masked) return core::attention(q, k, v).out;  // (B, n, H, Dv)
+    core::AttentionOptions options;
+    options.key_mask = joint_mask(layout.text_key_mask);  // (B, n) or {}
+    return core::attention(q, k, v, options).out;         // (B, n, H, Dv)
+  }
+  const SequenceContext& ctx = *layout.ctx;
   PARADIT_CHECK(ni == layout.local_image, "joint_attention: ", n, " rows, expected ",
                 layout.local_text, " text + ", layout.local_image, " image rows");
   // Row ranges of the text and image parts of this rank's q/k/v.
@@ -152,18 +177,14 @@ Tensor joint_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   AttentionOptions opt;
   if (!layout.text_replicated) {
     // Text and image blocks together form this rank's block of the joint sequence.
-    if (layout.image_key_mask.defined() && nt == 0) {
-      opt.key_mask = layout.image_key_mask;  // (B, n)
-    } else if (layout.image_key_mask.defined()) {
-      Tensor ones = Tensor::full({B, nt}, 1.0f);
-      opt.key_mask = layout.text_first ? cat_rows(ones, layout.image_key_mask)
-                                       : cat_rows(layout.image_key_mask, ones);  // (B, n)
-    }
-    return attention(q, k, v, ctx, opt).out;  // (B, n, H, Dv)
+    opt.key_mask = joint_mask(text_masked ? layout.shard_text(layout.text_key_mask, 1)
+                                          : Tensor());  // (B, n) or {}
+    return attention(q, k, v, ctx, opt).out;            // (B, n, H, Dv)
   }
 
   // Replicated text: image rows are the sequence-parallel block, text rows the extras.
   opt.key_mask = layout.image_key_mask;
+  if (nt > 0) opt.extra_key_mask = layout.text_key_mask;  // (B, S_txt) or {}
   if (nt > 0) {
     opt.extra_q = q.slice(1, t0, t0 + nt);  // (B, S_txt, H, D)
     opt.extra_k = k.slice(1, t0, t0 + nt);  // (B, S_txt, H, D)

@@ -7,13 +7,10 @@
 // true_cfg_scale > 1, batched as [uncond, cond]; latents (B, C, (F − 1)/4 + 1, H/8, W/8);
 // decode with AutoencoderKLHunyuanVideo after latents / scaling_factor.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
 #include "core/ops.h"
-#include "models/vae/hunyuan_video.h"
-#include "parallel/video_vae_patch.h"
 #include "pipelines/families.h"
 #include "schedulers/scheduler.h"
 
@@ -22,11 +19,6 @@ namespace paradit::pipelines {
 namespace {
 
 using core::Tensor;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // A mask as the transformer takes it: F32 1/0. Undefined → all ones for `embeds`' tokens.
 Tensor float_mask(const Tensor& mask, const Tensor& embeds) {
@@ -114,10 +106,7 @@ class HunyuanVideoPipeline : public Pipeline {
                     "--prompt_embeds");
     }
     if (!ne.defined()) return;
-    // One [uncond, cond] batch needs equal shapes (diffusers would run two forwards).
-    PARADIT_CHECK(ne.shape() == pe.shape(), "--prompt_embeds: tensor 'negative_prompt_embeds' "
-                  "has shape ", core::shape_str(ne.shape()), ", expected ",
-                  core::shape_str(pe.shape()), " (as prompt_embeds)");
+    detail::check_negative_embeds(ne, pe);
     const Tensor np = detail::find(r.prompt_embeds, "negative_pooled_prompt_embeds");
     PARADIT_CHECK(np.defined() && np.shape() == pooled.shape(),
                   "--prompt_embeds: tensor 'negative_pooled_prompt_embeds' must come with "
@@ -139,10 +128,7 @@ class HunyuanVideoPipeline : public Pipeline {
     NamedTensors c;
     const bool cfg = uses_cfg(r);
     // [uncond, cond] rows when guiding.
-    auto rows = [&](const char* name) {
-      const Tensor pos = detail::find(e, name);
-      return cfg ? core::concat({detail::find(e, std::string("negative_") + name), pos}, 0) : pos;
-    };
+    auto rows = [&](const char* name) { return detail::cfg_rows(e, name, cfg); };
     c["encoder_hidden_states"] = rows("prompt_embeds");           // (B or 2B, L, D)
     c["encoder_attention_mask"] = rows("prompt_attention_mask");  // (B or 2B, L)
     c["pooled_projections"] = rows("pooled_prompt_embeds");       // (B or 2B, P)
@@ -156,36 +142,16 @@ class HunyuanVideoPipeline : public Pipeline {
 
   Tensor predict_noise(const models::Transformer& model, const Tensor& latents, double t,
                        const NamedTensors& c, const GenerateRequest& r) const override {
-    const bool cfg = uses_cfg(r);
-    const int64_t batch = latents.dim(0);
-    NamedTensors in = c;
-    in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, f, h, w)
-    in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    Tensor noise = run_transformer(model, in);  // (2B, C, f, h, w)
-    if (cfg) {
-      // neg + true_cfg_scale · (cond − neg)
-      noise = detail::guide(noise.slice(0, 0, batch), noise.slice(0, batch, 2 * batch),
-                            *r.true_cfg_scale);  // (B, C, f, h, w)
-    }
-    return noise;
+    // neg + true_cfg_scale · (cond − neg) when guiding.
+    return detail::predict_video_noise(
+        latents, t, c, uses_cfg(r) ? r.true_cfg_scale : std::nullopt,
+        [&](const NamedTensors& in) { return run_transformer(model, in); });  // (B, C, f, h, w)
   }
 
   Tensor decode_video(const Tensor& latents, const GenerateRequest& r,
                       PhaseTimes* times) const override {
-    const auto t0 = Clock::now();
-    const std::unique_ptr<models::vae::AutoencoderKLHunyuanVideo> vae =
-        models::vae::load_autoencoder_kl_hunyuan_video(folder_.component("vae").dir);
-    times->load += seconds_since(t0);
-    const auto t1 = Clock::now();
-    const Tensor z = vae->unscale_latents(latents);  // (B, C, f, h, w)
-    // --use_parallel_vae: each video row-parallel over the group (collective).
-    const bool split = vae_group_ && vae_group_->size() > 1;
-    Tensor video = detail::decode_each_video(z, [&](const Tensor& zb) {
-      return split ? parallel::decode_video_row_parallel(*vae, zb, *vae_group_)
-                   : vae->decode(zb);  // (1, 3, F, H, W)
-    });  // (B, 3, F, H, W)
-    times->decode += seconds_since(t1);
-    return video;
+    return detail::decode_hunyuan_video(folder_.component("vae").dir, latents, vae_group_,
+                                        times);  // (B, 3, F, H, W)
   }
 
  private:

@@ -204,7 +204,10 @@ void Pipeline::preload() {
     warm.prompts = {""};
     encode_prompt(resolve(warm));
   }
-  if (!(runtime_ && runtime_->config().pp > 1)) transformer_for_call();
+  if (!(runtime_ && runtime_->config().pp > 1)) {
+    transformer_for_call();
+    load_extra_models();
+  }
   if (!is_video()) vae_for_call();
 }
 
@@ -324,6 +327,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   const bool pipefusion = runtime_ && runtime_->config().pp > 1;
   std::shared_ptr<const models::Transformer> model =
       pipefusion ? nullptr : transformer_for_call();
+  if (!pipefusion) load_extra_models();
   const NamedTensors conditioning = prepare_conditioning(res.embeddings, r, latents);
   res.times.load += seconds_between(t0, Clock::now());
 
@@ -346,6 +350,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   }
   res.times.denoise = seconds_between(denoise_start, Clock::now()) - pipefusion_load_seconds_;
   model.reset();  // the transformer's weights go before the VAE's come (unless kept)
+  release_extra_models();
   res.latents = latents;
 
   // 5. Decode.

@@ -59,6 +59,9 @@ struct GenerateRequest {
   // HunyuanVideoPipeline's true_cfg_scale: classifier-free guidance over negative embeddings
   // when > 1 (its guidance_scale is the distilled guidance embedding). Others ignore it.
   std::optional<double> true_cfg_scale;
+  // WanPipeline with two experts (Wan2.2 A14B, boundary_ratio): the guidance of the low-noise
+  // expert transformer_2; unset = guidance_scale. Refused by a pipeline without boundary_ratio.
+  std::optional<double> guidance_scale_2;
   uint64_t seed = 0;
   // The initial latents in the shape the diffusers pipeline takes (Flux: packed (B, S, C·4));
   // undefined = drawn from `seed` with core::randn.
@@ -258,6 +261,11 @@ class Pipeline {
   std::shared_ptr<const models::Transformer> transformer_for_call();
   std::shared_ptr<const models::vae::AutoencoderKL> vae_for_call();
   bool keep_loaded_ = false;
+  // Denoising models a family uses besides the transformer (Wan2.2's low-noise expert):
+  // load_extra_models runs in generate()'s load phase right after the transformer is loaded
+  // (and in preload), release_extra_models right after the loop, where the transformer goes.
+  virtual void load_extra_models() {}
+  virtual void release_extra_models() {}
   TextEncoderCache text_encoders_;  // used by encode_prompt in keep-loaded mode
   std::shared_ptr<const models::Transformer> kept_transformer_;
   std::shared_ptr<const models::vae::AutoencoderKL> kept_vae_;

@@ -6,17 +6,22 @@
 // batch 1: the same rows, so the same numbers); latents (B, C, (F − 1)/4 + 1, H/8, W/8); decode
 // with AutoencoderKLWan after latents · latents_std + latents_mean per channel.
 //
-// Not supported (Error naming the key): Wan2.2's two experts (transformer_2, boundary_ratio).
+// Wan2.2 A14B's two experts (model_index.json boundary_ratio with transformer_2): the high-noise
+// `transformer` runs the steps with t >= boundary_ratio · num_train_timesteps (compared in f32,
+// as torch compares the int64 timestep with the Python float), the low-noise `transformer_2` the
+// steps after, guided with guidance_scale_2 (unset = guidance_scale); whether CFG runs at all
+// depends on guidance_scale alone. transformer_2 is loaded with the transformer and freed with
+// it (kept in keep-loaded mode); without boundary_ratio diffusers never calls it, nor do we.
 // Wan2.2 TI2V's expand_timesteps is accepted: text-to-video passes every token the same
 // timestep, which is the per-sample form.
 #include <algorithm>
-#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "core/ops.h"
 #include "models/common/text.h"
-#include "models/vae/wan.h"
-#include "parallel/video_vae_patch.h"
 #include "pipelines/families.h"
 #include "pipelines/text_encoding.h"
 #include "schedulers/scheduler.h"
@@ -26,11 +31,6 @@ namespace paradit::pipelines {
 namespace {
 
 using core::Tensor;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // html.unescape for the character references prompts carry: &amp; &lt; &gt; &quot; &apos;
 // &nbsp; and numeric &#N; / &#xH;. Other named references stay as they are.
@@ -114,10 +114,28 @@ class WanPipeline : public Pipeline {
   explicit WanPipeline(const io::ModelFolder& folder) : Pipeline(folder, folder.pipeline_class()) {
     const io::Json& index = folder.model_index();
     const fs_path index_path = folder.root() / "model_index.json";
-    PARADIT_CHECK(!folder.has_component("transformer_2") &&
-                      !(index.contains("boundary_ratio") && !index["boundary_ratio"].is_null()),
-                  index_path.string(), ": WanPipeline with transformer_2 / boundary_ratio (the "
-                  "two-expert Wan2.2 A14B) is not supported");
+    if (index.contains("boundary_ratio") && !index["boundary_ratio"].is_null()) {
+      PARADIT_CHECK(index["boundary_ratio"].is_number(), index_path.string(),
+                    ": boundary_ratio must be a number or null");
+      const double ratio = index["boundary_ratio"].get<double>();
+      const bool listed = folder.has_component("transformer_2");
+      const fs_path config_2_path =
+          listed ? folder.component("transformer_2").dir / "config.json" : fs_path();
+      PARADIT_CHECK(listed && std::filesystem::exists(config_2_path), index_path.string(),
+                    ": boundary_ratio ", ratio, " needs the low-noise expert transformer_2, "
+                    "which is missing (", listed ? config_2_path.string() + " not found"
+                                                 : std::string("not in model_index.json"), ")");
+      const io::Config config_2 = io::Config::load(config_2_path);
+      PARADIT_CHECK(config_2.get_int("in_channels", 16) ==
+                            transformer_config_.get_int("in_channels", 16) &&
+                        config_2.get_int_list("patch_size", {1, 2, 2}) ==
+                            transformer_config_.get_int_list("patch_size", {1, 2, 2}),
+                    config_2.where(), ": in_channels / patch_size differ from transformer's");
+      // diffusers: boundary_ratio * scheduler.config.num_train_timesteps, a Python float.
+      boundary_timestep_ =
+          ratio * static_cast<double>(io::Config::load(scheduler_config_path_)
+                                          .get_int("num_train_timesteps", 1000));
+    }
     // diffusers: vae_scale_factor_spatial / _temporal from the VAE config.
     vae_scale_factor_ = vae_config_.get_int("scale_factor_spatial", 8);
     temporal_factor_ = vae_config_.get_int("scale_factor_temporal", 4);
@@ -176,15 +194,17 @@ class WanPipeline : public Pipeline {
 
  protected:
   void check_request(const GenerateRequest& r) const override {
+    // diffusers' check_inputs: guidance_scale_2 only with boundary_ratio.
+    PARADIT_CHECK(!r.guidance_scale_2 || boundary_timestep_, "--guidance_scale_2: ",
+                  root_.string(), " has one transformer (no boundary_ratio in model_index.json)");
+    PARADIT_CHECK(!r.guidance_scale_2 || std::isfinite(*r.guidance_scale_2),
+                  "--guidance_scale_2: must be a finite number");
     if (r.prompt_embeds.empty()) return;
     const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds");
     detail::check_embedding(pe, "prompt_embeds", 3);
     const Tensor ne = detail::find(r.prompt_embeds, "negative_prompt_embeds");
     if (ne.defined()) {
-      // One [uncond, cond] batch needs equal shapes (diffusers would run two forwards).
-      PARADIT_CHECK(ne.shape() == pe.shape(), "--prompt_embeds: tensor 'negative_prompt_embeds' "
-                    "has shape ", core::shape_str(ne.shape()), ", expected ",
-                    core::shape_str(pe.shape()), " (as prompt_embeds)");
+      detail::check_negative_embeds(ne, pe);
       PARADIT_CHECK(!r.negative_prompt, "--negative_prompt and --prompt_embeds with "
                     "negative_prompt_embeds: give one of them, not both");
     }
@@ -193,49 +213,50 @@ class WanPipeline : public Pipeline {
   NamedTensors prepare_conditioning(const NamedTensors& e, const GenerateRequest& r,
                                     const Tensor& latents) const override {
     NamedTensors c;
-    const Tensor pos = detail::find(e, "prompt_embeds");
     c["encoder_hidden_states"] =
-        uses_cfg(r) ? core::concat({detail::find(e, "negative_prompt_embeds"), pos}, 0)  // (2B, L, D)
-                    : pos;                                                              // (B, L, D)
+        detail::cfg_rows(e, "prompt_embeds", uses_cfg(r));  // (B or 2B, L, D)
     return c;
   }
 
   Tensor predict_noise(const models::Transformer& model, const Tensor& latents, double t,
                        const NamedTensors& c, const GenerateRequest& r) const override {
-    const bool cfg = uses_cfg(r);
-    const int64_t batch = latents.dim(0);
-    NamedTensors in = c;
-    in["hidden_states"] = cfg ? core::concat({latents, latents}, 0) : latents;  // (2B, C, f, h, w)
-    in["timestep"] = detail::full_vector(in["hidden_states"].dim(0), static_cast<float>(t));
-    Tensor noise = run_transformer(model, in);  // (2B, C, f, h, w)
-    if (cfg) {
-      noise = detail::guide(noise.slice(0, 0, batch), noise.slice(0, batch, 2 * batch),
-                            *r.guidance_scale);  // (B, C, f, h, w)
-    }
-    return noise;
+    // Wan2.2: the low-noise expert below the boundary, with its own guidance scale.
+    const bool low_noise = low_noise_stage(t);
+    const models::Transformer& expert = low_noise ? *transformer_2_ : model;
+    const double guidance =
+        low_noise ? r.guidance_scale_2.value_or(*r.guidance_scale) : *r.guidance_scale;
+    return detail::predict_video_noise(
+        latents, t, c, uses_cfg(r) ? std::optional<double>(guidance) : std::nullopt,
+        [&](const NamedTensors& in) { return run_transformer(expert, in); });  // (B, C, f, h, w)
+  }
+
+  void load_extra_models() override {
+    if (!boundary_timestep_ || transformer_2_) return;
+    transformer_2_ = models::load_transformer(folder_.component("transformer_2").dir);
+  }
+  void release_extra_models() override {
+    if (!keep_loaded_) transformer_2_.reset();
   }
 
   Tensor decode_video(const Tensor& latents, const GenerateRequest& r,
                       PhaseTimes* times) const override {
-    const auto t0 = Clock::now();
-    const std::unique_ptr<models::vae::AutoencoderKLWan> vae =
-        models::vae::load_autoencoder_kl_wan(folder_.component("vae").dir);
-    times->load += seconds_since(t0);
-    const auto t1 = Clock::now();
-    // latents / (1 / latents_std) + latents_mean, per channel, in f32.
-    const Tensor z = vae->unnormalize_latents(latents);  // (B, z_dim, f, h, w)
-    // --use_parallel_vae: each video row-parallel over the group (collective).
-    const bool split = vae_group_ && vae_group_->size() > 1;
-    Tensor video = detail::decode_each_video(z, [&](const Tensor& zb) {
-      return split ? parallel::decode_video_row_parallel(*vae, zb, *vae_group_)
-                   : vae->decode(zb);  // (1, 3, F, H, W)
-    });  // (B, 3, F, H, W)
-    times->decode += seconds_since(t1);
-    return video;
+    return detail::decode_wan_video(folder_.component("vae").dir, latents, vae_group_,
+                                    times);  // (B, 3, F, H, W)
   }
 
  private:
   using fs_path = std::filesystem::path;
+
+  // diffusers: `t >= boundary_timestep` runs transformer; torch promotes the int64 timestep
+  // and the Python float to f32 for the comparison.
+  bool low_noise_stage(double t) const {
+    return boundary_timestep_ &&
+           !(static_cast<float>(t) >= static_cast<float>(*boundary_timestep_));
+  }
+
+  // boundary_ratio · num_train_timesteps; unset: one expert (Wan2.1, TI2V-5B).
+  std::optional<double> boundary_timestep_;
+  std::shared_ptr<const models::Transformer> transformer_2_;  // the low-noise expert, per call
 
   // _get_t5_prompt_embeds for cleaned `texts`: UMT5 with the attention mask, then every state
   // from a text's token count on set to 0. → (rows, L, d_model)

@@ -129,6 +129,40 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, Attentio
   AttentionResult plain = attention(q, k, v, opt);
   EXPECT_FALSE(plain.lse.defined()) << what;
   EXPECT_EQ(plain.out.to_vector(), out) << what;
+
+  // The unnormalized form: out / row_sum is the softmax average, (row_max + log2 row_sum)·ln 2
+  // the lse, row_max an integer; a row without keys gets out 0, row_sum 0, row_max -inf.
+  opt.unnormalized = true;
+  AttentionResult un = attention(q, k, v, opt);
+  ASSERT_TRUE(un.row_max.defined() && un.row_sum.defined()) << what;
+  ASSERT_EQ(un.row_max.shape(), (Shape{B, H, Sq})) << what;
+  ASSERT_EQ(un.row_sum.shape(), (Shape{B, H, Sq})) << what;
+  const std::vector<float> uo = un.out.to_vector(), um = un.row_max.to_vector(),
+                           us = un.row_sum.to_vector();
+  reported = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < Sq; ++i) {
+        const size_t r = static_cast<size_t>((b * H + h) * Sq + i);
+        const double want_lse = ref.lse[r];
+        if (std::isinf(want_lse)) {
+          EXPECT_TRUE(us[r] == 0.0f && std::isinf(um[r]) && um[r] < 0) << what << " row " << r;
+          continue;
+        }
+        const double lse_un = (um[r] + std::log2(static_cast<double>(us[r]))) * std::log(2.0);
+        EXPECT_EQ(um[r], std::floor(um[r])) << what << " row " << r;
+        EXPECT_NEAR(lse_un, want_lse, 1e-5 * (1 + std::fabs(want_lse))) << what << " row " << r;
+        for (int64_t d = 0; d < Dv; ++d) {
+          const size_t o = static_cast<size_t>(((b * Sq + i) * H + h) * Dv + d);
+          const double avg = uo[o] / static_cast<double>(us[r]);
+          if (!(std::fabs(avg - ref.out[o]) <= tol) && reported++ < 5) {
+            ADD_FAILURE() << what << ": unnormalized out[" << o << "] / row_sum = " << avg
+                          << ", expected " << ref.out[o];
+          }
+        }
+      }
+    }
+  }
 }
 
 std::string name(int64_t B, int64_t Sq, int64_t Sk, int64_t H, int64_t D, int64_t Dv) {

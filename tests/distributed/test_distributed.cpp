@@ -25,6 +25,8 @@
 #include "io/safetensors.h"
 #include "models/transformer.h"
 #include "parallel/config.h"
+#include "support/cli_process.h"
+#include "support/layout_sweep.h"
 
 PARADIT_REGISTER_COMM_TEST_ENVIRONMENT();
 
@@ -34,60 +36,14 @@ namespace {
 namespace fs = std::filesystem;
 using core::Tensor;
 using models::NamedTensors;
+using testing::load_inputs;
+using testing::max_rel_err;
+using testing::mpirun;
+using testing::Proc;
+using testing::run_command;
+using testing::widen_batch;
 
 const fs::path kData = fs::path(PARADIT_TEST_DATA) / "transformer";
-
-NamedTensors load_inputs(const fs::path& file) {
-  const io::TensorSource source = io::TensorSource::open(file.string());
-  NamedTensors inputs;
-  for (const std::string& name : source.names()) inputs[name] = source.view(name).contiguous();
-  return inputs;
-}
-
-// Deterministic uniform(−1, 1) values, the same on every rank.
-std::vector<float> noise(int64_t n, uint64_t seed) {
-  std::vector<float> v(n);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-  for (auto& x : v) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    x = static_cast<float>(static_cast<double>(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-  }
-  return v;
-}
-
-bool per_token(const std::string& name, const Tensor& t) {
-  return (name == "img_ids" || name == "txt_ids") && t.ndim() == 2;
-}
-
-// The fixture inputs widened to `batch` samples: sample i repeats fixture sample i % B0, with
-// fresh noise added to hidden_states (and shifted timesteps) for the repeats so that every
-// sample differs (the uncond/cond halves of CFG, the shares of data parallel).
-NamedTensors widen_batch(const NamedTensors& in, int64_t batch) {
-  const int64_t b0 = in.at("hidden_states").dim(0);
-  NamedTensors out;
-  for (const auto& [name, t] : in) {
-    if (per_token(name, t) || t.ndim() == 0 || t.dim(0) != b0) {
-      out[name] = t;
-      continue;
-    }
-    core::Shape shape = t.shape();
-    shape[0] = batch;
-    Tensor w = Tensor::empty(shape, t.dtype());
-    for (int64_t i = 0; i < batch; ++i)
-      w.slice(0, i, i + 1).copy_from(t.slice(0, i % b0, i % b0 + 1));
-    if (name == "hidden_states" || name == "timestep" || name == "guidance") {
-      const int64_t row = w.numel() / batch;
-      std::vector<float> v = w.to_vector();
-      const std::vector<float> r = noise(w.numel(), name.size() + 11);
-      for (int64_t i = b0; i < batch; ++i)
-        for (int64_t j = 0; j < row; ++j)
-          v[i * row + j] += name == "hidden_states" ? 0.5f * r[i * row + j] : 0.05f * i;
-      w = Tensor::from_vector(v, shape);
-    }
-    out[name] = w;
-  }
-  return out;
-}
 
 // Fewer image and text tokens: the image cut to `side` × `side` latent pixels (or side² packed
 // Flux tokens) and the text to `text` tokens, so that their lengths do not divide the degrees.
@@ -115,75 +71,17 @@ NamedTensors cut_tokens(const NamedTensors& in, int64_t side, int64_t text) {
   return out;
 }
 
-// max |a − b| / max |b|.
-double relative_error(const Tensor& a, const Tensor& b) {
-  const std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    err = std::max(err, std::abs(static_cast<double>(x[i]) - y[i]));
-    scale = std::max(scale, std::abs(static_cast<double>(y[i])));
-  }
-  return err / std::max(scale, 1e-30);
-}
-
-struct Layout {
-  int ulysses, ring, cfg, dp;
-  int size() const { return ulysses * ring * cfg * dp; }
-};
-
-std::vector<Layout> layouts(int world) {
-  std::vector<Layout> out;
-  for (int dp : {1, 2})
-    for (int cfg : {1, 2})
-      for (int ring : {1, 2, 4})
-        for (int u : {1, 2, 4}) {
-          const Layout l{u, ring, cfg, dp};
-          if (l.size() <= world) out.push_back(l);
-        }
-  return out;
-}
-
 // Every layout that fits the world, on the first ranks of the world, for `model_dir`'s fixture
 // inputs (batch 4) and a cut version (9 image tokens, 4 text tokens).
 void check_family(const std::string& model_dir) {
-  const comm::Communicator& world = comm::world();
   const auto model = models::load_transformer(kData / model_dir);
   const NamedTensors fixture = load_inputs(kData / model_dir / "inputs.safetensors");
   // 9 image tokens: a 6 × 6 latent at patch 2, or 3 × 3 packed Flux tokens.
   const int64_t side = fixture.at("hidden_states").ndim() == 4 ? 6 : 3;
-  const std::vector<std::pair<std::string, NamedTensors>> variants = {
-      {"fixture", widen_batch(fixture, 4)},
-      {"9 image / 4 text tokens", widen_batch(cut_tokens(fixture, side, 4), 4)}};
-  // One sub-communicator per job size: the first n ranks (color 0); the rest idle (color 1).
-  std::vector<std::unique_ptr<comm::Communicator>> firsts(world.size() + 1);
-  for (int n = 1; n <= world.size(); n *= 2)
-    firsts[n] = world.split(world.rank() < n ? 0 : 1, world.rank());
-
-  int checked = 0;
-  for (const auto& [what, inputs] : variants) {
-    const Tensor reference = model->forward(inputs);  // single process, on every rank
-    for (const Layout& l : layouts(world.size())) {
-      if (world.rank() < l.size()) {
-        parallel::ParallelConfig cfg;
-        cfg.ulysses = l.ulysses;
-        cfg.ring = l.ring;
-        cfg.cfg = l.cfg == 2;
-        cfg.dp = l.dp;
-        const parallel::ParallelRuntime runtime(*firsts[l.size()], cfg);
-        const Tensor out = models::parallel_forward(*model, inputs, runtime);
-        ASSERT_EQ(out.shape(), reference.shape()) << model_dir << " " << what;
-        const double err = relative_error(out, reference);
-        EXPECT_LE(err, 1e-5) << model_dir << " (" << what << "): " << runtime.mesh().degrees().str()
-                             << " differs from one process by " << err << " (relative)";
-        ++checked;
-      }
-      world.barrier();
-    }
-  }
-  if (world.rank() == 0) {
-    std::printf("%s: %d layouts × inputs equal to one process (world %d)\n", model_dir.c_str(),
-                checked, world.size());
-  }
+  testing::check_layouts(
+      *model, model_dir,
+      {{"fixture", widen_batch(fixture, 4)},
+       {"9 image / 4 text tokens", widen_batch(cut_tokens(fixture, side, 4), 4)}});
 }
 
 TEST(Distributed, Flux) { check_family("flux"); }
@@ -220,48 +118,12 @@ TEST(Distributed, BatchNotDivisibleByCfgFails) {
 
 // ---------------------------------------------------------------- command line under mpirun
 
-struct Proc {
-  int status = -1;  // exit code; -1 when not exited normally
-  double seconds = 0;
-  std::string output;
-};
-
-// Runs a shell command (stderr joined to stdout) and waits for it.
-Proc run_command(const std::string& cmd) {
-  const auto start = std::chrono::steady_clock::now();
-  Proc r;
-  FILE* pipe = popen(("{ " + cmd + "\n} 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return r;
-}
-
 fs::path scratch_dir(const std::string& name) {
   const fs::path dir = fs::path(PARADIT_TEST_BINARY_DIR) / "distributed" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
 }
-
-std::string mpirun() {
-#ifdef PARADIT_MPIRUN
-  return std::string(PARADIT_MPIRUN) + " --allow-run-as-root --oversubscribe --bind-to none";
-#else
-  return "";
-#endif
-}
-
-// Skips tests that start mpirun when this process is itself a rank, or without MPI.
-#define SKIP_UNLESS_LAUNCHER()                                                               \
-  do {                                                                                       \
-    if (mpirun().empty()) GTEST_SKIP() << "built without MPI";                               \
-    if (comm::launched_by_mpi()) GTEST_SKIP() << "starts mpirun itself; single-process run"; \
-  } while (0)
 
 // Flux fixture inputs cut to 9 image and 4 text tokens (no length divides 4 and 8; the text
 // splits at 2 and 4), written for the command line.
@@ -292,7 +154,7 @@ TEST(DistributedCli, ForwardNp4EqualsSingleProcess) {
   const Tensor a = read_sample(dir / "single.safetensors");
   const Tensor b = read_sample(dir / "parallel.safetensors");
   ASSERT_EQ(a.shape(), b.shape());
-  EXPECT_LE(relative_error(b, a), 1e-5) << par.output;
+  EXPECT_LE(max_rel_err(b, a), 1e-5) << par.output;
   // Only rank 0 reports (and writes).
   EXPECT_EQ(par.output.find("written to"), par.output.rfind("written to")) << par.output;
 }
@@ -420,7 +282,7 @@ TEST(DistributedCli, TwoHostsOverTcpEqualSingleProcess) {
   const Tensor a = read_sample(dir / "single.safetensors");
   const Tensor b = read_sample(dir / "parallel.safetensors");
   ASSERT_EQ(a.shape(), b.shape());
-  EXPECT_LE(relative_error(b, a), 1e-5) << par.output;
+  EXPECT_LE(max_rel_err(b, a), 1e-5) << par.output;
   std::printf("4 ranks on two hosts (network namespaces, TCP): %.2f s, equal to one process\n",
               par.seconds);
 }

@@ -26,6 +26,7 @@
 #include "models/vae/wan.h"
 #include "parallel/vae_patch.h"
 #include "parallel/video_vae_patch.h"
+#include "support/tensor_checks.h"
 
 namespace paradit::parallel {
 namespace {
@@ -33,35 +34,13 @@ namespace {
 namespace fs = std::filesystem;
 using core::Shape;
 using core::Tensor;
+using testing::random_tensor;
+using testing::max_rel_err;
 
 fs::path vae_dir(const std::string& name) { return fs::path(PARADIT_TEST_DATA) / "vae" / name; }
 
 Tensor fixture(const std::string& name, const std::string& file, const std::string& tensor) {
   return io::TensorSource::open(vae_dir(name) / file).load(tensor).clone();
-}
-
-// Deterministic uniform(−1, 1) values: the same on every rank for the same seed.
-Tensor random_tensor(const Shape& shape, uint64_t seed) {
-  Tensor t = Tensor::empty(shape);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    p[i] = static_cast<float>(static_cast<double>(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-  }
-  return t;
-}
-
-// max |a − b| / max |b|.
-double max_rel_err(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return 1e30;
-  const auto x = a.to_vector(), y = b.to_vector();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    diff = std::max(diff, std::abs(double(x[i]) - y[i]));
-    scale = std::max(scale, std::abs(double(y[i])));
-  }
-  return diff / scale;
 }
 
 // Largest difference of the 8-bit frames made of a and b (x ∈ [-1, 1] → round((x + 1)·127.5)).

@@ -21,6 +21,7 @@
 #include "parallel/attention.h"
 #include "parallel/lse_merge.h"
 #include "parallel/sequence.h"
+#include "support/tensor_checks.h"
 
 PARADIT_REGISTER_COMM_TEST_ENVIRONMENT();
 
@@ -29,18 +30,7 @@ namespace {
 
 using core::Shape;
 using core::Tensor;
-
-// Deterministic uniform(−1, 1) values: the same on every rank for the same seed.
-Tensor random_tensor(const Shape& shape, uint64_t seed) {
-  Tensor t = Tensor::empty(shape);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    p[i] = static_cast<float>(static_cast<double>(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-  }
-  return t;
-}
+using testing::random_tensor;
 
 // [a; b] along dim 1 (test-side, element by element).
 Tensor cat1(const Tensor& a, const Tensor& b) {

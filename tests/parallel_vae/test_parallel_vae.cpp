@@ -22,6 +22,7 @@
 #include "io/safetensors.h"
 #include "models/vae/autoencoder_kl.h"
 #include "parallel/vae_patch.h"
+#include "support/tensor_checks.h"
 
 PARADIT_REGISTER_COMM_TEST_ENVIRONMENT();
 
@@ -31,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using core::Shape;
 using core::Tensor;
+using testing::max_rel_err;
 
 fs::path case_dir(const std::string& name) { return fs::path(PARADIT_TEST_DATA) / "vae" / name; }
 
@@ -58,18 +60,6 @@ double rel_err(const Tensor& a, const Tensor& b) {
     den += double(y[i]) * y[i];
   }
   return std::sqrt(num / den);
-}
-
-// max |a − b| / max |b|.
-double max_rel_err(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape()) return 1e30;
-  const auto x = a.to_vector(), y = b.to_vector();
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    diff = std::max(diff, std::abs(double(x[i]) - y[i]));
-    scale = std::max(scale, std::abs(double(y[i])));
-  }
-  return diff / scale;
 }
 
 // Largest difference of the 8-bit images diffusers' postprocess makes of a and b.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -213,6 +214,157 @@ TEST(VideoPipelineRequests, WanDefaultsShapesAndFrameRule) {
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--num_frames"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- Wan2.2 two experts
+
+// A two-expert (Wan2.2 A14B layout) WanPipeline folder: the pipeline fixture's components, its
+// transformer as the high-noise `transformer`, the transformer/wan fixture (the same config,
+// other weights) as the low-noise `transformer_2`, and `boundary_ratio` in model_index.json.
+class Wan22PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("paradit_wan22_pipe_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const fs::path from = test_data("pipeline/wan");
+    for (const char* c : {"scheduler", "text_encoder", "tokenizer", "transformer", "vae"}) {
+      fs::copy(from / c, dir_ / c, fs::copy_options::recursive);
+    }
+    fs::create_directories(dir_ / "transformer_2");
+    for (const char* f : {"config.json", "diffusion_pytorch_model.safetensors"}) {
+      fs::copy_file(test_data("transformer/wan") / f, dir_ / "transformer_2" / f);
+    }
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // model_index.json of the fixture with `boundary_ratio` and transformer_2 as `transformer_2`.
+  void write_index(const io::Json& boundary_ratio, const io::Json& transformer_2) const {
+    io::Json index = io::read_json(test_data("pipeline/wan") / "model_index.json");
+    index["boundary_ratio"] = boundary_ratio;
+    index["transformer_2"] = transformer_2;
+    std::ofstream(dir_ / "model_index.json") << index.dump(2);
+  }
+
+  fs::path dir_;
+};
+
+// diffusers' WanPipeline.__call__ by hand: boundary = ratio · num_train_timesteps; steps with
+// t >= boundary run `high` with guidance g, the others `low` with g2; cond and uncond as two
+// batch-1 forwards; noise_uncond + g · (noise_cond − noise_uncond) in f32; UniPC steps.
+Tensor wan22_reference(const models::Transformer& high, const models::Transformer& low,
+                       const fs::path& scheduler_config, int steps, double boundary, double g,
+                       double g2, const Tensor& latents, const Tensor& cond_embeds,
+                       const Tensor& uncond_embeds, int* low_steps) {
+  auto scheduler = schedulers::load_scheduler(scheduler_config);
+  scheduler->set_timesteps(steps);
+  Tensor x = latents;
+  *low_steps = 0;
+  for (size_t i = 0; i < scheduler->timesteps().size(); ++i) {
+    const double t = scheduler->timesteps()[i];
+    const bool high_stage = t >= boundary;
+    const models::Transformer& model = high_stage ? high : low;
+    const float scale = static_cast<float>(high_stage ? g : g2);
+    *low_steps += high_stage ? 0 : 1;
+    auto forward = [&](const Tensor& embeds) {
+      NamedTensors in;
+      in["hidden_states"] = x;
+      in["encoder_hidden_states"] = embeds;
+      in["timestep"] = Tensor::full({1}, static_cast<float>(t));
+      return model.forward(in).to_vector();
+    };
+    const std::vector<float> cond = forward(cond_embeds), uncond = forward(uncond_embeds);
+    std::vector<float> v(cond.size());
+    for (size_t k = 0; k < v.size(); ++k) v[k] = uncond[k] + scale * (cond[k] - uncond[k]);
+    x = scheduler->step(Tensor::from_vector(v, x.shape()), i, x);
+  }
+  return x;
+}
+
+TEST_F(Wan22PipelineTest, TwoExpertsMatchReferenceLoop) {
+  const WanCase c;
+  const int steps = 4;
+  const fs::path scheduler_config = dir_ / "scheduler" / "scheduler_config.json";
+  // A boundary between the 2nd and 3rd timesteps: two steps per expert.
+  auto scheduler = schedulers::load_scheduler(scheduler_config);
+  scheduler->set_timesteps(steps);
+  const std::vector<double> ts = scheduler->timesteps();
+  ASSERT_EQ(ts.size(), static_cast<size_t>(steps));
+  const double ratio = (ts[1] + ts[2]) / 2 / 1000;  // num_train_timesteps 1000
+  write_index(ratio, io::Json::array({"diffusers", "WanTransformer3DModel"}));
+
+  GenerateRequest r = c.request();
+  r.num_inference_steps = steps;
+  r.guidance_scale = 5.0;
+  r.guidance_scale_2 = 3.0;
+  r.prompt_embeds["prompt_embeds"] = c.tensors.load("prompt_embeds");
+  r.prompt_embeds["negative_prompt_embeds"] = c.tensors.load("negative_prompt_embeds");
+  r.decode = false;
+  auto pipe = Pipeline::open(dir_);
+  const GenerateResult res = pipe->generate(r);
+
+  const auto high = models::load_transformer(dir_ / "transformer");
+  const auto low = models::load_transformer(dir_ / "transformer_2");
+  int low_steps = 0;
+  auto reference = [&](const models::Transformer& low_model, double g2) {
+    return wan22_reference(*high, low_model, scheduler_config, steps, ratio * 1000, 5.0, g2,
+                           c.tensors.load("latents_in"), c.tensors.load("prompt_embeds"),
+                           c.tensors.load("negative_prompt_embeds"), &low_steps);
+  };
+  const Tensor want = reference(*low, 3.0);
+  EXPECT_EQ(low_steps, 2);
+  const double e = rel_l2(res.latents, want);
+  std::printf("  two experts (g 5, g2 3) vs reference loop: rel-L2 %.3g, max abs %.3g\n", e,
+              max_abs(res.latents, want));
+  EXPECT_LE(e, 1e-5);
+  // The expert and its guidance matter: one expert, or g2 = g, lands elsewhere.
+  EXPECT_GT(rel_l2(res.latents, reference(*high, 3.0)), 1e-3);
+  EXPECT_GT(rel_l2(res.latents, reference(*low, 5.0)), 1e-3);
+
+  // guidance_scale_2 unset = guidance_scale; keep-loaded mode keeps transformer_2 between calls.
+  r.guidance_scale_2.reset();
+  pipe->set_keep_loaded(true);
+  const Tensor want_default = reference(*low, 5.0);
+  for (int call = 0; call < 2; ++call) {
+    const double e2 = rel_l2(pipe->generate(r).latents, want_default);
+    std::printf("  keep-loaded call %d, g2 = g: rel-L2 %.3g\n", call, e2);
+    EXPECT_LE(e2, 1e-5);
+  }
+}
+
+TEST_F(Wan22PipelineTest, MissingTransformer2AndStrayGuidance2AreOneLineErrors) {
+  auto expect_open_error = [&](const std::string& needle) {
+    try {
+      Pipeline::open(dir_);
+      ADD_FAILURE() << "expected an error naming " << needle;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(needle), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  // Listed in model_index.json, folder absent.
+  write_index(0.5, io::Json::array({"diffusers", "WanTransformer3DModel"}));
+  fs::remove_all(dir_ / "transformer_2");
+  expect_open_error("transformer_2");
+  // boundary_ratio without transformer_2 in model_index.json.
+  write_index(0.5, io::Json::array({nullptr, nullptr}));
+  expect_open_error("transformer_2");
+
+  // guidance_scale_2 on a one-transformer WanPipeline: diffusers' check_inputs refuses it.
+  auto pipe = Pipeline::open(test_data("pipeline/wan"));
+  GenerateRequest r = WanCase().request();
+  r.prompt_embeds["prompt_embeds"] = WanCase().tensors.load("prompt_embeds");
+  r.guidance_scale_2 = 2.0;
+  try {
+    pipe->resolve(r);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--guidance_scale_2"), std::string::npos) << e.what();
   }
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,11 +22,13 @@ namespace paradit::testing {
 
 struct Proc {
   int status = -1;  // exit code; -1 when not exited normally
+  double seconds = 0;  // wall-clock time of the run
   std::string output;
 };
 
 // Runs a shell command (stderr joined to stdout) and waits for it.
 inline Proc run_command(const std::string& cmd) {
+  const auto start = std::chrono::steady_clock::now();
   Proc r;
   FILE* pipe = popen(("{ " + cmd + "\n} 2>&1").c_str(), "r");
   if (pipe == nullptr) return r;
@@ -34,6 +37,7 @@ inline Proc run_command(const std::string& cmd) {
   while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
   const int status = pclose(pipe);
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 

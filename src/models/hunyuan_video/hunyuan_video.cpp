@@ -206,37 +206,6 @@ Rope with_identity_rows(const Rope& rope, int64_t text_tokens) {
   return {core::concat({rope.cos, ones}, 0), core::concat({rope.sin, zeros}, 0)};
 }
 
-// ---------------------------------------------------------------- joint attention
-Tensor JointTokens::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
-  // Without text padding the joint attention is the one of the image families.
-  if (!text_keep.defined()) return parallel::joint_attention(q, k, v, layout);
-  const int64_t B = q.dim(0), n = q.dim(1), nt = layout.local_text, ni = n - nt;
-  PARADIT_CHECK(ni == layout.local_image, kModel, " joint attention: ", n, " rows, expected ",
-                layout.local_image, " video + ", nt, " text rows");
-  const Tensor video_keep =
-      layout.image_key_mask.defined() ? layout.image_key_mask : Tensor::full({B, ni}, 1.0f);
-  if (!layout.parallel()) {
-    core::AttentionOptions options;
-    options.key_mask = core::concat({video_keep, text_keep}, 1);  // (B, S_img + S_txt)
-    return core::attention(q, k, v, options).out;
-  }
-  parallel::AttentionOptions opt;
-  if (!layout.text_replicated) {
-    // This rank's video block and text block together are its block of the joint sequence.
-    opt.key_mask = core::concat({video_keep, layout.shard_text(text_keep, 1)}, 1);  // (B, n)
-    return parallel::attention(q, k, v, *layout.ctx, opt).out;                      // (B, n, H, hd)
-  }
-  // Text on every rank: the video rows are the sequence-parallel block, the text rows extras.
-  opt.key_mask = layout.image_key_mask;
-  opt.extra_q = q.slice(1, ni, n);  // (B, S_txt, H, hd)
-  opt.extra_k = k.slice(1, ni, n);  // (B, S_txt, H, hd)
-  opt.extra_v = v.slice(1, ni, n);  // (B, S_txt, H, hd)
-  opt.extra_key_mask = text_keep;   // (B, S_txt)
-  parallel::AttentionOutput o = parallel::attention(q.slice(1, 0, ni), k.slice(1, 0, ni),
-                                                    v.slice(1, 0, ni), *layout.ctx, opt);
-  return core::concat({o.out, o.extra_out}, 1);  // (B, n, H, hd)
-}
-
 // ---------------------------------------------------------------- token refiner
 void TokenRefinerBlock::bind(const WeightScope& w, const HunyuanVideoConfig& cfg) {
   const int64_t D = cfg.inner_dim();
@@ -329,7 +298,7 @@ std::pair<Tensor, Tensor> HunyuanVideoTransformerBlock::forward(const Tensor& x_
   v = core::concat({v, cv}, 1);                                                // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = merge_heads(tokens.attend(q, k, v));                              // (B, S, D)
+  Tensor o = merge_heads(parallel::joint_attention(q, k, v, tokens.layout));  // (B, S, D)
   Tensor x_attn = attn.to_out(o.slice(1, 0, S_img));                           // (B, S_img, D)
   Tensor c_attn = attn.to_add_out(o.slice(1, S_img, S));                       // (B, S_txt, D)
 
@@ -374,7 +343,7 @@ Tensor HunyuanVideoSingleTransformerBlock::forward(const Tensor& joint, const Te
   Tensor v = split_heads(attn.to_v(n.x), heads);                               // (B, S, H, hd)
   q = core::apply_rope(q, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
   k = core::apply_rope(k, rope.cos, rope.sin, core::RopeStyle::kInterleaved);  // (B, S, H, hd)
-  Tensor o = merge_heads(tokens.attend(q, k, v));                              // (B, S, D)
+  Tensor o = merge_heads(parallel::joint_attention(q, k, v, tokens.layout));  // (B, S, D)
 
   Tensor h = proj_out(core::concat({o, mlp}, 2));  // (B, S, D + mlp_dim) → (B, S, D)
   return core::gated_add(joint, n.gate_msa, h);    // (B, S, D)
@@ -463,7 +432,7 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
   const Tensor& text_mask = encoder_attention_mask;
   JointTokens tokens;
   tokens.layout = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false);
-  tokens.text_keep = visible_text(text_mask);  // (B, S_txt) or {}
+  tokens.layout.text_key_mask = visible_text(text_mask);  // (B, S_txt) or {}
   const parallel::TokenLayout& layout = tokens.layout;
 
   // ---- embeddings

@@ -71,15 +71,12 @@ Rope hunyuan_video_rope(const std::vector<int64_t>& axes_dim, double theta, cons
 // [video, text] rotated in one call leaves the text tokens exactly as they are.
 Rope with_identity_rows(const Rope& rope, int64_t text_tokens);
 
-// The joint [video, text] attention of one forward: this rank's rows (video first, then text)
-// and the visible text keys.
+// The joint [video, text] tokens of one forward: this rank's rows (video first, then text);
+// layout.text_key_mask holds the visible text keys, (B, S_txt) F32: 1 for the first
+// sum(mask[b]) text tokens of sample b, else 0 ({} when every text token is visible). The
+// attention over them is parallel::joint_attention (collective under sequence parallelism).
 struct JointTokens {
   parallel::TokenLayout layout;  // text_first false
-  core::Tensor text_keep;        // (B, S_txt) F32: 1 for the first sum(mask[b]) text tokens of
-                                 // sample b, else 0; {} when every text token is visible
-  // q, k, v: (B, n, H, hd), this rank's rows → (B, n, H, hd): its rows of the attention over the
-  // whole joint sequence. Collective under sequence parallelism.
-  core::Tensor attend(const core::Tensor& q, const core::Tensor& k, const core::Tensor& v) const;
 };
 
 // HunyuanVideoIndividualTokenRefinerBlock.
