@@ -14,10 +14,11 @@ namespace paradit::cli {
 void add_serve_command(CLI::App& app, Commands& commands) {
   auto opt = std::make_shared<server::ServeOptions>();
   CLI::App* sub = app.add_subcommand(
-      "serve", "Serve image generation over HTTP (OpenAI images API shape, jobs, metrics)");
+      "serve", "Serve image (and video) generation over HTTP (OpenAI images API shape, jobs, metrics)");
   sub->footer(
       "Endpoints: POST /v1/images/generations, POST /v1/jobs, GET|DELETE /v1/jobs/{id}, "
-      "GET /health, GET /metrics. Prints 'paradit serve: listening on http://HOST:PORT' when "
+      "GET /health, GET /metrics. Video models (Wan) are served through /v1/jobs only, with "
+      "num_frames (4k+1) and fps; a finished job carries the MP4 as b64_mp4. Prints 'paradit serve: listening on http://HOST:PORT' when "
       "ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted ones and exit 0. Under "
       "mpirun, rank 0 listens and --data_parallel_degree groups of ranks each run one request "
       "at a time (the other parallel flags apply inside a group); signal rank 0 (its pid is in "

@@ -14,9 +14,12 @@ extern "C" {
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -381,6 +384,31 @@ VideoFile read_video(const fs::path& path) {
   if (r < 0) fail_read("decoding failed: " + av_error(r));
   receive();
   return out;
+}
+
+std::string encode_mp4(const uint8_t* rgb, int frames, int height, int width, double fps,
+                       const Mp4Options& options) {
+  std::error_code ec;
+  const fs::path base = fs::temp_directory_path(ec);
+  PARADIT_CHECK(!ec, "cannot encode MP4 (no temporary directory: ", ec.message(), ")");
+  std::string pattern = (base / "paradit-mp4-XXXXXX").string();
+  PARADIT_CHECK(::mkdtemp(pattern.data()) != nullptr,
+                "cannot encode MP4 (cannot create a folder in ",
+                base.string(), ": ", std::strerror(errno), ")");
+  // Removes the private folder on every way out, an encoder error included.
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ignored;
+      fs::remove_all(dir, ignored);
+    }
+  } cleanup{pattern};
+  const fs::path file = cleanup.dir / "video.mp4";
+  save_mp4(file, rgb, frames, height, width, fps, options);
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  PARADIT_CHECK(in.good() || in.eof(), "cannot encode MP4 (cannot read back ", file.string(), ")");
+  return bytes;
 }
 
 }  // namespace paradit::io

@@ -56,6 +56,13 @@ void save_mp4_video(const std::filesystem::path& path, const core::Tensor& video
                     FrameRounding rounding = FrameRounding::kTruncate,
                     const Mp4Options& options = {});
 
+// The bytes of the file save_mp4 writes for the same arguments (same encoder and settings), for
+// answers that carry a video in memory (paradit serve). It goes through a private temporary
+// folder (mkdtemp under the system temp directory), removed whether or not the encode succeeds.
+// Error "cannot encode MP4 (<why>)".
+std::string encode_mp4(const uint8_t* rgb, int frames, int height, int width, double fps,
+                       const Mp4Options& options = {});
+
 struct VideoFile {
   std::string codec;         // FFmpeg codec name: "h264", "mpeg4", ...
   std::string pixel_format;  // the stream's: "yuv420p", ...

@@ -96,6 +96,8 @@ std::string request_to_json(const ImageRequest& r) {
   if (r.negative_prompt) j["negative_prompt"] = *r.negative_prompt;
   if (r.num_inference_steps) j["num_inference_steps"] = *r.num_inference_steps;
   if (r.guidance_scale) j["guidance_scale"] = *r.guidance_scale;  // exact: shortest round trip
+  if (r.num_frames) j["num_frames"] = *r.num_frames;
+  if (r.fps) j["fps"] = *r.fps;
   return j.dump();
 }
 
@@ -112,6 +114,8 @@ ImageRequest request_from_json(const std::string& text) {
     r.num_inference_steps = j["num_inference_steps"].get<int>();
   }
   if (j.contains("guidance_scale")) r.guidance_scale = j["guidance_scale"].get<double>();
+  if (j.contains("num_frames")) r.num_frames = j["num_frames"].get<int64_t>();
+  if (j.contains("fps")) r.fps = j["fps"].get<double>();
   return r;
 }
 

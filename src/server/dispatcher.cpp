@@ -130,6 +130,7 @@ JobView view_of(const Job& job) {
   v.created = job.created;
   v.error = job.error;
   v.images = job.images;
+  v.fps = job.request.fps;
   return v;
 }
 }  // namespace

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,8 @@ struct JobView {
   double created = 0;  // unix seconds
   std::string error;   // failed / cancelled / timed_out: why
   std::shared_ptr<const std::vector<std::string>> images;  // PNG bytes when succeeded
+                                                           // (video models: MP4 bytes)
+  std::optional<double> fps;  // video models: the MP4s' frame rate
 };
 
 struct Job;

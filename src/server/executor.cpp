@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "io/image.h"
+#include "io/video.h"
 #include "pipelines/pipeline.h"
 #include "server/encoding.h"
 
@@ -20,6 +21,7 @@ pipelines::GenerateRequest to_generate_request(const ImageRequest& r) {
   g.num_inference_steps = r.num_inference_steps;
   g.guidance_scale = r.guidance_scale;
   g.seed = r.seed;
+  g.num_frames = r.num_frames;
   return g;
 }
 
@@ -36,6 +38,30 @@ class LocalExecutor final : public Executor {
  private:
   pipelines::Pipeline& pipe_;
 };
+
+// Each video of a (n, 3, F, H, W) batch as MP4 file bytes: exactly what `paradit generate` writes
+// (the pipeline's frame rounding, save_mp4's encoder and settings) at the request's fps.
+std::vector<std::string> encode_videos(const pipelines::Pipeline& pipe,
+                                       const ImageRequest& request, const core::Tensor& videos) {
+  PARADIT_CHECK(videos.defined() && videos.ndim() == 5 && videos.dim(0) == request.n &&
+                    request.num_frames && videos.dim(2) == *request.num_frames && request.fps,
+                "serve: the pipeline returned ",
+                videos.defined() ? core::shape_str(videos.shape()) : std::string("no videos"),
+                ", expected ", request.n, " video(s) of ", request.num_frames.value_or(0),
+                " frames");
+  const io::FrameRounding rounding =
+      pipe.defaults().round_frames ? io::FrameRounding::kRound : io::FrameRounding::kTruncate;
+  const int f = static_cast<int>(videos.dim(2));
+  const int h = static_cast<int>(videos.dim(3));
+  const int w = static_cast<int>(videos.dim(4));
+  std::vector<std::string> mp4s;
+  for (int i = 0; i < request.n; ++i) {
+    const std::vector<uint8_t> rgb =
+        io::to_rgb8_video(videos.slice(0, i, i + 1), rounding);  // F·H·W·3, HWC per frame
+    mp4s.push_back(io::encode_mp4(rgb.data(), f, h, w, *request.fps));
+  }
+  return mp4s;
+}
 
 }  // namespace
 
@@ -54,6 +80,7 @@ std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageReque
         if (on_step) on_step(e.index + 1, e.total, e.seconds);
       });
   if (!encode) return {};
+  if (pipe.is_video()) return encode_videos(pipe, request, result.images);
   const core::Tensor& images = result.images;  // (n, 3, H, W)
   PARADIT_CHECK(images.defined() && images.ndim() == 4 && images.dim(0) == request.n,
                 "serve: the pipeline returned ",

@@ -25,12 +25,13 @@ class Executor {
   virtual ~Executor() = default;
   // BadRequest when the pipeline would refuse the request (checked before queueing).
   virtual void check(const ImageRequest& request) const = 0;
-  // The request's images as PNG file bytes, request.n of them, in order.
+  // The request's images as PNG file bytes, request.n of them, in order; for a video pipeline
+  // its videos as MP4 file bytes.
   virtual std::vector<std::string> run(const ImageRequest& request, const StepHook& on_step) = 0;
 };
 
 // One request through pipe.generate (collective over the pipeline's runtime when it has one):
-// its images as PNG file bytes, or nothing when !encode (the ranks of a group that do not answer).
+// its images as PNG file bytes (videos: MP4 file bytes), or nothing when !encode (the ranks of a group that do not answer).
 std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageRequest& request,
                                      const StepHook& on_step, bool encode = true);
 // BadRequest when pipe.resolve refuses the request.

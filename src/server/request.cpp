@@ -77,12 +77,13 @@ ImageRequest parse_image_request(const std::string& body, const RequestLimits& l
 
   static const std::set<std::string> kKnown = {
       "prompt",          "n",                   "size",           "response_format",
-      "negative_prompt", "num_inference_steps", "guidance_scale", "seed"};
+      "negative_prompt", "num_inference_steps", "guidance_scale", "seed",
+      "num_frames",      "fps"};
   for (const auto& [key, value] : j.items()) {
     if (kKnown.count(key) == 0) {
       reject("unknown field '", key.substr(0, 64),
              "' (known: prompt, n, size, response_format, negative_prompt, "
-             "num_inference_steps, guidance_scale, seed)");
+             "num_inference_steps, guidance_scale, seed, num_frames, fps)");
     }
   }
 
@@ -125,6 +126,34 @@ ImageRequest parse_image_request(const std::string& body, const RequestLimits& l
       reject("'seed' must be a non-negative integer, found ", s.dump().substr(0, 32));
     }
     r.seed = s.get<uint64_t>();
+  }
+  const bool video = limits.default_frames > 0;
+  for (const char* field : {"num_frames", "fps"}) {
+    if (!video && j.contains(field)) {
+      reject("'", field, "' is for video models; this model makes images");
+    }
+  }
+  if (video) {
+    r.num_frames = limits.default_frames;
+    if (j.contains("num_frames")) {
+      const int64_t k = limits.temporal_factor;
+      const int64_t f = get_integer(j["num_frames"], "num_frames", 1, limits.max_frames);
+      if ((f - 1) % k != 0) {
+        reject("'num_frames' must be ", k, "k+1 (1, ", 1 + k, ", ", 1 + 2 * k,
+               ", ...) for this model's VAE, found ", f);
+      }
+      r.num_frames = f;
+    }
+    r.fps = limits.default_fps;
+    if (j.contains("fps")) {
+      const Json& v = j["fps"];
+      if (!v.is_number()) reject("'fps' must be a number, found ", type_name(v));
+      const double fps = v.get<double>();
+      if (!std::isfinite(fps) || fps <= 0 || fps > limits.max_fps) {
+        reject("'fps' must be in (0, ", limits.max_fps, "], found ", fps);
+      }
+      r.fps = fps;
+    }
   }
   return r;
 }

@@ -21,6 +21,13 @@ struct RequestLimits {
   double min_guidance = 0.0;
   double max_guidance = 50.0;
   size_t max_prompt_bytes = 4096;
+  // Video pipelines (Pipeline::is_video()): num_frames = 1 + temporal_factor · k, at most
+  // max_frames; 0 default_frames: an image pipeline (num_frames and fps are refused).
+  int64_t default_frames = 0;
+  int64_t temporal_factor = 1;
+  int64_t max_frames = 129;
+  double default_fps = 0;
+  double max_fps = 120;
 };
 
 struct ImageRequest {
@@ -32,6 +39,10 @@ struct ImageRequest {
   std::optional<int> num_inference_steps;
   std::optional<double> guidance_scale;
   uint64_t seed = 0;
+  // Video models only, always set for them by parse_image_request (the model's defaults when the
+  // body has none); unset for image models.
+  std::optional<int64_t> num_frames;
+  std::optional<double> fps;  // of the MP4 answered
 };
 
 // Thrown for a request the client must fix (answered 400 with the message).

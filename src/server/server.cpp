@@ -37,10 +37,18 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
   send_json(res, status, Json{{"error", {{"message", message}}}});
 }
 
+// Images as {"b64_json": PNG}; videos (a video model's jobs, v.fps set) as {"b64_mp4": MP4,
+// "fps": rate}.
 Json images_json(const JobView& v) {
   Json data = Json::array();
   if (v.images) {
-    for (const std::string& png : *v.images) data.push_back({{"b64_json", base64_encode(png)}});
+    for (const std::string& file : *v.images) {
+      if (v.fps) {
+        data.push_back({{"b64_mp4", base64_encode(file)}, {"fps", *v.fps}});
+      } else {
+        data.push_back({{"b64_json", base64_encode(file)}});
+      }
+    }
   }
   return data;
 }
@@ -70,6 +78,12 @@ RequestLimits limits_of(const pipelines::Pipeline& pipe) {
   l.max_side = std::max<int64_t>(2048 / l.size_multiple * l.size_multiple, l.size_multiple);
   l.default_height = pipe.defaults().height;
   l.default_width = pipe.defaults().width;
+  if (pipe.is_video()) {
+    l.default_frames = pipe.defaults().num_frames;
+    l.temporal_factor = pipe.temporal_factor();
+    l.max_frames = std::max<int64_t>(l.max_frames, l.default_frames);
+    l.default_fps = pipe.defaults().fps;
+  }
   return l;
 }
 
@@ -98,6 +112,11 @@ int serve(const ServeOptions& opt) {
   const std::filesystem::path model_dir =
       opt.model.empty() ? pipelines::default_model_dir() : std::filesystem::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
+  // HunyuanVideo takes its prompts as precomputed embeddings (no text encoder is run), and a
+  // request cannot bring tensors or file paths.
+  PARADIT_CHECK(pipe->class_name() != "HunyuanVideoPipeline", "--model ", model_dir.string(),
+                ": ", pipe->class_name(), " needs precomputed prompt embeddings, which cannot "
+                "be sent over HTTP; serve it with `paradit generate --prompt_embeds` instead");
   // The server's point: every component is loaded once and kept for every request.
   pipe->set_keep_loaded(true);
   Cluster cluster(comm::world(), opt.parallel);  // collective under mpirun
@@ -143,6 +162,12 @@ int serve(const ServeOptions& opt) {
   };
 
   http.Post("/v1/images/generations", [&](const httplib::Request& req, httplib::Response& res) {
+    if (pipe->is_video()) {
+      // A video takes minutes; a synchronous request would hold its connection that long.
+      dispatcher.count_request("invalid");
+      return send_error(res, 400, pipe->class_name() + " makes videos: video models are served "
+                                  "through /v1/jobs (POST, then poll GET /v1/jobs/{id})");
+    }
     std::string id;
     if (!submit(req, res, false, &id)) return;
     const JobView v = dispatcher.wait(id);

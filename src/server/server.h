@@ -9,6 +9,10 @@
 //   GET    /v1/jobs/{id}           status, step progress, the images once succeeded
 //   DELETE /v1/jobs/{id}           cancels (a running job stops at its next step boundary)
 //   GET    /health, GET /metrics   liveness; Prometheus text (queue, outcomes, step latency)
+// Video models (Wan; not HunyuanVideo, which needs prompt embeddings and is refused at start) are
+// served through /v1/jobs only: the body may add num_frames (4k+1) and fps, and a succeeded job's
+// data is [{"b64_mp4": MP4 bytes, "fps": rate}, ...] (the MP4 `paradit generate` writes).
+// /v1/images/generations answers 400 for them; num_frames / fps on an image model are 400.
 // Errors are {"error": {"message": ...}}: 400 bad request, 404 unknown job, 413 body too large,
 // 429 queue full, 503 draining, 500 failed job, 504 timed-out job.
 

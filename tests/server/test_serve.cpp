@@ -597,8 +597,10 @@ TEST_F(ServeMpiTest, DeadRankEndsTheServer) {
   auto server = start({"--data_parallel_degree", "2"}, mpirun(2));
   auto cli = server->client();
   std::vector<std::string> ids;
+  // Long jobs on both groups, and a long waiting request: none can finish before mpirun ends
+  // the job after the kill (a short one could slip through on a free group).
   for (uint64_t seed : {1, 2}) {
-    auto r = cli.Post("/v1/jobs", body(200, "16x16", seed).dump(), "application/json");
+    auto r = cli.Post("/v1/jobs", body(200, "64x64", seed).dump(), "application/json");
     ASSERT_TRUE(r && r->status == 202);
     ids.push_back(Json::parse(r->body)["id"]);
   }
@@ -610,7 +612,7 @@ TEST_F(ServeMpiTest, DeadRankEndsTheServer) {
   std::atomic<bool> answered{false};
   std::thread waiter([&] {
     auto c = server->client();
-    auto r = c.Post("/v1/images/generations", body(2, "16x16", 3).dump(), "application/json");
+    auto r = c.Post("/v1/images/generations", body(200, "64x64", 3).dump(), "application/json");
     answered = r && r->status == 200;
   });
   ASSERT_EQ(::kill(rank1, SIGKILL), 0);
