@@ -16,11 +16,6 @@ using common::Linear;
 using core::Tensor;
 
 constexpr const char* kName = "DiTTransformer2DModel";
-// Message text built without std::string operator+ (GCC 12 -Wrestrict false positive).
-template <typename... Args>
-std::string cat(Args&&... args) {
-  return paradit::detail::concat(std::forward<Args>(args)...);
-}
 
 // config.json with diffusers' DiTTransformer2DModel.__init__ defaults.
 struct DiTConfig {
@@ -153,10 +148,11 @@ class DiTTransformer : public Transformer {
     const int64_t H = cfg_.heads, p = cfg_.patch_size;
 
     const Tensor x_in = common::require_input(inputs, "hidden_states", kName, "(B, C, H, W)");
-    common::check_input(x_in.ndim() == 4 && x_in.dim(1) == cfg_.in_channels &&
-                            x_in.dim(2) % p == 0 && x_in.dim(3) % p == 0,
-                        x_in, "hidden_states", kName,
-                        cat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
+    common::check_input(
+        x_in.ndim() == 4 && x_in.dim(1) == cfg_.in_channels && x_in.dim(2) % p == 0 &&
+            x_in.dim(3) % p == 0,
+        x_in, "hidden_states", kName,
+        detail::concat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
     const int64_t B = x_in.dim(0), h = x_in.dim(2) / p, w = x_in.dim(3) / p;
     const Tensor t = batch_timestep(inputs, B);     // (B)
     const Tensor labels = class_labels(inputs, B);  // (B) I64
@@ -193,9 +189,9 @@ class DiTTransformer : public Transformer {
 
  private:
   static Tensor batch_timestep(const NamedTensors& inputs, int64_t B) {
-    Tensor v = common::require_input(inputs, "timestep", kName, cat("(", B, ")"));
+    Tensor v = common::require_input(inputs, "timestep", kName, detail::concat("(", B, ")"));
     common::check_input(v.numel() == B || v.numel() == 1, v, "timestep", kName,
-                        cat("(", B, ") or a single value"));
+                        detail::concat("(", B, ") or a single value"));
     v = v.contiguous().reshape({v.numel()});
     if (v.numel() == 1 && B != 1) v = core::add(Tensor::zeros({B}), v);  // (B)
     return v;
@@ -210,7 +206,8 @@ class DiTTransformer : public Transformer {
     PARADIT_CHECK(labels.dtype() == core::DType::I64 || labels.dtype() == core::DType::I32, kName,
                   ": forward input 'class_labels' has dtype ", core::dtype_name(labels.dtype()),
                   ", expected I64 or I32");
-    common::check_input(labels.numel() == B, labels, "class_labels", kName, cat("(", B, ")"));
+    common::check_input(labels.numel() == B, labels, "class_labels", kName,
+                        detail::concat("(", B, ")"));
     labels = labels.contiguous().reshape({B});
     for (int64_t i = 0; i < B; ++i) {
       const double id = labels.item_at({i});

@@ -17,11 +17,6 @@ using common::Linear;
 using core::Tensor;
 
 constexpr const char* kName = "PixArtTransformer2DModel";
-// Message text built without std::string operator+ (GCC 12 -Wrestrict false positive).
-template <typename... Args>
-std::string cat(Args&&... args) {
-  return paradit::detail::concat(std::forward<Args>(args)...);
-}
 
 // config.json with diffusers' PixArtTransformer2DModel.__init__ defaults.
 struct PixArtConfig {
@@ -197,17 +192,17 @@ class PixArtTransformer : public Transformer {
     const int64_t ctx_channels =
         cfg_.caption_channels > 0 ? cfg_.caption_channels : cfg_.cross_attention_dim;
     Tensor ctx = common::require_input(inputs, "encoder_hidden_states", kName,
-                                       cat("(B, S_txt, ", ctx_channels, ")"));
+                                       detail::concat("(B, S_txt, ", ctx_channels, ")"));
     common::check_input(ctx.ndim() == 3 && ctx.dim(0) == B && ctx.dim(2) == ctx_channels, ctx,
                         "encoder_hidden_states", kName,
-                        cat("(", B, ", S_txt, ", ctx_channels, ")"));
+                        detail::concat("(", B, ", S_txt, ", ctx_channels, ")"));
     const Tensor t = batch_vector(inputs, "timestep", B);  // (B)
     Tensor key_mask = common::optional_input(inputs, "encoder_attention_mask");
     if (key_mask.defined()) {
       common::check_input(
           key_mask.ndim() == 2 && key_mask.dim(0) == B && key_mask.dim(1) == ctx.dim(1), key_mask,
           "encoder_attention_mask", kName,
-          cat("(", B, ", ", ctx.dim(1), ") with 1 = keep, 0 = drop"));
+          detail::concat("(", B, ", ", ctx.dim(1), ") with 1 = keep, 0 = drop"));
     }
 
     auto pass = std::make_unique<Pass>();
@@ -298,18 +293,18 @@ class PixArtTransformer : public Transformer {
   Tensor check_hidden_states(const NamedTensors& inputs) const {
     const int64_t p = cfg_.patch_size;
     const Tensor x = common::require_input(inputs, "hidden_states", kName, "(B, C, H, W)");
-    common::check_input(x.ndim() == 4 && x.dim(1) == cfg_.in_channels && x.dim(2) % p == 0 &&
-                            x.dim(3) % p == 0,
-                        x, "hidden_states", kName,
-                        cat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
+    common::check_input(
+        x.ndim() == 4 && x.dim(1) == cfg_.in_channels && x.dim(2) % p == 0 && x.dim(3) % p == 0, x,
+        "hidden_states", kName,
+        detail::concat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
     return x;
   }
 
   // A per-sample scalar input given as (B) or a single value shared by the batch.
   static Tensor batch_vector(const NamedTensors& inputs, const std::string& name, int64_t B) {
-    Tensor v = common::require_input(inputs, name, kName, cat("(", B, ")"));
+    Tensor v = common::require_input(inputs, name, kName, detail::concat("(", B, ")"));
     common::check_input(v.numel() == B || v.numel() == 1, v, name, kName,
-                        cat("(", B, ") or a single value"));
+                        detail::concat("(", B, ") or a single value"));
     v = v.contiguous().reshape({v.numel()});
     if (v.numel() == 1 && B != 1) v = core::add(Tensor::zeros({B}), v);  // (B)
     return v;
@@ -321,10 +316,12 @@ class PixArtTransformer : public Transformer {
     const std::string res_name = "added_cond_kwargs.resolution";
     const std::string ar_name = "added_cond_kwargs.aspect_ratio";
     const std::string why = " (use_additional_conditions is true)";
-    const Tensor res = common::require_input(inputs, res_name, kName, cat("(", B, ", 2)", why));
-    common::check_input(res.numel() == 2 * B, res, res_name, kName, cat("(", B, ", 2)"));
-    const Tensor ar = common::require_input(inputs, ar_name, kName, cat("(", B, ", 1)", why));
-    common::check_input(ar.numel() == B, ar, ar_name, kName, cat("(", B, ", 1)"));
+    const Tensor res =
+        common::require_input(inputs, res_name, kName, detail::concat("(", B, ", 2)", why));
+    common::check_input(res.numel() == 2 * B, res, res_name, kName, detail::concat("(", B, ", 2)"));
+    const Tensor ar =
+        common::require_input(inputs, ar_name, kName, detail::concat("(", B, ", 1)", why));
+    common::check_input(ar.numel() == B, ar, ar_name, kName, detail::concat("(", B, ", 1)"));
     const int64_t S = cfg_.dim / 3;
     Tensor r = resolution_embedder_(time_proj_(res.contiguous().reshape({2 * B})));  // (2B, S)
     r = r.reshape({B, 2 * S});                                                       // (B, 2S)
