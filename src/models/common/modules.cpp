@@ -127,6 +127,14 @@ void FeedForward::bind(const WeightScope& w, int64_t dim, FeedForwardKind kind_,
   out.bind(w / "net" / "2", inner, out_dim, bias);
 }
 
+core::Tensor modulated_feed_forward(const core::Tensor& x, const core::Tensor& shift_mlp,
+                                    const core::Tensor& scale_mlp, const core::Tensor& gate_mlp,
+                                    const FeedForward& ff, float eps) {
+  core::Tensor h = core::layer_norm(x, {}, {}, eps);  // (B, S, D)
+  h = core::modulate(h, shift_mlp, scale_mlp);        // (B, S, D)
+  return core::gated_add(x, gate_mlp, ff(h));         // (B, S, D)
+}
+
 core::Tensor FeedForward::operator()(const core::Tensor& x) const {
   core::Tensor h = proj(x);  // (..., inner) or (..., 2·inner)
   switch (kind) {

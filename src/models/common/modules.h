@@ -86,6 +86,13 @@ struct FeedForward {
   core::Tensor operator()(const core::Tensor& x) const;
 };
 
+// The feed-forward half of an MM-DiT stream (Flux, SD3 and HunyuanVideo dual-stream blocks):
+// x + gate_mlp · ff(layer_norm(x) · (1 + scale_mlp) + shift_mlp), the norm without affine.
+// x: (B, S, D)   shift_mlp, scale_mlp, gate_mlp: (B, D) → (B, S, D)
+core::Tensor modulated_feed_forward(const core::Tensor& x, const core::Tensor& shift_mlp,
+                                    const core::Tensor& scale_mlp, const core::Tensor& gate_mlp,
+                                    const FeedForward& ff, float eps);
+
 // ---------------------------------------------------------------- adaLN modulations
 // linear(silu(emb)) split in n equal chunks.   emb: (B, C) → n × (B, D) (views)
 std::vector<core::Tensor> ada_modulation(const Linear& linear, const core::Tensor& emb, int n);

@@ -124,15 +124,13 @@ std::pair<Tensor, Tensor> FluxTransformerBlock::forward(const Tensor& x_in, cons
 
   // image stream
   Tensor x = core::gated_add(x_in, n.gate_msa, x_attn);  // (B, S_img, D)
-  Tensor h = core::layer_norm(x, {}, {}, kNormEps);      // (B, S_img, D)
-  h = core::modulate(h, n.shift_mlp, n.scale_mlp);       // (B, S_img, D)
-  x = core::gated_add(x, n.gate_mlp, ff(h));             // (B, S_img, D)
+  x = common::modulated_feed_forward(x, n.shift_mlp, n.scale_mlp, n.gate_mlp, ff,
+                                     kNormEps);  // (B, S_img, D)
 
   // text stream
   Tensor c = core::gated_add(c_in, nc.gate_msa, c_attn);  // (B, S_txt, D)
-  Tensor hc = core::layer_norm(c, {}, {}, kNormEps);      // (B, S_txt, D)
-  hc = core::modulate(hc, nc.shift_mlp, nc.scale_mlp);    // (B, S_txt, D)
-  c = core::gated_add(c, nc.gate_mlp, ff_context(hc));    // (B, S_txt, D)
+  c = common::modulated_feed_forward(c, nc.shift_mlp, nc.scale_mlp, nc.gate_mlp, ff_context,
+                                     kNormEps);  // (B, S_txt, D)
   return {c, x};
 }
 

@@ -163,17 +163,15 @@ std::pair<Tensor, Tensor> JointTransformerBlock::forward(
   }
 
   // ---- image feed-forward
-  Tensor h = core::layer_norm(x, {}, {}, kNormEps);  // (B, S_img, D)
-  h = core::modulate(h, shift_mlp, scale_mlp);       // (B, S_img, D)
-  x = core::gated_add(x, gate_mlp, ff(h));           // (B, S_img, D)
+  x = common::modulated_feed_forward(x, shift_mlp, scale_mlp, gate_mlp, ff,
+                                     kNormEps);  // (B, S_img, D)
   if (context_pre_only) return {Tensor{}, x};
 
   // ---- text stream
   Tensor c_attn = attn.to_add_out(o.slice(1, S_img, S));  // (B, S_txt, D)
   Tensor c = core::gated_add(c_in, nc.gate_msa, c_attn);  // (B, S_txt, D)
-  Tensor hc = core::layer_norm(c, {}, {}, kNormEps);      // (B, S_txt, D)
-  hc = core::modulate(hc, nc.shift_mlp, nc.scale_mlp);    // (B, S_txt, D)
-  c = core::gated_add(c, nc.gate_mlp, ff_context(hc));    // (B, S_txt, D)
+  c = common::modulated_feed_forward(c, nc.shift_mlp, nc.scale_mlp, nc.gate_mlp, ff_context,
+                                     kNormEps);  // (B, S_txt, D)
   return {c, x};
 }
 
