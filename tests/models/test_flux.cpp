@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "models/flux/flux.h"
 #include "models/transformer.h"
+#include "support/transformer_fixtures.h"
 
 namespace paradit {
 namespace {
@@ -18,37 +19,17 @@ namespace {
 namespace fs = std::filesystem;
 using core::Tensor;
 
-fs::path case_dir(const std::string& name) {
-  return fs::path(PARADIT_TEST_DATA) / "transformer" / name;
-}
+using testing::read_all;
+using testing::rel_l2_err;
 
-// ‖a − b‖₂ / ‖b‖₂ in double.
-double rel_err(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return 1e30;
-  const auto x = a.to_vector(), y = b.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-    den += double(y[i]) * y[i];
-  }
-  return std::sqrt(num / den);
-}
-
-models::NamedTensors read_all(const fs::path& file) {
-  auto src = io::TensorSource::open(file);
-  models::NamedTensors out;
-  for (const auto& n : src.names()) out[n] = src.load(n).clone();
-  return out;
-}
+fs::path case_dir(const std::string& name) { return testing::transformer_case_dir(name); }
 
 double run_case(const std::string& name, core::DType dtype) {
   const fs::path dir = case_dir(name);
   auto model = models::load_transformer(dir, dtype);
   EXPECT_EQ(model->class_name(), "FluxTransformer2DModel");
   Tensor out = model->forward(read_all(dir / "inputs.safetensors"));
-  Tensor ref = io::TensorSource::open(dir / "outputs.safetensors").load("sample");
-  return rel_err(out, ref);
+  return rel_l2_err(out, testing::reference_sample(dir));
 }
 
 TEST(Flux, DevMatchesDiffusersF32) { EXPECT_LE(run_case("flux", core::DType::F32), 1e-4); }
@@ -71,8 +52,8 @@ TEST(Flux, RopeMatchesDiffusers) {
   Tensor ids = core::concat({in.load("txt_ids"), in.load("img_ids")}, 0);  // (23, 3)
   auto cfg = models::flux::FluxConfig::from(io::Config::load(dir / "config.json"));
   auto rope = models::flux::flux_rope(ids, cfg.axes_dims_rope, cfg.rope_theta);
-  EXPECT_LE(rel_err(rope.cos, mid.load("pos_embed.0")), 1e-6);
-  EXPECT_LE(rel_err(rope.sin, mid.load("pos_embed.1")), 1e-6);
+  EXPECT_LE(rel_l2_err(rope.cos, mid.load("pos_embed.0")), 1e-6);
+  EXPECT_LE(rel_l2_err(rope.sin, mid.load("pos_embed.1")), 1e-6);
 }
 
 // Ids with the leading batch dim older pipelines pass give the same result.
@@ -83,7 +64,7 @@ TEST(Flux, AcceptsBatchedIds) {
   Tensor ref = model->forward(inputs);
   inputs["img_ids"] = inputs["img_ids"].unsqueeze(0);
   inputs["txt_ids"] = inputs["txt_ids"].unsqueeze(0);
-  EXPECT_LE(rel_err(model->forward(inputs), ref), 1e-7);
+  EXPECT_LE(rel_l2_err(model->forward(inputs), ref), 1e-7);
 }
 
 // A batch of two (the fixture sample and a different one) gives each sample's own result: the
@@ -104,9 +85,9 @@ TEST(Flux, BatchOfTwoMatchesSingleSamples) {
     both[n] = core::concat({first[n], second[n]}, 0);
   }
   Tensor out = model->forward(both);  // (2, 16, 64)
-  Tensor ref = io::TensorSource::open(dir / "outputs.safetensors").load("sample");
-  EXPECT_LE(rel_err(out.slice(0, 0, 1).contiguous(), ref), 1e-4);
-  EXPECT_LE(rel_err(out.slice(0, 1, 2).contiguous(), model->forward(second)), 1e-5);
+  Tensor ref = testing::reference_sample(dir);
+  EXPECT_LE(rel_l2_err(out.slice(0, 0, 1).contiguous(), ref), 1e-4);
+  EXPECT_LE(rel_l2_err(out.slice(0, 1, 2).contiguous(), model->forward(second)), 1e-5);
 }
 
 TEST(Flux, MissingGuidanceIsAnError) {

@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "models/sd3/sd3.h"
 #include "models/transformer.h"
+#include "support/transformer_fixtures.h"
 
 namespace paradit {
 namespace {
@@ -18,37 +19,17 @@ namespace {
 namespace fs = std::filesystem;
 using core::Tensor;
 
-fs::path case_dir(const std::string& name) {
-  return fs::path(PARADIT_TEST_DATA) / "transformer" / name;
-}
+using testing::read_all;
+using testing::rel_l2_err;
 
-// ‖a − b‖₂ / ‖b‖₂ in double.
-double rel_err(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return 1e30;
-  const auto x = a.to_vector(), y = b.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-    den += double(y[i]) * y[i];
-  }
-  return std::sqrt(num / den);
-}
-
-models::NamedTensors read_all(const fs::path& file) {
-  auto src = io::TensorSource::open(file);
-  models::NamedTensors out;
-  for (const auto& n : src.names()) out[n] = src.load(n).clone();
-  return out;
-}
+fs::path case_dir(const std::string& name) { return testing::transformer_case_dir(name); }
 
 double run_case(const std::string& name, core::DType dtype) {
   const fs::path dir = case_dir(name);
   auto model = models::load_transformer(dir, dtype);
   EXPECT_EQ(model->class_name(), "SD3Transformer2DModel");
   Tensor out = model->forward(read_all(dir / "inputs.safetensors"));
-  Tensor ref = io::TensorSource::open(dir / "outputs.safetensors").load("sample");
-  return rel_err(out, ref);
+  return rel_l2_err(out, testing::reference_sample(dir));
 }
 
 TEST(SD3, MatchesDiffusersF32) { EXPECT_LE(run_case("sd3", core::DType::F32), 1e-4); }
@@ -66,11 +47,11 @@ TEST(SD3, BatchElementsAreIndependent) {
   const fs::path dir = case_dir("sd35");
   auto model = models::load_transformer(dir);
   auto inputs = read_all(dir / "inputs.safetensors");
-  Tensor ref = io::TensorSource::open(dir / "outputs.safetensors").load("sample");
+  Tensor ref = testing::reference_sample(dir);
   models::NamedTensors one;
   for (const auto& [name, t] : inputs) one[name] = t.slice(0, 1, 2).contiguous();
   Tensor out = model->forward(one);  // (1, 16, 8, 8)
-  EXPECT_LE(rel_err(out, ref.slice(0, 1, 2).contiguous()), 1e-4);
+  EXPECT_LE(rel_l2_err(out, ref.slice(0, 1, 2).contiguous()), 1e-4);
 }
 
 TEST(SD3, LatentNotMultipleOfPatchIsAnError) {

@@ -16,39 +16,17 @@
 #include "models/common/random_weights.h"
 #include "models/common/weights.h"
 #include "models/transformer.h"
+#include "support/transformer_fixtures.h"
 
 namespace paradit::video_test {
 
 namespace fs = std::filesystem;
 using core::Tensor;
 
-inline fs::path case_dir(const std::string& name) {
-  return fs::path(PARADIT_TEST_DATA) / "transformer" / name;
-}
-
-// ‖a − b‖₂ / ‖b‖₂ in double.
-inline double rel_err(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return 1e30;
-  const auto x = a.to_vector(), y = b.to_vector();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    num += (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
-    den += double(y[i]) * y[i];
-  }
-  return std::sqrt(num / den);
-}
-
-inline models::NamedTensors read_all(const fs::path& file) {
-  auto src = io::TensorSource::open(file);
-  models::NamedTensors out;
-  for (const auto& n : src.names()) out[n] = src.load(n).clone();
-  return out;
-}
-
-inline Tensor reference(const fs::path& dir) {
-  return io::TensorSource::open(dir / "outputs.safetensors").load("sample");
-}
+inline fs::path case_dir(const std::string& name) { return testing::transformer_case_dir(name); }
+using testing::read_all;
+inline double rel_err(const Tensor& a, const Tensor& b) { return testing::rel_l2_err(a, b); }
+inline Tensor reference(const fs::path& dir) { return testing::reference_sample(dir); }
 
 // config.json + weights of `dir` through `factory` (the registry is not needed).
 template <typename Factory>
