@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -86,6 +87,44 @@ inline const auto kAllForms = ::testing::Values(FileForm::kAll, FileForm::kSlowF
 
 inline std::string form_param_name(const ::testing::TestParamInfo<FileForm>& info) {
   return form_name(info.param);
+}
+
+// One reference case's `max_length_<n>` encodings, padded and unpadded, for each length: the
+// padded ids/mask exactly, and without padding the same ids up to the first padded position.
+template <typename Tokenizer>
+void expect_length_cases(const Tokenizer& tok, const std::string& text, const nlohmann::json& c,
+                         std::initializer_list<int> lengths, bool unpadded_too) {
+  for (int length : lengths) {
+    SCOPED_TRACE("max_length " + std::to_string(length));
+    const auto& want = c.at("max_length_" + std::to_string(length));
+    const auto enc = tok.encode(text, length, /*pad_to_max=*/true);
+    EXPECT_EQ(enc.ids, int_list(want.at("input_ids")));
+    EXPECT_EQ(enc.mask, int_list(want.at("attention_mask")));
+    if (!unpadded_too) continue;
+    const auto unpadded = tok.encode(text, length, /*pad_to_max=*/false);
+    std::vector<int64_t> want_unpadded;
+    for (size_t i = 0; i < enc.mask.size(); ++i) {
+      if (int_list(want.at("attention_mask"))[i] == 1) {
+        want_unpadded.push_back(int_list(want.at("input_ids"))[i]);
+      }
+    }
+    EXPECT_EQ(unpadded.ids, want_unpadded);
+    EXPECT_EQ(unpadded.mask, std::vector<int64_t>(want_unpadded.size(), 1));
+  }
+}
+
+// extra_cases.json's cases under `key` ("t5", "clip"): unpadded ids and the padded lengths.
+template <typename Tokenizer>
+void expect_extra_cases(const Tokenizer& tok, const std::string& key,
+                        std::initializer_list<int> lengths) {
+  const auto ref = load_reference(tokenizer_data() / "extra_cases.json");
+  ASSERT_FALSE(ref.at(key).empty());
+  for (const auto& c : ref.at(key)) {
+    const std::string text = c.at("text").get<std::string>();
+    SCOPED_TRACE("text: '" + text + "'");
+    EXPECT_EQ(tok.encode_unpadded(text), int_list(c.at("ids_unpadded")));
+    expect_length_cases(tok, text, c, lengths, /*unpadded_too=*/false);
+  }
 }
 
 }  // namespace paradit::test

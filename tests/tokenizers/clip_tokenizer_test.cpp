@@ -13,6 +13,8 @@
 namespace paradit::models::clip {
 namespace {
 
+using paradit::test::expect_extra_cases;
+using paradit::test::expect_length_cases;
 using paradit::test::int_list;
 using paradit::test::load_reference;
 using paradit::test::tokenizer_data;
@@ -45,40 +47,12 @@ TEST_P(ClipTokenizerTest, SharedCases) {
     SCOPED_TRACE("text: '" + text + "'");
     EXPECT_EQ(tok_->encode_unpadded(text), int_list(c.at("ids_unpadded")));
     EXPECT_EQ(tok_->tokenize(text), c.at("tokens").get<std::vector<std::string>>());
-    for (int length : {16, 77}) {
-      SCOPED_TRACE("max_length " + std::to_string(length));
-      const auto& want = c.at("max_length_" + std::to_string(length));
-      const Encoding enc = tok_->encode(text, length, /*pad_to_max=*/true);
-      EXPECT_EQ(enc.ids, int_list(want.at("input_ids")));
-      EXPECT_EQ(enc.mask, int_list(want.at("attention_mask")));
-      const Encoding unpadded = tok_->encode(text, length, /*pad_to_max=*/false);
-      std::vector<int64_t> want_unpadded;
-      for (size_t i = 0; i < enc.mask.size(); ++i) {
-        if (int_list(want.at("attention_mask"))[i] == 1) {
-          want_unpadded.push_back(int_list(want.at("input_ids"))[i]);
-        }
-      }
-      EXPECT_EQ(unpadded.ids, want_unpadded);
-      EXPECT_EQ(unpadded.mask, std::vector<int64_t>(want_unpadded.size(), 1));
-    }
+    expect_length_cases(*tok_, text, c, {16, 77}, /*unpadded_too=*/true);
   }
 }
 
 TEST_P(ClipTokenizerTest, ExtraCases) {
-  const auto ref = load_reference(tokenizer_data() / "extra_cases.json");
-  ASSERT_FALSE(ref.at("clip").empty());
-  for (const auto& c : ref.at("clip")) {
-    const std::string text = c.at("text").get<std::string>();
-    SCOPED_TRACE("text: '" + text + "'");
-    EXPECT_EQ(tok_->encode_unpadded(text), int_list(c.at("ids_unpadded")));
-    for (int length : {16, 77}) {
-      SCOPED_TRACE("max_length " + std::to_string(length));
-      const auto& want = c.at("max_length_" + std::to_string(length));
-      const Encoding enc = tok_->encode(text, length, /*pad_to_max=*/true);
-      EXPECT_EQ(enc.ids, int_list(want.at("input_ids")));
-      EXPECT_EQ(enc.mask, int_list(want.at("attention_mask")));
-    }
-  }
+  expect_extra_cases(*tok_, "clip", {16, 77});
 }
 
 TEST_P(ClipTokenizerTest, DecodeRoundTrip) {

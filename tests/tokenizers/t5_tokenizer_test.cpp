@@ -14,6 +14,8 @@
 namespace paradit::models::t5 {
 namespace {
 
+using paradit::test::expect_extra_cases;
+using paradit::test::expect_length_cases;
 using paradit::test::int_list;
 using paradit::test::load_reference;
 using paradit::test::tokenizer_data;
@@ -49,41 +51,12 @@ TEST_P(T5TokenizerTest, SharedCases) {
     EXPECT_EQ(tok_->sentencepiece_encode(text), int_list(c.at("sentencepiece_encode")));
     EXPECT_EQ(tok_->encode_unpadded(text), int_list(c.at("ids_unpadded")));
     EXPECT_EQ(tok_->tokenize(text), c.at("tokens").get<std::vector<std::string>>());
-    for (int length : {16, 77, 256}) {
-      SCOPED_TRACE("max_length " + std::to_string(length));
-      const auto& want = c.at("max_length_" + std::to_string(length));
-      const Encoding enc = tok_->encode(text, length, /*pad_to_max=*/true);
-      EXPECT_EQ(enc.ids, int_list(want.at("input_ids")));
-      EXPECT_EQ(enc.mask, int_list(want.at("attention_mask")));
-      // Without padding: the same ids up to the first padded position.
-      const Encoding unpadded = tok_->encode(text, length, /*pad_to_max=*/false);
-      std::vector<int64_t> want_unpadded;
-      for (size_t i = 0; i < enc.mask.size(); ++i) {
-        if (int_list(want.at("attention_mask"))[i] == 1) {
-          want_unpadded.push_back(int_list(want.at("input_ids"))[i]);
-        }
-      }
-      EXPECT_EQ(unpadded.ids, want_unpadded);
-      EXPECT_EQ(unpadded.mask, std::vector<int64_t>(want_unpadded.size(), 1));
-    }
+    expect_length_cases(*tok_, text, c, {16, 77, 256}, /*unpadded_too=*/true);
   }
 }
 
 TEST_P(T5TokenizerTest, ExtraCases) {
-  const auto ref = load_reference(tokenizer_data() / "extra_cases.json");
-  ASSERT_FALSE(ref.at("t5").empty());
-  for (const auto& c : ref.at("t5")) {
-    const std::string text = c.at("text").get<std::string>();
-    SCOPED_TRACE("text: '" + text + "'");
-    EXPECT_EQ(tok_->encode_unpadded(text), int_list(c.at("ids_unpadded")));
-    for (int length : {16, 77}) {
-      SCOPED_TRACE("max_length " + std::to_string(length));
-      const auto& want = c.at("max_length_" + std::to_string(length));
-      const Encoding enc = tok_->encode(text, length, /*pad_to_max=*/true);
-      EXPECT_EQ(enc.ids, int_list(want.at("input_ids")));
-      EXPECT_EQ(enc.mask, int_list(want.at("attention_mask")));
-    }
-  }
+  expect_extra_cases(*tok_, "t5", {16, 77});
 }
 
 TEST_P(T5TokenizerTest, DecodeRoundTrip) {
