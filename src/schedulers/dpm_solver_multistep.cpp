@@ -67,8 +67,14 @@ DPMSolverMultistepScheduler::DPMSolverMultistepScheduler(const DPMSolverConfig& 
   plus_plus_ =
       config_.algorithm_type == "dpmsolver++" || config_.algorithm_type == "sde-dpmsolver++";
   sde_ = config_.algorithm_type.rfind("sde-", 0) == 0;
-  alphas_cumprod_ = alphas_cumprod_from_betas(make_betas(config_.betas));
-  if (config_.betas.rescale_betas_zero_snr) alphas_cumprod_.back() = std::ldexp(1.0f, -24);
+  alphas_cumprod_ = multistep_alphas_cumprod(config_.betas);
+  conversion_.prediction = config_.prediction_type;
+  conversion_.flow_sigmas = config_.use_flow_sigmas;
+  conversion_.predict_x0 = plus_plus_;
+  conversion_.clipping = config_.clipping;
+  conversion_.threshold_epsilon = true;
+  conversion_.who = class_name();
+  conversion_.x0_option = "dpmsolver++";
 }
 
 void DPMSolverMultistepScheduler::set_timesteps(int num_inference_steps,
@@ -111,11 +117,9 @@ void DPMSolverMultistepScheduler::set_timesteps(int num_inference_steps,
   const int64_t n = custom ? static_cast<int64_t>(ts.size()) : num_inference_steps;
 
   // Training sigmas sqrt((1 - ᾱ)/ᾱ) as float32, and their logs (numpy float32).
-  std::vector<float> train(tn), log_train(tn);
-  for (int64_t i = 0; i < tn; ++i) {
-    train[i] = std::sqrt((1.0f - alphas_cumprod_[i]) / alphas_cumprod_[i]);
-    log_train[i] = std::log(train[i]);
-  }
+  const std::vector<float> train = train_sigmas(alphas_cumprod_);
+  std::vector<float> log_train(tn);
+  for (int64_t i = 0; i < tn; ++i) log_train[i] = std::log(train[i]);
   std::vector<double> sig;
   const bool round_t = config_.betas.beta_schedule != "squaredcos_cap_v2";
   auto timesteps_from_sigmas = [&](bool round) {
@@ -153,85 +157,14 @@ void DPMSolverMultistepScheduler::set_timesteps(int num_inference_steps,
       sig.push_back(train[t]);
     }
   }
-  const float last = config_.final_sigmas_type == "sigma_min"
-                         ? std::sqrt((1.0f - alphas_cumprod_[0]) / alphas_cumprod_[0])
-                         : 0.0f;
+  const float last = config_.final_sigmas_type == "sigma_min" ? train.front() : 0.0f;
   sigmas_f32_.clear();
   for (double s : sig) sigmas_f32_.push_back(static_cast<float>(s));
   sigmas_f32_.push_back(last);
   sigmas_.assign(sigmas_f32_.begin(), sigmas_f32_.end());
   timesteps_.assign(ts.begin(), ts.end());
 
-  model_outputs_.assign(config_.solver_order, core::Tensor());
-  lower_order_nums_ = 0;
-  next_index_ = -1;
-}
-
-DPMSolverMultistepScheduler::AlphaSigma DPMSolverMultistepScheduler::alpha_sigma(
-    float sigma) const {
-  if (config_.use_flow_sigmas) return {1.0f - sigma, sigma};
-  const float alpha = 1.0f / std::sqrt(mul_round(sigma, sigma) + 1.0f);
-  return {alpha, sigma * alpha};
-}
-
-float DPMSolverMultistepScheduler::lambda_of(size_t index) const {
-  AlphaSigma a = alpha_sigma(sigmas_f32_[index]);
-  return std::log(a.alpha) - std::log(a.sigma);
-}
-
-core::Tensor DPMSolverMultistepScheduler::convert_model_output(const core::Tensor& m,
-                                                               const core::Tensor& x,
-                                                               size_t index) const {
-  const float sigma = sigmas_f32_[index];
-  const AlphaSigma a = alpha_sigma(sigma);
-  const int64_t n = x.numel();
-  const float* ms = m.data<float>();
-  const float* xs = x.data<float>();
-  core::Tensor out = core::Tensor::empty(x.shape());  // x0 (++) or epsilon
-  float* o = out.data<float>();
-  if (plus_plus_) {
-    for (int64_t i = 0; i < n; ++i) {
-      switch (config_.prediction_type) {
-        case Prediction::kEpsilon:
-          o[i] = (xs[i] - a.sigma * ms[i]) / a.alpha;
-          break;
-        case Prediction::kSample:
-          o[i] = ms[i];
-          break;
-        case Prediction::kVPrediction:
-          o[i] = a.alpha * xs[i] - a.sigma * ms[i];
-          break;
-        case Prediction::kFlow:
-          o[i] = xs[i] - sigma * ms[i];
-          break;
-      }
-    }
-    if (config_.clipping.thresholding) config_.clipping.apply(out);
-    return out;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    switch (config_.prediction_type) {
-      case Prediction::kEpsilon:
-        o[i] = ms[i];
-        break;
-      case Prediction::kSample:
-        o[i] = (xs[i] - a.alpha * ms[i]) / a.sigma;
-        break;
-      case Prediction::kVPrediction:
-        o[i] = a.alpha * ms[i] + a.sigma * xs[i];
-        break;
-      case Prediction::kFlow:
-        fail(class_name(), ": flow_prediction needs dpmsolver++");
-    }
-  }
-  if (config_.clipping.thresholding) {
-    core::Tensor x0 = core::Tensor::empty(x.shape());  // (same as sample)
-    float* x0d = x0.data<float>();
-    for (int64_t i = 0; i < n; ++i) x0d[i] = (xs[i] - a.sigma * o[i]) / a.alpha;
-    config_.clipping.apply(x0);
-    for (int64_t i = 0; i < n; ++i) o[i] = (xs[i] - a.alpha * x0d[i]) / a.sigma;
-  }
-  return out;
+  history_.reset(config_.solver_order);
 }
 
 namespace {
@@ -278,8 +211,8 @@ core::Tensor DPMSolverMultistepScheduler::first_order(const core::Tensor& m, con
                                                       const core::Tensor& z, size_t i) const {
   const AlphaSigma t = alpha_sigma(sigmas_f32_[i + 1]);
   const AlphaSigma s = alpha_sigma(sigmas_f32_[i]);
-  const float lambda_t = std::log(t.alpha) - std::log(t.sigma);
-  const float lambda_s = std::log(s.alpha) - std::log(s.sigma);
+  const float lambda_t = lambda_of(t);
+  const float lambda_s = lambda_of(s);
   const float h = lambda_t - lambda_s;
   const float* zd = z.defined() ? z.data<float>() : nullptr;
   const std::string& algo = config_.algorithm_type;
@@ -307,11 +240,11 @@ core::Tensor DPMSolverMultistepScheduler::second_order(const core::Tensor& x, co
                                                        size_t i) const {
   const AlphaSigma t = alpha_sigma(sigmas_f32_[i + 1]);
   const AlphaSigma s0 = alpha_sigma(sigmas_f32_[i]);
-  const float lambda_t = std::log(t.alpha) - std::log(t.sigma);
-  const float lambda_s0 = std::log(s0.alpha) - std::log(s0.sigma);
-  const float lambda_s1 = lambda_of(i - 1);
-  const core::Tensor& m0 = model_outputs_[model_outputs_.size() - 1];
-  const core::Tensor& m1 = model_outputs_[model_outputs_.size() - 2];
+  const float lambda_t = lambda_of(t);
+  const float lambda_s0 = lambda_of(s0);
+  const float lambda_s1 = lambda_at(i - 1);
+  const core::Tensor& m0 = history_.recent(0);
+  const core::Tensor& m1 = history_.recent(1);
   const float h = lambda_t - lambda_s0, h0 = lambda_s0 - lambda_s1;
   const float r0 = h0 / h;
   const core::Tensor d1 = scaled_diff(1.0f / r0, m0, m1);  // D1 = (m0 − m1)/r0
@@ -363,14 +296,13 @@ core::Tensor DPMSolverMultistepScheduler::third_order(const core::Tensor& x, con
                                                       size_t i) const {
   const AlphaSigma t = alpha_sigma(sigmas_f32_[i + 1]);
   const AlphaSigma s0 = alpha_sigma(sigmas_f32_[i]);
-  const float lambda_t = std::log(t.alpha) - std::log(t.sigma);
-  const float lambda_s0 = std::log(s0.alpha) - std::log(s0.sigma);
-  const float lambda_s1 = lambda_of(i - 1);
-  const float lambda_s2 = lambda_of(i - 2);
-  const size_t k = model_outputs_.size();
-  const core::Tensor& m0 = model_outputs_[k - 1];
-  const core::Tensor& m1 = model_outputs_[k - 2];
-  const core::Tensor& m2 = model_outputs_[k - 3];
+  const float lambda_t = lambda_of(t);
+  const float lambda_s0 = lambda_of(s0);
+  const float lambda_s1 = lambda_at(i - 1);
+  const float lambda_s2 = lambda_at(i - 2);
+  const core::Tensor& m0 = history_.recent(0);
+  const core::Tensor& m1 = history_.recent(1);
+  const core::Tensor& m2 = history_.recent(2);
   const float h = lambda_t - lambda_s0, h0 = lambda_s0 - lambda_s1, h1 = lambda_s1 - lambda_s2;
   const float r0 = h0 / h, r1 = h1 / h;
   const core::Tensor d1_0 = scaled_diff(1.0f / r0, m0, m1);  // (m0 − m1)/r0
@@ -423,12 +355,7 @@ core::Tensor DPMSolverMultistepScheduler::step(const core::Tensor& model_output,
                                                const core::Tensor& sample,
                                                const core::Tensor& noise) {
   const std::string_view who = class_name();
-  PARADIT_CHECK(!timesteps_.empty(), who, ".step: call set_timesteps first");
-  PARADIT_CHECK(step_index < timesteps_.size(), who, ".step: step index ", step_index,
-                " is out of range for ", timesteps_.size(), " steps");
-  PARADIT_CHECK(next_index_ < 0 || static_cast<int64_t>(step_index) == next_index_, who,
-                ".step: steps must follow one another (the multistep history expects step ",
-                next_index_, ", got ", step_index, "); call set_timesteps to start over");
+  history_.check_step(who, step_index, timesteps_.size());
   core::Tensor x = step_input(sample, "sample", {}, who);
   core::Tensor m = step_input(model_output, "model_output", x.shape(), who);
   core::Tensor z;
@@ -441,20 +368,18 @@ core::Tensor DPMSolverMultistepScheduler::step(const core::Tensor& model_output,
                               config_.final_sigmas_type == "zero");
   const bool lower_order_second = step_index + 2 == n && config_.lower_order_final && n < 15;
 
-  core::Tensor converted = convert_model_output(m, x, step_index);
-  for (size_t k = 0; k + 1 < model_outputs_.size(); ++k) model_outputs_[k] = model_outputs_[k + 1];
-  model_outputs_.back() = converted;
+  core::Tensor converted = convert_model_output(m, x, sigmas_f32_[step_index], conversion_);
+  history_.push(converted);
 
   core::Tensor prev;
-  if (order == 1 || lower_order_nums_ < 1 || lower_order_final) {
+  if (order == 1 || history_.lower_order_nums() < 1 || lower_order_final) {
     prev = first_order(converted, x, z, step_index);
-  } else if (order == 2 || lower_order_nums_ < 2 || lower_order_second) {
+  } else if (order == 2 || history_.lower_order_nums() < 2 || lower_order_second) {
     prev = second_order(x, z, step_index);
   } else {
     prev = third_order(x, z, step_index);
   }
-  if (lower_order_nums_ < order) ++lower_order_nums_;
-  next_index_ = static_cast<int64_t>(step_index) + 1;
+  history_.finish_step(step_index, order);
   return prev;
 }
 

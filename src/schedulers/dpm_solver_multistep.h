@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "schedulers/multistep.h"
 #include "schedulers/schedule_math.h"
 #include "schedulers/scheduler.h"
 
@@ -51,13 +52,10 @@ class DPMSolverMultistepScheduler : public Scheduler {
   const DPMSolverConfig& config() const { return config_; }
 
  private:
-  struct AlphaSigma {
-    float alpha, sigma;
-  };
-  AlphaSigma alpha_sigma(float sigma) const;
-  float lambda_of(size_t index) const;
-  core::Tensor convert_model_output(const core::Tensor& m, const core::Tensor& x,
-                                    size_t index) const;
+  AlphaSigma alpha_sigma(float sigma) const {
+    return alpha_sigma_of(sigma, config_.use_flow_sigmas);
+  }
+  float lambda_at(size_t index) const { return lambda_of(alpha_sigma(sigmas_f32_[index])); }
   core::Tensor first_order(const core::Tensor& m, const core::Tensor& x, const core::Tensor& z,
                            size_t i) const;
   core::Tensor second_order(const core::Tensor& x, const core::Tensor& z, size_t i) const;
@@ -68,10 +66,8 @@ class DPMSolverMultistepScheduler : public Scheduler {
   bool sde_ = false;
   std::vector<float> alphas_cumprod_;
   std::vector<float> sigmas_f32_;  // N+1
-  std::vector<core::Tensor>
-      model_outputs_;  // the last solver_order converted outputs, oldest first
-  int64_t lower_order_nums_ = 0;
-  int64_t next_index_ = -1;  // the step index the history expects next; -1 after set_timesteps
+  OutputConversion conversion_;
+  MultistepHistory history_;
 };
 
 }  // namespace paradit::schedulers

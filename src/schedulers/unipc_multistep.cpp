@@ -48,8 +48,14 @@ UniPCConfig UniPCConfig::from_config(const SchedulerConfig& c) {
 }
 
 UniPCMultistepScheduler::UniPCMultistepScheduler(const UniPCConfig& config) : config_(config) {
-  alphas_cumprod_ = alphas_cumprod_from_betas(make_betas(config_.betas));
-  if (config_.betas.rescale_betas_zero_snr) alphas_cumprod_.back() = std::ldexp(1.0f, -24);
+  alphas_cumprod_ = multistep_alphas_cumprod(config_.betas);
+  conversion_.prediction = config_.prediction_type;
+  conversion_.flow_sigmas = config_.use_flow_sigmas;
+  conversion_.predict_x0 = config_.predict_x0;
+  conversion_.clipping = config_.clipping;
+  conversion_.threshold_epsilon = false;
+  conversion_.who = class_name();
+  conversion_.x0_option = "predict_x0";
 }
 
 void UniPCMultistepScheduler::set_timesteps(int num_inference_steps,
@@ -66,10 +72,7 @@ void UniPCMultistepScheduler::set_timesteps(int num_inference_steps,
   std::vector<int64_t> ts = spaced_timesteps(config_.timestep_spacing, tn, n, config_.steps_offset,
                                              /*extra_one=*/true, tn, who);
 
-  std::vector<float> train(tn);
-  for (int64_t i = 0; i < tn; ++i) {
-    train[i] = std::sqrt((1.0f - alphas_cumprod_[i]) / alphas_cumprod_[i]);
-  }
+  const std::vector<float> train = train_sigmas(alphas_cumprod_);
   const bool sigma_min_last = config_.final_sigmas_type == "sigma_min";
   std::vector<double> sig;
   double last = 0.0;
@@ -129,7 +132,7 @@ void UniPCMultistepScheduler::set_timesteps(int num_inference_steps,
       PARADIT_CHECK(t >= 0 && t < tn, who, ": timestep ", t, " is outside [0, ", tn, ")");
       sig.push_back(train[t]);
     }
-    last = sigma_min_last ? std::sqrt((1.0f - alphas_cumprod_[0]) / alphas_cumprod_[0]) : 0.0f;
+    last = sigma_min_last ? train.front() : 0.0f;
   }
   sigmas_f32_.clear();
   for (double s : sig) sigmas_f32_.push_back(static_cast<float>(s));
@@ -137,70 +140,9 @@ void UniPCMultistepScheduler::set_timesteps(int num_inference_steps,
   sigmas_.assign(sigmas_f32_.begin(), sigmas_f32_.end());
   timesteps_.assign(ts.begin(), ts.end());
 
-  model_outputs_.assign(config_.solver_order, core::Tensor());
+  history_.reset(config_.solver_order);
   last_sample_ = core::Tensor();
-  lower_order_nums_ = 0;
   this_order_ = 1;
-  next_index_ = -1;
-}
-
-UniPCMultistepScheduler::AlphaSigma UniPCMultistepScheduler::alpha_sigma(float sigma) const {
-  if (config_.use_flow_sigmas) return {1.0f - sigma, sigma};
-  const float alpha = 1.0f / std::sqrt(mul_round(sigma, sigma) + 1.0f);
-  return {alpha, sigma * alpha};
-}
-
-float UniPCMultistepScheduler::lambda_of(size_t index) const {
-  AlphaSigma a = alpha_sigma(sigmas_f32_[index]);
-  return std::log(a.alpha) - std::log(a.sigma);
-}
-
-core::Tensor UniPCMultistepScheduler::convert_model_output(const core::Tensor& m,
-                                                           const core::Tensor& x,
-                                                           size_t index) const {
-  const float sigma = sigmas_f32_[index];
-  const AlphaSigma a = alpha_sigma(sigma);
-  const int64_t n = x.numel();
-  const float* ms = m.data<float>();
-  const float* xs = x.data<float>();
-  core::Tensor out = core::Tensor::empty(x.shape());  // x0 (predict_x0) or epsilon
-  float* o = out.data<float>();
-  if (config_.predict_x0) {
-    for (int64_t i = 0; i < n; ++i) {
-      switch (config_.prediction_type) {
-        case Prediction::kEpsilon:
-          o[i] = (xs[i] - a.sigma * ms[i]) / a.alpha;
-          break;
-        case Prediction::kSample:
-          o[i] = ms[i];
-          break;
-        case Prediction::kVPrediction:
-          o[i] = a.alpha * xs[i] - a.sigma * ms[i];
-          break;
-        case Prediction::kFlow:
-          o[i] = xs[i] - sigma * ms[i];
-          break;
-      }
-    }
-    if (config_.clipping.thresholding) config_.clipping.apply(out);
-    return out;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    switch (config_.prediction_type) {
-      case Prediction::kEpsilon:
-        o[i] = ms[i];
-        break;
-      case Prediction::kSample:
-        o[i] = (xs[i] - a.alpha * ms[i]) / a.sigma;
-        break;
-      case Prediction::kVPrediction:
-        o[i] = a.alpha * ms[i] + a.sigma * xs[i];
-        break;
-      case Prediction::kFlow:
-        fail(class_name(), ": flow_prediction needs predict_x0");
-    }
-  }
-  return out;
 }
 
 namespace {
@@ -262,54 +204,66 @@ std::vector<float> solve(std::vector<std::vector<float>> a, std::vector<float> r
   return x;
 }
 
+// What UniP and UniC share for the step from sigmas[s] to sigmas[s + 1] with `order` outputs of
+// `history` (the newest at sigmas[s]): the D1_k = (m_k − m0)/r_k of the earlier outputs, the
+// coefficients, and the factors of x, m0 and the weighted differences.
+struct UniStep {
+  std::vector<core::Tensor> d1s;
+  UniCoefficients c;
+  float c_x = 0, c_m0 = 0, c_res = 0;
+};
+
+UniStep uni_step(const std::vector<float>& sigmas, const MultistepHistory& history,
+                 const UniPCConfig& config, size_t s, int64_t order, const core::Shape& shape) {
+  const bool flow = config.use_flow_sigmas;
+  const AlphaSigma t = alpha_sigma_of(sigmas[s + 1], flow);
+  const AlphaSigma s0 = alpha_sigma_of(sigmas[s], flow);
+  const float lambda_t = lambda_of(t);
+  const float lambda_s0 = lambda_of(s0);
+  const float h = lambda_t - lambda_s0;
+  const float* m0d = history.recent(0).data<float>();
+  UniStep u;
+  std::vector<float> rks;
+  for (int64_t k = 1; k < order; ++k) {
+    const float rk = (lambda_of(alpha_sigma_of(sigmas[s - k], flow)) - lambda_s0) / h;
+    rks.push_back(rk);
+    const float* mk = history.recent(k).data<float>();
+    core::Tensor d = core::Tensor::empty(shape);  // (same as sample)
+    float* dd = d.data<float>();
+    for (int64_t j = 0; j < d.numel(); ++j) dd[j] = (mk[j] - m0d[j]) / rk;
+    u.d1s.push_back(d);
+  }
+  rks.push_back(1.0f);
+  u.c = uni_coefficients(h, rks, order, config.predict_x0, config.solver_type == "bh1");
+  u.c_x = config.predict_x0 ? t.sigma / s0.sigma : t.alpha / s0.alpha;
+  u.c_m0 = (config.predict_x0 ? t.alpha : t.sigma) * u.c.h_phi_1;
+  u.c_res = (config.predict_x0 ? t.alpha : t.sigma) * u.c.b_h;
+  return u;
+}
+
 }  // namespace
 
 core::Tensor UniPCMultistepScheduler::predictor(const core::Tensor& x, size_t i,
                                                 int64_t order) const {
-  const AlphaSigma t = alpha_sigma(sigmas_f32_[i + 1]);
-  const AlphaSigma s0 = alpha_sigma(sigmas_f32_[i]);
-  const float lambda_t = std::log(t.alpha) - std::log(t.sigma);
-  const float lambda_s0 = std::log(s0.alpha) - std::log(s0.sigma);
-  const float h = lambda_t - lambda_s0;
-  const size_t k_last = model_outputs_.size() - 1;
-  const core::Tensor& m0 = model_outputs_[k_last];
-  const int64_t n = x.numel();
-  const float* m0d = m0.data<float>();
-
-  // D1_k = (m_k − m0)/r_k for the k earlier outputs.
-  std::vector<float> rks;
-  std::vector<core::Tensor> d1s;
-  for (int64_t k = 1; k < order; ++k) {
-    const float rk = (lambda_of(i - k) - lambda_s0) / h;
-    rks.push_back(rk);
-    const float* mk = model_outputs_[k_last - k].data<float>();
-    core::Tensor d = core::Tensor::empty(x.shape());  // (same as sample)
-    float* dd = d.data<float>();
-    for (int64_t j = 0; j < n; ++j) dd[j] = (mk[j] - m0d[j]) / rk;
-    d1s.push_back(d);
-  }
-  rks.push_back(1.0f);
-  const UniCoefficients c =
-      uni_coefficients(h, rks, order, config_.predict_x0, config_.solver_type == "bh1");
+  const UniStep u = uni_step(sigmas_f32_, history_, config_, i, order, x.shape());
   std::vector<float> rhos;
   if (order == 2) {
     rhos = {0.5f};
   } else if (order > 2) {
-    rhos = solve(c.r, c.b, static_cast<size_t>(order - 1));
+    rhos = solve(u.c.r, u.c.b, static_cast<size_t>(order - 1));
   }
 
+  const int64_t n = x.numel();
   const float* xd = x.data<float>();
-  const float c_x = config_.predict_x0 ? t.sigma / s0.sigma : t.alpha / s0.alpha;
-  const float c_m0 = (config_.predict_x0 ? t.alpha : t.sigma) * c.h_phi_1;
-  const float c_res = (config_.predict_x0 ? t.alpha : t.sigma) * c.b_h;
+  const float* m0d = history_.recent(0).data<float>();
   core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
   float* o = out.data<float>();
-  for (int64_t j = 0; j < n; ++j) o[j] = c_x * xd[j] - c_m0 * m0d[j];
-  if (!d1s.empty()) {
+  for (int64_t j = 0; j < n; ++j) o[j] = u.c_x * xd[j] - u.c_m0 * m0d[j];
+  if (!u.d1s.empty()) {
     for (int64_t j = 0; j < n; ++j) {
-      float res = rhos[0] * d1s[0].data<float>()[j];
-      for (size_t k = 1; k < d1s.size(); ++k) res = res + rhos[k] * d1s[k].data<float>()[j];
-      o[j] = o[j] - c_res * res;
+      float res = rhos[0] * u.d1s[0].data<float>()[j];
+      for (size_t k = 1; k < u.d1s.size(); ++k) res = res + rhos[k] * u.d1s[k].data<float>()[j];
+      o[j] = o[j] - u.c_res * res;
     }
   }
   return out;
@@ -318,51 +272,27 @@ core::Tensor UniPCMultistepScheduler::predictor(const core::Tensor& x, size_t i,
 core::Tensor UniPCMultistepScheduler::corrector(const core::Tensor& model_t,
                                                 const core::Tensor& last_sample, size_t i,
                                                 int64_t order) const {
-  const AlphaSigma t = alpha_sigma(sigmas_f32_[i]);
-  const AlphaSigma s0 = alpha_sigma(sigmas_f32_[i - 1]);
-  const float lambda_t = std::log(t.alpha) - std::log(t.sigma);
-  const float lambda_s0 = std::log(s0.alpha) - std::log(s0.sigma);
-  const float h = lambda_t - lambda_s0;
-  // model_outputs_ still ends with the output at sigmas[i-1]: model_t is not in it yet.
-  const size_t k_last = model_outputs_.size() - 1;
-  const core::Tensor& m0 = model_outputs_[k_last];
-  const int64_t n = last_sample.numel();
-  const float* m0d = m0.data<float>();
-
-  std::vector<float> rks;
-  std::vector<core::Tensor> d1s;
-  for (int64_t k = 1; k < order; ++k) {
-    const float rk = (lambda_of(i - (k + 1)) - lambda_s0) / h;
-    rks.push_back(rk);
-    const float* mk = model_outputs_[k_last - k].data<float>();
-    core::Tensor d = core::Tensor::empty(last_sample.shape());  // (same as sample)
-    float* dd = d.data<float>();
-    for (int64_t j = 0; j < n; ++j) dd[j] = (mk[j] - m0d[j]) / rk;
-    d1s.push_back(d);
-  }
-  rks.push_back(1.0f);
-  const UniCoefficients c =
-      uni_coefficients(h, rks, order, config_.predict_x0, config_.solver_type == "bh1");
+  // The history still ends with the output at sigmas[i-1]: model_t is not in it yet.
+  const UniStep u = uni_step(sigmas_f32_, history_, config_, i - 1, order, last_sample.shape());
   std::vector<float> rhos =
-      order == 1 ? std::vector<float>{0.5f} : solve(c.r, c.b, static_cast<size_t>(order));
+      order == 1 ? std::vector<float>{0.5f} : solve(u.c.r, u.c.b, static_cast<size_t>(order));
 
+  const int64_t n = last_sample.numel();
   const float* xd = last_sample.data<float>();
   const float* mt = model_t.data<float>();
-  const float c_x = config_.predict_x0 ? t.sigma / s0.sigma : t.alpha / s0.alpha;
-  const float c_m0 = (config_.predict_x0 ? t.alpha : t.sigma) * c.h_phi_1;
-  const float c_res = (config_.predict_x0 ? t.alpha : t.sigma) * c.b_h;
+  const float* m0d = history_.recent(0).data<float>();
   const float rho_t = rhos.back();
   core::Tensor out = core::Tensor::empty(last_sample.shape());  // (same as sample)
   float* o = out.data<float>();
   for (int64_t j = 0; j < n; ++j) {
-    const float base = c_x * xd[j] - c_m0 * m0d[j];
+    const float base = u.c_x * xd[j] - u.c_m0 * m0d[j];
     float corr = rho_t * (mt[j] - m0d[j]);
-    if (!d1s.empty()) {
-      float res = rhos[0] * d1s[0].data<float>()[j];
-      for (size_t k = 1; k < d1s.size(); ++k) res = res + rhos[k] * d1s[k].data<float>()[j];
+    if (!u.d1s.empty()) {
+      float res = rhos[0] * u.d1s[0].data<float>()[j];
+      for (size_t k = 1; k < u.d1s.size(); ++k) res = res + rhos[k] * u.d1s[k].data<float>()[j];
       corr = res + corr;
     }
-    o[j] = base - c_res * corr;
+    o[j] = base - u.c_res * corr;
   }
   return out;
 }
@@ -370,12 +300,7 @@ core::Tensor UniPCMultistepScheduler::corrector(const core::Tensor& model_t,
 core::Tensor UniPCMultistepScheduler::step(const core::Tensor& model_output, size_t step_index,
                                            const core::Tensor& sample, const core::Tensor&) {
   const std::string_view who = class_name();
-  PARADIT_CHECK(!timesteps_.empty(), who, ".step: call set_timesteps first");
-  PARADIT_CHECK(step_index < timesteps_.size(), who, ".step: step index ", step_index,
-                " is out of range for ", timesteps_.size(), " steps");
-  PARADIT_CHECK(next_index_ < 0 || static_cast<int64_t>(step_index) == next_index_, who,
-                ".step: steps must follow one another (the multistep history expects step ",
-                next_index_, ", got ", step_index, "); call set_timesteps to start over");
+  history_.check_step(who, step_index, timesteps_.size());
   core::Tensor x = step_input(sample, "sample", {}, who);
   core::Tensor m = step_input(model_output, "model_output", x.shape(), who);
 
@@ -385,20 +310,19 @@ core::Tensor UniPCMultistepScheduler::step(const core::Tensor& model_output, siz
       config_.disable_corrector.end();
   const bool use_corrector = i > 0 && !corrector_disabled && last_sample_.defined();
 
-  core::Tensor converted = convert_model_output(m, x, step_index);
+  core::Tensor converted = convert_model_output(m, x, sigmas_f32_[step_index], conversion_);
   if (use_corrector) x = corrector(converted, last_sample_, step_index, this_order_);
 
-  for (size_t k = 0; k + 1 < model_outputs_.size(); ++k) model_outputs_[k] = model_outputs_[k + 1];
-  model_outputs_.back() = converted;
+  history_.push(converted);
 
   const int64_t n = static_cast<int64_t>(timesteps_.size());
   int64_t order =
       config_.lower_order_final ? std::min(config_.solver_order, n - i) : config_.solver_order;
-  this_order_ = std::min(order, lower_order_nums_ + 1);  // warm-up of the multistep history
+  this_order_ =
+      std::min(order, history_.lower_order_nums() + 1);  // warm-up of the multistep history
   last_sample_ = x;
   core::Tensor prev = predictor(x, step_index, this_order_);
-  if (lower_order_nums_ < config_.solver_order) ++lower_order_nums_;
-  next_index_ = i + 1;
+  history_.finish_step(step_index, config_.solver_order);
   return prev;
 }
 

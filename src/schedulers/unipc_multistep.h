@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "schedulers/multistep.h"
 #include "schedulers/schedule_math.h"
 #include "schedulers/scheduler.h"
 
@@ -49,13 +50,6 @@ class UniPCMultistepScheduler : public Scheduler {
   const UniPCConfig& config() const { return config_; }
 
  private:
-  struct AlphaSigma {
-    float alpha, sigma;
-  };
-  AlphaSigma alpha_sigma(float sigma) const;
-  float lambda_of(size_t index) const;
-  core::Tensor convert_model_output(const core::Tensor& m, const core::Tensor& x,
-                                    size_t index) const;
   // UniP: the sample at sigmas[i+1] from x at sigmas[i]. UniC: x_t at sigmas[i] refined with
   // its own converted output `model_t`, from last_sample at sigmas[i-1].
   core::Tensor predictor(const core::Tensor& x, size_t i, int64_t order) const;
@@ -65,12 +59,10 @@ class UniPCMultistepScheduler : public Scheduler {
   UniPCConfig config_;
   std::vector<float> alphas_cumprod_;
   std::vector<float> sigmas_f32_;  // N+1
-  std::vector<core::Tensor>
-      model_outputs_;  // the last solver_order converted outputs, oldest first
+  OutputConversion conversion_;
+  MultistepHistory history_;
   core::Tensor last_sample_;
-  int64_t lower_order_nums_ = 0;
   int64_t this_order_ = 1;
-  int64_t next_index_ = -1;
 };
 
 }  // namespace paradit::schedulers
