@@ -4,32 +4,12 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/vae/kl_common.h"
+
 namespace paradit::models::vae {
 
 using common::WeightScope;
 using core::Tensor;
-
-namespace {
-
-// diffusers builds every VAE norm and resnet with eps 1e-6 (vae.py passes resnet_eps=1e-6).
-constexpr float kNormEps = 1e-6f;
-
-std::vector<std::string> string_list(const io::Config& config, const std::string& key,
-                                     std::vector<std::string> fallback) {
-  if (!config.has(key)) return fallback;
-  const io::Json& v = config.json().at(key);
-  PARADIT_CHECK(v.is_array(), config.where(), ": '", key, "' must be a list of strings, found ",
-                v.type_name());
-  std::vector<std::string> out;
-  for (const auto& e : v) {
-    PARADIT_CHECK(e.is_string(), config.where(), ": '", key,
-                  "' must be a list of strings, found an element of type ", e.type_name());
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------- spatial operations
 
@@ -92,20 +72,7 @@ AutoencoderKLConfig AutoencoderKLConfig::from(const io::Config& config) {
     PARADIT_CHECK(t == "UpDecoderBlock2D", where, ": up block type '", t,
                   "' is not supported (expected UpDecoderBlock2D)");
   }
-  PARADIT_CHECK(c.norm_num_groups >= 1, where, ": norm_num_groups is ", c.norm_num_groups,
-                " (expected a positive number)");
-  for (int64_t ch : c.block_out_channels) {
-    PARADIT_CHECK(ch >= 1 && ch % c.norm_num_groups == 0, where, ": block_out_channels entry ", ch,
-                  " is not a positive multiple of norm_num_groups ", c.norm_num_groups);
-  }
-  PARADIT_CHECK(c.layers_per_block >= 1, where, ": layers_per_block is ", c.layers_per_block,
-                " (expected at least 1)");
-  PARADIT_CHECK(c.in_channels >= 1 && c.out_channels >= 1 && c.latent_channels >= 1, where,
-                ": in_channels ", c.in_channels, ", out_channels ", c.out_channels,
-                ", latent_channels ", c.latent_channels, " must be positive");
-  PARADIT_CHECK(c.scaling_factor != 0.0 && std::isfinite(c.scaling_factor), where,
-                ": scaling_factor ", c.scaling_factor, " must be finite and nonzero");
-  common::activation_from_name(c.act_fn, where + ": act_fn");  // Error when unknown
+  check_kl_config(c, where);
   return c;
 }
 
@@ -136,16 +103,9 @@ void ResnetBlock2D::bind(const WeightScope& w, int64_t in, int64_t out, int64_t 
 }
 
 Tensor ResnetBlock2D::forward(const Tensor& x, const SpatialOps& ops) const {
-  Tensor h = norm1(x, ops);      // (N, in, H, W)
-  h = common::activate(h, act);  // (N, in, H, W)
-  h = conv1(h, ops);             // (N, out, H, W)
-  h = norm2(h, ops);             // (N, out, H, W)
-  h = common::activate(h, act);  // (N, out, H, W)
-  h = conv2(h, ops);             // (N, out, H, W)
-  // output_scale_factor is 1 in every VAE block, so (shortcut + h) / 1 is left as the sum.
   // conv_shortcut (1×1) only where the channel count changes.
-  const Tensor shortcut = conv_shortcut.weight.defined() ? conv_shortcut(x, ops) : x;
-  return core::add(shortcut, h);  // (N, out, H, W)
+  const Conv2d* shortcut = conv_shortcut.weight.defined() ? &conv_shortcut : nullptr;
+  return resnet_forward(x, norm1, conv1, norm2, conv2, shortcut, act, ops);  // (N, out, H, W)
 }
 
 void MidBlockAttention::bind(const WeightScope& w, int64_t channels_, int64_t groups, float eps) {
@@ -342,20 +302,10 @@ LatentDistribution AutoencoderKL::encode(const Tensor& x, const SpatialOps& ops)
   Tensor h = x.dtype() == core::DType::F32 ? x : x.to(core::DType::F32);
   h = encoder_.forward(h, ops);                 // (N, 2·latent, H/f, W/f)
   if (quant_conv_) h = (*quant_conv_)(h, ops);  // (N, 2·latent, H/f, W/f)
-  const int64_t N = h.dim(0), L = cfg_.latent_channels, plane = h.dim(2) * h.dim(3);
+  const int64_t L = cfg_.latent_channels;
   LatentDistribution dist;
-  dist.mean = h.slice(1, 0, L).contiguous();    // (N, latent, H/f, W/f)
-  dist.std = Tensor::empty(dist.mean.shape());  // (N, latent, H/f, W/f)
-  const float* moments = h.data<float>();
-  float* sd = dist.std.data<float>();
-  for (int64_t n = 0; n < N; ++n) {
-    const float* logvar = moments + (n * 2 * L + L) * plane;
-    float* dst = sd + n * L * plane;
-    for (int64_t i = 0; i < L * plane; ++i) {
-      const float lv = std::min(std::max(logvar[i], -30.0f), 20.0f);
-      dst[i] = std::exp(0.5f * lv);
-    }
-  }
+  dist.mean = h.slice(1, 0, L).contiguous();        // (N, latent, H/f, W/f)
+  dist.std = std_from_logvar(h.slice(1, L, 2 * L));  // (N, latent, H/f, W/f)
   return dist;
 }
 
@@ -388,15 +338,7 @@ Tensor AutoencoderKL::scale_latents(const Tensor& latents) const {
 
 std::unique_ptr<AutoencoderKL> load_autoencoder_kl(const std::filesystem::path& dir,
                                                    core::DType matrix_dtype) {
-  const io::ModelFolder folder = io::ModelFolder::open(dir.string());
-  const std::filesystem::path vdir =
-      folder.is_pipeline() ? folder.component("vae").dir : folder.root();
-  const io::Config config = io::Config::load(vdir / "config.json");
-  const AutoencoderKLConfig cfg = AutoencoderKLConfig::from(config);
-  // Bound tensors are views of the mapping (or converted copies) and keep it alive.
-  const io::TensorSource source = io::TensorSource::open(vdir);
-  const common::CheckpointWeights weights(source);
-  return std::make_unique<AutoencoderKL>(cfg, weights, matrix_dtype);
+  return load_vae<AutoencoderKL, AutoencoderKLConfig>(dir, matrix_dtype);
 }
 
 }  // namespace paradit::models::vae

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/vae/kl_common.h"
+
 namespace paradit::models::vae {
 
 using common::WeightScope;
@@ -12,25 +14,7 @@ using core::Tensor;
 
 namespace {
 
-// diffusers builds every HunyuanVideo VAE norm with eps 1e-6 (resnet_eps and the out norms).
-constexpr float kNormEps = 1e-6f;
-
 std::string str(const Tensor& t) { return t.defined() ? t.str() : std::string("undefined"); }
-
-std::vector<std::string> string_list(const io::Config& config, const std::string& key,
-                                     std::vector<std::string> fallback) {
-  if (!config.has(key)) return fallback;
-  const io::Json& v = config.json().at(key);
-  PARADIT_CHECK(v.is_array(), config.where(), ": '", key, "' must be a list of strings, found ",
-                v.type_name());
-  std::vector<std::string> out;
-  for (const auto& e : v) {
-    PARADIT_CHECK(e.is_string(), config.where(), ": '", key,
-                  "' must be a list of strings, found an element of type ", e.type_name());
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
 
 int log2_exact(int64_t v) {
   int n = 0;
@@ -80,17 +64,6 @@ void blend_frames(const Tensor& a, Tensor& b, int64_t extent) {
 // Frames [begin, min(end, T)) of x as a new contiguous tensor.
 Tensor frames(const Tensor& x, int64_t begin, int64_t end) {
   return x.slice(2, begin, std::min(end, x.dim(2))).clone();
-}
-
-Tensor moments_to_std(const Tensor& logvar) {
-  const Tensor lv = logvar.contiguous();
-  Tensor out = Tensor::empty(lv.shape());  // same shape
-  const float* src = lv.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t i = 0; i < lv.numel(); ++i) {
-    dst[i] = std::exp(0.5f * std::min(std::max(src[i], -30.0f), 20.0f));
-  }
-  return out;
 }
 
 }  // namespace
@@ -152,20 +125,7 @@ AutoencoderKLHunyuanVideoConfig AutoencoderKLHunyuanVideoConfig::from(const io::
                 " in time, but the config states spatial_compression_ratio ",
                 c.spatial_compression_ratio, " and temporal_compression_ratio ",
                 c.temporal_compression_ratio);
-  PARADIT_CHECK(c.norm_num_groups >= 1, where, ": norm_num_groups is ", c.norm_num_groups,
-                " (expected a positive number)");
-  for (int64_t ch : c.block_out_channels) {
-    PARADIT_CHECK(ch >= 1 && ch % c.norm_num_groups == 0, where, ": block_out_channels entry ", ch,
-                  " is not a positive multiple of norm_num_groups ", c.norm_num_groups);
-  }
-  PARADIT_CHECK(c.layers_per_block >= 1, where, ": layers_per_block is ", c.layers_per_block,
-                " (expected at least 1)");
-  PARADIT_CHECK(c.in_channels >= 1 && c.out_channels >= 1 && c.latent_channels >= 1, where,
-                ": in_channels ", c.in_channels, ", out_channels ", c.out_channels,
-                ", latent_channels ", c.latent_channels, " must be positive");
-  PARADIT_CHECK(c.scaling_factor != 0.0 && std::isfinite(c.scaling_factor), where,
-                ": scaling_factor ", c.scaling_factor, " must be finite and nonzero");
-  common::activation_from_name(c.act_fn, where + ": act_fn");  // Error when unknown
+  check_kl_config(c, where);
   return c;
 }
 
@@ -208,12 +168,8 @@ void HunyuanResnetBlock::bind(const WeightScope& w, int64_t in, int64_t out, int
 }
 
 Tensor HunyuanResnetBlock::forward(const Tensor& x, const VideoSpatialOps& ops) const {
-  Tensor h = common::activate(norm1(x, ops), act);  // (N, in, T, H, W)
-  h = conv1(h, ops);                                // (N, out, T, H, W)
-  h = common::activate(norm2(h, ops), act);         // (N, out, T, H, W)
-  h = conv2(h, ops);                                // (N, out, T, H, W)
-  const Tensor residual = conv_shortcut ? (*conv_shortcut)(x) : x;
-  return core::add(h, residual);  // (N, out, T, H, W)
+  const HunyuanCausalConv3d* shortcut = conv_shortcut ? &*conv_shortcut : nullptr;
+  return resnet_forward(x, norm1, conv1, norm2, conv2, shortcut, act, ops);  // (N, out, T, H, W)
 }
 
 void HunyuanMidAttention::bind(const WeightScope& w, int64_t channels, int64_t groups) {
@@ -482,7 +438,7 @@ HunyuanVideoLatentDistribution AutoencoderKLHunyuanVideo::encode(const Tensor& x
   const int64_t L = cfg_.latent_channels;
   HunyuanVideoLatentDistribution dist;
   dist.mean = h.slice(1, 0, L).contiguous();        // (N, L, t, h, w)
-  dist.std = moments_to_std(h.slice(1, L, 2 * L));  // (N, L, t, h, w)
+  dist.std = std_from_logvar(h.slice(1, L, 2 * L));  // (N, L, t, h, w)
   return dist;
 }
 
@@ -498,15 +454,7 @@ Tensor AutoencoderKLHunyuanVideo::unscale_latents(const Tensor& latents) const {
 
 std::unique_ptr<AutoencoderKLHunyuanVideo> load_autoencoder_kl_hunyuan_video(
     const std::filesystem::path& dir, core::DType matrix_dtype) {
-  const io::ModelFolder folder = io::ModelFolder::open(dir.string());
-  const std::filesystem::path vdir =
-      folder.is_pipeline() ? folder.component("vae").dir : folder.root();
-  const io::Config config = io::Config::load(vdir / "config.json");
-  const AutoencoderKLHunyuanVideoConfig cfg = AutoencoderKLHunyuanVideoConfig::from(config);
-  // Bound tensors are views of the mapping (or converted copies) and keep it alive.
-  const io::TensorSource source = io::TensorSource::open(vdir);
-  const common::CheckpointWeights weights(source);
-  return std::make_unique<AutoencoderKLHunyuanVideo>(cfg, weights, matrix_dtype);
+  return load_vae<AutoencoderKLHunyuanVideo, AutoencoderKLHunyuanVideoConfig>(dir, matrix_dtype);
 }
 
 }  // namespace paradit::models::vae

@@ -7,6 +7,8 @@
 #include <string>
 #include <type_traits>
 
+#include "models/vae/kl_common.h"
+
 namespace paradit::models::vae {
 
 using common::WeightScope;
@@ -557,13 +559,7 @@ VideoLatentDistribution AutoencoderKLWan::encode(const Tensor& x) const {
   const int64_t Z = cfg_.z_dim;
   VideoLatentDistribution dist;
   dist.mean = h.slice(1, 0, Z).contiguous();  // (N, z, t, h, w)
-  const Tensor logvar = h.slice(1, Z, 2 * Z).contiguous();
-  dist.std = Tensor::empty(logvar.shape());  // (N, z, t, h, w)
-  const float* lv = logvar.data<float>();
-  float* sd = dist.std.data<float>();
-  for (int64_t i = 0; i < logvar.numel(); ++i) {
-    sd[i] = std::exp(0.5f * std::min(std::max(lv[i], -30.0f), 20.0f));
-  }
+  dist.std = std_from_logvar(h.slice(1, Z, 2 * Z));  // (N, z, t, h, w)
   return dist;
 }
 
@@ -605,15 +601,7 @@ Tensor AutoencoderKLWan::normalize_latents(const Tensor& z) const {
 
 std::unique_ptr<AutoencoderKLWan> load_autoencoder_kl_wan(const std::filesystem::path& dir,
                                                           core::DType matrix_dtype) {
-  const io::ModelFolder folder = io::ModelFolder::open(dir.string());
-  const std::filesystem::path vdir =
-      folder.is_pipeline() ? folder.component("vae").dir : folder.root();
-  const io::Config config = io::Config::load(vdir / "config.json");
-  const AutoencoderKLWanConfig cfg = AutoencoderKLWanConfig::from(config);
-  // Bound tensors are views of the mapping (or converted copies) and keep it alive.
-  const io::TensorSource source = io::TensorSource::open(vdir);
-  const common::CheckpointWeights weights(source);
-  return std::make_unique<AutoencoderKLWan>(cfg, weights, matrix_dtype);
+  return load_vae<AutoencoderKLWan, AutoencoderKLWanConfig>(dir, matrix_dtype);
 }
 
 }  // namespace paradit::models::vae
