@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-PARADIT_CMAKE_ARGS="-DPARADIT_WERROR=ON ${PARADIT_CMAKE_ARGS:-}" scripts/setup.sh "$BUILD_DIR"
+PARADIT_CMAKE_ARGS="-DPARADIT_WERROR=ON ${PARADIT_CMAKE_ARGS:-}" scripts/setup.sh --tests "$BUILD_DIR"
 cd "$BUILD_DIR"
 ctest --output-on-failure -j 2 --timeout 900

@@ -20,6 +20,14 @@
 
 namespace paradit::testing {
 
+// Hang checks: a job that must end on its own (a failing rank ends every rank) runs under
+// `timeout -s KILL kHangKillSeconds` (status 137 = it hung) and must have ended within
+// kEndsWithinSeconds. The bound tells a hang from an end, not a fast end from a slow one: it is
+// far above the time such a job takes on a loaded 2-core machine (≈ 10 s seen in a fresh root
+// while another test ran) and far below "never".
+constexpr int kHangKillSeconds = 120;
+constexpr double kEndsWithinSeconds = 60.0;
+
 struct Proc {
   int status = -1;  // exit code; -1 when not exited normally
   double seconds = 0;  // wall-clock time of the run
