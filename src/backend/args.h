@@ -284,16 +284,28 @@ struct GatedAddArgs {
   void* out = nullptr;
 };
 
-// out = ((c0·t0 + c1·t1) + c2·t2) + …, n contiguous elements each, evaluated left to right
-// in f32 with each product and sum rounded to f32 (no fused multiply-add), as the schedulers'
-// Python expressions evaluate in diffusers. A term with a null t is skipped.
+// out = (((c0·t0 + c1·t1) + c2·t2) + …)·post_mul / post_div, n contiguous elements each,
+// evaluated left to right in f32 with each product, sum and the final multiply and divide
+// rounded to f32 (no fused multiply-add; a true division), as the schedulers' Python
+// expressions evaluate in diffusers (x − σ·v, c·(a − b), (x − σ·ε)/α …). Multiplying and
+// dividing by 1 are exact, so the defaults leave the sum as it is.
 struct LincombArgs {
   int terms = 0;
   float coef[kMaxTerms] = {};
   const void* t[kMaxTerms] = {};
+  float post_mul = 1.0f, post_div = 1.0f;
   int64_t n = 0;
   DType dtype = DType::F32;  // every t and out
   void* out = nullptr;
+};
+
+// y = min(max(x, lo), hi) over n contiguous elements (the schedulers' sample clipping).
+struct ClampArgs {
+  const void* x = nullptr;
+  int64_t n = 0;
+  float lo = 0.0f, hi = 0.0f;
+  DType dtype = DType::F32;
+  void* y = nullptr;
 };
 
 // Per-channel affine map of x contiguous (outer, C, inner), in f32 with one rounding per op:

@@ -1,33 +1,66 @@
 #pragma once
-// Device-dispatched tensor ops. Each op checks its arguments (a paradit::Error naming the op
-// and the shapes on mismatch) and calls the backend body (src/backend/cpu for host tensors).
+// Device-dispatched tensor ops. One front end per op (src/core/ops_*.cpp) checks its arguments
+// once (a paradit::Error naming the op and the shapes on mismatch), sizes and allocates the
+// output on the inputs' device, fills the op's argument struct (src/backend/args.h) and calls
+// the body for (device, dtype): src/backend/cpu/ops.h or src/backend/cuda/ops.h. Which pairs
+// exist: core::supports (op_registry.h); others fail with a line naming op, device and dtype.
 //
 // Conventions
-// - Activations are F32 on the CPU backend. Weights may be F32 or BF16 where stated.
+// - All tensors of one call are on one device (the first input's); a mix is an Error.
+// - Activations: F32 on the CPU; F32, BF16 or F16 on CUDA, where the result has the activation
+//   dtype and the math runs in f32. Weights may be F32 or BF16 (CUDA: also F16) where stated;
+//   on CUDA a linear/conv runs in the weight's dtype (x converted). Vector parameters (biases,
+//   norm weights, cos/sin tables) are F32 or converted to it.
 // - An absent optional tensor is an undefined Tensor ({}).
 // - Inputs may be non-contiguous views unless the comment says "contiguous"; ops copy when
 //   their kernel needs it. Outputs are new contiguous tensors.
+// - Fusions (a linear's activation epilogue, a norm's adaLN modulation, a group norm's
+//   activation) are options: CUDA fuses them, the CPU runs the same math as separate ops.
 
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
+#include "backend/args.h"
 #include "core/tensor.h"
 
 namespace paradit::core {
 
+using backend::Activation;
+using backend::AttentionBackend;
+
 // ---------------------------------------------------------------- GEMM
-// x: (..., K) F32   w: (N, K) F32|BF16   bias: (N) F32 or {}   → (..., N) F32
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = {});
-// a: (B, M, K)   b: (B, K, N), or (B, N, K) when trans_b   → (B, M, N)   (all F32)
+// x: (..., K)   w: (N, K) F32|BF16(|F16 on CUDA)   bias: (N) or {}   → act((..., N))
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = {},
+              Activation act = Activation::kNone);
+// a: (B, M, K)   b: (B|1, K, N), or (B|1, N, K) when trans_b   → (B, M, N)   (one dtype)
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_b = false);
 
 // ---------------------------------------------------------------- normalization
+// adaLN modulation fused into a norm: norm(x)·(1 + scale) + shift for x (B, S, D) with shift,
+// scale (B, D) or (B, 1, D) (batch B or 1). Both undefined: none.
+struct Modulation {
+  Tensor shift, scale;
+  bool defined() const { return shift.defined() || scale.defined(); }
+};
 // Over the last dim. weight/bias: (D) or {} (no affine).
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                  const Modulation& mod = {});
 // x / sqrt(mean(x²) + eps) * weight, over the last dim. weight: (D) or {}.
-Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
-// x: (N, C, *spatial)   weight/bias: (C) or {}   → same shape
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, const Modulation& mod = {});
+// x: (N, C, *spatial)   weight/bias: (C) or {}   → act(group_norm(x)), same shape
 Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias,
-                  float eps);
+                  float eps, Activation act = Activation::kNone);
+// The two halves of group_norm, for a patch-parallel caller that combines the statistics of
+// its ranks in between: mean and population variance of each (n, group), (N·groups) F64 on x's
+// device, accumulated in double.
+struct GroupNormStats {
+  Tensor mean, var;
+};
+GroupNormStats group_norm_stats(const Tensor& x, int groups);
+Tensor group_norm_apply(const Tensor& x, int groups, const GroupNormStats& stats,
+                        const Tensor& weight, const Tensor& bias, float eps,
+                        Activation act = Activation::kNone);
 
 // ---------------------------------------------------------------- activations
 Tensor gelu(const Tensor& x, bool tanh_approx = false);
@@ -46,6 +79,9 @@ Tensor apply_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, RopeSty
 // ---------------------------------------------------------------- attention
 struct AttentionOptions {
   float scale = 0.0f;  // 0 → 1/sqrt(D)
+  // CUDA only: which implementation (kAuto: the process default, see
+  // set_default_attention_backend, which starts as cuDNN where it takes the arguments).
+  AttentionBackend backend = AttentionBackend::kAuto;
   Tensor key_mask;     // (B, Sk) F32 (1 keep / 0 drop) or Bool; {} = all keys
   Tensor bias;         // additive, (B|1, H|1, Sq, Sk) F32; {} = none
   bool return_lse = false;
@@ -67,6 +103,10 @@ struct AttentionResult {
 // last dim is contiguous (e.g. a slice of a fused qkv projection).
 AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
                           const AttentionOptions& options = {});
+// The implementation kAuto stands for on CUDA (`--attention_backend`); kAuto restores the
+// default choice. Per process; the CPU ignores it.
+void set_default_attention_backend(AttentionBackend backend);
+AttentionBackend default_attention_backend();
 
 // ---------------------------------------------------------------- convolution / resampling
 struct Conv2dOptions {
@@ -94,7 +134,7 @@ struct Conv3dOptions {
 Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3dOptions& opt);
 
 // ---------------------------------------------------------------- elementwise
-// Numpy-style broadcasting of both operands; F32.
+// Numpy-style broadcasting of both operands; one dtype.
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
@@ -104,12 +144,27 @@ void add_(Tensor& a, const Tensor& b);         // a += b (b broadcast to a; a co
 Tensor modulate(const Tensor& x, const Tensor& shift, const Tensor& scale);
 // x, y: (B, S, D)   gate: (B, D)   → x + gate · y
 Tensor gated_add(const Tensor& x, const Tensor& gate, const Tensor& y);
+// (((c0·t0 + c1·t1) + …)·post_mul)/post_div, elementwise over tensors of one shape, each
+// product and sum rounded to the dtype's f32 math in this order (the schedulers' update rules
+// as diffusers evaluates them). Terms with an undefined tensor are skipped; at most 6 terms.
+struct LincombPost {
+  float mul = 1.0f, div = 1.0f;
+};
+Tensor lincomb(std::initializer_list<std::pair<float, Tensor>> terms, LincombPost post = {});
+// min(max(x, lo), hi)
+Tensor clamp(const Tensor& x, float lo, float hi);
+// Per-channel affine map along `dim` (a, b: one value per channel, or one for all):
+// kSubMul: (x − a)·b;  kDivAdd: x / b + a  (the VAEs' latent normalisation and its inverse).
+using backend::AffineKind;
+Tensor affine(const Tensor& x, int dim, AffineKind kind, const std::vector<float>& a,
+              const std::vector<float>& b);
 
 // ---------------------------------------------------------------- shape ops
 Tensor concat(const std::vector<Tensor>& parts, int dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);  // views
 std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim);                        // views
-// table: (V, D) F32|BF16   ids: (...) I64|I32   → (..., D) F32. Out-of-range id → Error.
+// table: (V, D) F32|BF16   ids: (...) I64|I32 on the CPU (checked there, moved to the table's
+// device)   → (..., D) F32 on the CPU, the table's dtype on CUDA. Out-of-range id → Error.
 Tensor embedding(const Tensor& table, const Tensor& ids);
 
 }  // namespace paradit::core

@@ -1,22 +1,26 @@
-// core::attention: argument checks and layout for the flash-style kernel (backend/cpu/attention).
+// core::attention: the front end (checks, layout, key mask as bytes on the device), then the
+// flash-style body of the tensors' device (backend/cpu/attention, backend/cuda: cuDNN or
+// paradit's flash kernel).
 
+#include <atomic>
 #include <cmath>
-#include <limits>
-#include <vector>
 
-#include "backend/cpu/attention.h"
 #include "core/ops.h"
+#include "core/ops_common.h"
 
 namespace paradit::core {
+
+using namespace detail;
+
 namespace {
 
-// q/k/v must be 4-D F32 on the CPU with a contiguous last dim; other strides are free.
-Tensor check_qkv(const char* name, const Tensor& t) {
-  PARADIT_CHECK(t.defined(), "attention: ", name, " is undefined");
-  PARADIT_CHECK(t.dtype() == DType::F32 && t.ndim() == 4, "attention: ", name, " ", t.str(),
-                " must be F32 (batch, seq, heads, head_dim)");
-  PARADIT_CHECK(t.device() == Device::CPU, "attention: ", name, " ", t.str(), " is on ",
-                device_name(t.device()), "; only the CPU backend is built");
+std::atomic<AttentionBackend> g_default_backend{AttentionBackend::kAuto};
+
+// q/k/v: 4-D on `dev` with a contiguous last dim; other strides are free.
+Tensor check_qkv(const char* name, const Tensor& t, Device dev, DType dtype) {
+  check_input(Op::kAttention, name, t, dev);
+  PARADIT_CHECK(t.ndim() == 4 && t.dtype() == dtype, "attention: ", name, " ", t.str(),
+                " must be ", dtype_name(dtype), " (batch, seq, heads, head_dim)");
   if (t.dim(3) > 1 && t.stride(3) != 1) return t.contiguous();
   return t;
 }
@@ -28,11 +32,16 @@ int64_t bcast_stride(const Tensor& t, int i, int64_t target) {
 
 }  // namespace
 
+void set_default_attention_backend(AttentionBackend backend) { g_default_backend = backend; }
+AttentionBackend default_attention_backend() { return g_default_backend; }
+
 AttentionResult attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                           const AttentionOptions& options) {
-  const Tensor q = check_qkv("q", q_in);
-  const Tensor k = check_qkv("k", k_in);
-  const Tensor v = check_qkv("v", v_in);
+  check_first(Op::kAttention, "q", q_in);
+  const Device dev = q_in.device();
+  const Tensor q = check_qkv("q", q_in, dev, q_in.dtype());
+  const Tensor k = check_qkv("k", k_in, dev, q_in.dtype());
+  const Tensor v = check_qkv("v", v_in, dev, q_in.dtype());
   const int64_t B = q.dim(0), Sq = q.dim(1), H = q.dim(2), D = q.dim(3);
   const int64_t Sk = k.dim(1), Dv = v.dim(3);
   PARADIT_CHECK(k.dim(0) == B && k.dim(2) == H && k.dim(3) == D, "attention: k ", k.str(),
@@ -40,63 +49,57 @@ AttentionResult attention(const Tensor& q_in, const Tensor& k_in, const Tensor& 
   PARADIT_CHECK(v.dim(0) == B && v.dim(1) == Sk && v.dim(2) == H, "attention: v ", v.str(),
                 " does not match k ", k.str(), " (expected [", B, ", ", Sk, ", ", H, ", Dv])");
 
-  backend::cpu::AttentionArgs a;
+  backend::AttentionArgs a;
   a.batch = B;
   a.seq_q = Sq;
   a.seq_k = Sk;
   a.heads = H;
   a.head_dim = D;
   a.head_dim_v = Dv;
-  a.q = q.data<float>();
+  a.q = q.raw_data();
   a.q_stride_b = q.stride(0);
   a.q_stride_s = q.stride(1);
   a.q_stride_h = q.stride(2);
-  a.k = k.data<float>();
+  a.k = k.raw_data();
   a.k_stride_b = k.stride(0);
   a.k_stride_s = k.stride(1);
   a.k_stride_h = k.stride(2);
-  a.v = v.data<float>();
+  a.v = v.raw_data();
   a.v_stride_b = v.stride(0);
   a.v_stride_s = v.stride(1);
   a.v_stride_h = v.stride(2);
   a.scale = options.scale != 0.0f ? options.scale
                                   : (D > 0 ? 1.0f / std::sqrt(static_cast<float>(D)) : 1.0f);
+  a.dtype = q.dtype();
+  a.backend =
+      options.backend != AttentionBackend::kAuto ? options.backend : default_attention_backend();
 
-  // key_mask → one keep byte per (b, key).
-  std::vector<uint8_t> keep;
+  // key_mask → one keep byte per (b, key), contiguous on the device (nonzero = keep).
+  Tensor keep;
   if (options.key_mask.defined()) {
     const Tensor& m = options.key_mask;
+    check_device(Op::kAttention, "key_mask", m, dev);
     PARADIT_CHECK(m.ndim() == 2 && m.dim(0) == B && m.dim(1) == Sk, "attention: key_mask ", m.str(),
                   " must be [", B, ", ", Sk, "] for k ", k.str());
-    PARADIT_CHECK(m.dtype() == DType::F32 || m.dtype() == DType::Bool, "attention: key_mask ",
-                  m.str(), " must be F32 (1 keep / 0 drop) or BOOL");
-    keep.resize(static_cast<size_t>(B * Sk));
-    if (m.dtype() == DType::Bool) {
-      const uint8_t* p = static_cast<const uint8_t*>(m.raw_data());
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t j = 0; j < Sk; ++j)
-          keep[b * Sk + j] = p[b * m.stride(0) + j * m.stride(1)] != 0;
-      }
-    } else {
-      const float* p = m.data<float>();
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t j = 0; j < Sk; ++j)
-          keep[b * Sk + j] = p[b * m.stride(0) + j * m.stride(1)] != 0.0f;
-      }
-    }
-    a.key_keep = keep.data();
+    PARADIT_CHECK(is_floating(m.dtype()) || m.dtype() == DType::Bool, "attention: key_mask ",
+                  m.str(), " must be a float tensor (1 keep / 0 drop) or BOOL");
+    keep = m.to(DType::Bool).contiguous();
+    a.key_keep = static_cast<const uint8_t*>(keep.raw_data());
   }
 
+  Tensor bias;
   if (options.bias.defined()) {
-    const Tensor& bias = options.bias;
-    PARADIT_CHECK(bias.dtype() == DType::F32 && bias.ndim() == 4, "attention: bias ", bias.str(),
-                  " must be F32 (B|1, H|1, Sq, Sk)");
+    bias = options.bias;
+    check_device(Op::kAttention, "bias", bias, dev);
+    PARADIT_CHECK(is_floating(bias.dtype()) && bias.ndim() == 4, "attention: bias ", bias.str(),
+                  " must be a float tensor (B|1, H|1, Sq, Sk)");
     const int64_t want[4] = {B, H, Sq, Sk};
     for (int i = 0; i < 4; ++i) {
       PARADIT_CHECK(bias.dim(i) == want[i] || bias.dim(i) == 1, "attention: bias ", bias.str(),
                     " does not broadcast to [", B, ", ", H, ", ", Sq, ", ", Sk, "]");
     }
-    a.bias = bias.data<float>();
+    bias = bias.to(DType::F32);
+    a.bias = static_cast<const float*>(bias.raw_data());
     a.bias_stride_b = bcast_stride(bias, 0, B);
     a.bias_stride_h = bcast_stride(bias, 1, H);
     a.bias_stride_q = bcast_stride(bias, 2, Sq);
@@ -104,19 +107,20 @@ AttentionResult attention(const Tensor& q_in, const Tensor& k_in, const Tensor& 
   }
 
   AttentionResult result;
-  result.out = Tensor::empty({B, Sq, H, Dv});  // (B, Sq, H, Dv)
-  a.out = result.out.data<float>();
+  result.out = Tensor::empty({B, Sq, H, Dv}, q.dtype(), dev);  // (B, Sq, H, Dv)
+  a.out = result.out.raw_data();
   if (options.return_lse) {
-    result.lse = Tensor::empty({B, H, Sq});  // (B, H, Sq)
-    a.lse = result.lse.data<float>();
+    result.lse = Tensor::empty({B, H, Sq}, DType::F32, dev);  // (B, H, Sq)
+    a.lse = static_cast<float*>(result.lse.raw_data());
   }
   if (options.unnormalized) {
-    result.row_max = Tensor::empty({B, H, Sq});  // (B, H, Sq)
-    result.row_sum = Tensor::empty({B, H, Sq});  // (B, H, Sq)
-    a.row_max = result.row_max.data<float>();
-    a.row_sum = result.row_sum.data<float>();
+    result.row_max = Tensor::empty({B, H, Sq}, DType::F32, dev);  // (B, H, Sq)
+    result.row_sum = Tensor::empty({B, H, Sq}, DType::F32, dev);  // (B, H, Sq)
+    a.row_max = static_cast<float*>(result.row_max.raw_data());
+    a.row_sum = static_cast<float*>(result.row_sum.raw_data());
   }
-  backend::cpu::attention_f32(a);
+  if (B * Sq * H == 0) return result;
+  if (dev == Device::CPU) cpu::attention(a); else if constexpr (kCudaBuilt) cuda::attention(a);
   return result;
 }
 

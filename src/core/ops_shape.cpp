@@ -1,13 +1,16 @@
-// concat, split, chunk and embedding lookup.
+// concat, split, chunk and embedding lookup. split and chunk are views on any device; concat
+// is one strided copy per part on the parts' device (Tensor::copy_from); embedding checks the
+// ids on the host and looks up on the table's device.
 
 #include <algorithm>
 #include <vector>
 
-#include "backend/cpu/kernels.h"
 #include "core/ops.h"
 #include "core/ops_common.h"
 
 namespace paradit::core {
+
+using namespace detail;
 
 namespace {
 
@@ -29,8 +32,8 @@ Tensor concat(const std::vector<Tensor>& parts, int dim) {
   for (size_t i = 0; i < parts.size(); ++i) {
     const Tensor& p = parts[i];
     PARADIT_CHECK(p.defined(), "concat: part ", i, " is undefined");
-    PARADIT_CHECK(p.device() == Device::CPU, "concat: part ", i, " is on ", device_name(p.device()),
-                  "; this op has only a CPU body");
+    PARADIT_CHECK(p.device() == first.device(), "concat: part ", i, " is on ",
+                  device_name(p.device()), ", part 0 on ", device_name(first.device()));
     PARADIT_CHECK(p.dtype() == first.dtype(), "concat: part ", i, " ", p.str(),
                   " differs in dtype from part 0 ", first.str());
     bool same = p.ndim() == first.ndim();
@@ -39,14 +42,13 @@ Tensor concat(const std::vector<Tensor>& parts, int dim) {
                   " outside dim ", d);
     shape[d] += p.dim(d);
   }
-  Tensor out = Tensor::empty(shape, first.dtype());  // parts joined along d
+  Tensor out = Tensor::empty(shape, first.dtype(), first.device());  // parts joined along d
   int64_t offset = 0;
   for (const Tensor& p : parts) {
     const int64_t n = p.dim(d);
     if (n == 0) continue;
     Tensor dst = out.slice(d, offset, offset + n);
-    backend::cpu::strided_copy(p.ndim(), p.shape().data(), p.raw_data(), p.strides().data(),
-                               dst.raw_data(), dst.strides().data(), p.itemsize());
+    dst.copy_from(p);
     offset += n;
   }
   return out;
@@ -91,31 +93,45 @@ std::vector<Tensor> chunk(const Tensor& x, int chunks, int dim) {
 }
 
 Tensor embedding(const Tensor& table, const Tensor& ids) {
-  PARADIT_CHECK(table.defined() && (table.dtype() == DType::F32 || table.dtype() == DType::BF16),
+  const Op op = Op::kEmbedding;
+  PARADIT_CHECK(table.defined() && (table.dtype() == DType::F32 || table.dtype() == DType::BF16 ||
+                                    (table.device() == Device::CUDA && table.dtype() == DType::F16)),
                 "embedding: table must be F32 or BF16, got ",
                 table.defined() ? table.str() : std::string("undefined"));
   PARADIT_CHECK(table.ndim() == 2, "embedding: table ", table.str(), " must be (V, D)");
   PARADIT_CHECK(ids.defined() && (ids.dtype() == DType::I64 || ids.dtype() == DType::I32),
                 "embedding: ids must be I64 or I32, got ",
                 ids.defined() ? ids.str() : std::string("undefined"));
-  PARADIT_CHECK(table.device() == Device::CPU && ids.device() == Device::CPU,
-                "embedding: this op has only a CPU body");
+  PARADIT_CHECK(ids.device() == Device::CPU, "embedding: ids ", ids.str(),
+                " must be on the CPU (they are checked there), got ", device_name(ids.device()));
+  const Device dev = table.device();
+  // The output dtype: F32 on the CPU (which computes in F32), the table's dtype on CUDA.
+  const DType out_dtype = dev == Device::CPU ? DType::F32 : table.dtype();
+  require_support(op, dev, out_dtype);
   const int64_t V = table.dim(0), D = table.dim(1);
-  const Tensor ic = ids.contiguous();
+  const Tensor ic = ids.to(DType::I64).contiguous();
   const int64_t n = ids.numel();
-  std::vector<int64_t> idx(static_cast<size_t>(n));
+  const int64_t* idp = static_cast<const int64_t*>(ic.raw_data());
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = ic.dtype() == DType::I64 ? ic.data<int64_t>()[i] : ic.data<int32_t>()[i];
-    PARADIT_CHECK(id >= 0 && id < V, "embedding: id ", id, " at position ", i, " of ids ",
-                  ids.str(), " is out of range for a table of ", V, " rows");
-    idx[static_cast<size_t>(i)] = id;
+    PARADIT_CHECK(idp[i] >= 0 && idp[i] < V, "embedding: id ", idp[i], " at position ", i,
+                  " of ids ", ids.str(), " is out of range for a table of ", V, " rows");
   }
+  const Tensor id_dev = ic.to_device(dev);
   const Tensor tc = table.contiguous();
   Shape shape = ids.shape();
   shape.push_back(D);
-  Tensor out = Tensor::empty(shape);  // (..., D)
-  backend::cpu::embedding_f32(tc.raw_data(), tc.dtype() == DType::BF16, D, idx.data(), n,
-                              out.data<float>());
+  Tensor out = Tensor::empty(shape, out_dtype, dev);  // (..., D)
+  if (out.numel() == 0) return out;
+  backend::EmbeddingArgs a;
+  a.table = tc.raw_data();
+  a.V = V;
+  a.D = D;
+  a.table_dtype = tc.dtype();
+  a.ids = static_cast<const int64_t*>(id_dev.raw_data());
+  a.n = n;
+  a.out_dtype = out_dtype;
+  a.out = out.raw_data();
+  if (dev == Device::CPU) cpu::embedding(a); else if constexpr (kCudaBuilt) cuda::embedding(a);
   return out;
 }
 

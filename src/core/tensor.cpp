@@ -8,9 +8,11 @@
 #include <sstream>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/ops.h"
+#include "backend/cuda/ops.h"
+#include "core/op_registry.h"
 #ifdef PARADIT_WITH_CUDA
 #include "backend/cuda/allocator.h"
-#include "backend/cuda/kernels.h"
 #endif
 
 namespace paradit::core {
@@ -95,32 +97,49 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  Tensor t = empty(shape, dtype);
-  std::memset(t.raw_data(), 0, t.nbytes());
+namespace {
+
+// The fill body of the tensor's device: n contiguous elements set to value.
+void fill_contiguous(const Tensor& t, double value) {
+  if (t.numel() == 0) return;
+  require_support(Op::kFill, t.device(), t.dtype());
+  backend::FillArgs a;
+  a.x = t.raw_data();
+  a.n = t.numel();
+  a.value = value;
+  a.dtype = t.dtype();
+  if (t.device() == Device::CPU) backend::cpu::fill(a); else if constexpr (kCudaBuilt) backend::cuda::fill(a);
+}
+
+}  // namespace
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  fill_contiguous(t, 0.0);
   return t;
 }
 
-Tensor Tensor::full(const Shape& shape, float value) {
-  Tensor t = empty(shape, DType::F32);
-  std::fill_n(t.data<float>(), t.numel(), value);
+Tensor Tensor::full(const Shape& shape, float value, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  fill_contiguous(t, value);
   return t;
 }
 
-Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape) {
+Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape, Device device) {
   PARADIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
                 values.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, DType::F32);
   std::copy(values.begin(), values.end(), t.data<float>());
-  return t;
+  return t.to_device(device);
 }
 
-Tensor Tensor::from_vector_i64(const std::vector<int64_t>& values, const Shape& shape) {
+Tensor Tensor::from_vector_i64(const std::vector<int64_t>& values, const Shape& shape,
+                               Device device) {
   PARADIT_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector_i64: ",
                 values.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, DType::I64);
   std::copy(values.begin(), values.end(), t.data<int64_t>());
-  return t;
+  return t.to_device(device);
 }
 
 Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t offset_bytes,
@@ -178,50 +197,17 @@ void Tensor::check_dtype(DType expected) const {
   PARADIT_CHECK(dtype_ == expected, "tensor ", str(), " accessed as ", dtype_name(expected));
 }
 
-static double load_as_double(const void* p, DType t) {
-  switch (t) {
-    case DType::F32: return *static_cast<const float*>(p);
-    case DType::F64: return *static_cast<const double*>(p);
-    case DType::BF16: return bf16_to_f32(*static_cast<const uint16_t*>(p));
-    case DType::F16: return f16_to_f32(*static_cast<const uint16_t*>(p));
-    case DType::I64: return static_cast<double>(*static_cast<const int64_t*>(p));
-    case DType::I32: return *static_cast<const int32_t*>(p);
-    case DType::I16: return *static_cast<const int16_t*>(p);
-    case DType::I8: return *static_cast<const int8_t*>(p);
-    case DType::U8: return *static_cast<const uint8_t*>(p);
-    case DType::Bool: return *static_cast<const uint8_t*>(p) ? 1.0 : 0.0;
-    case DType::F8E4M3: return f8e4m3_to_f32(*static_cast<const uint8_t*>(p));
-    case DType::F8E5M2: return f8e5m2_to_f32(*static_cast<const uint8_t*>(p));
-  }
-  return 0;
-}
-
-static void store_from_double(void* p, DType t, double v) {
-  switch (t) {
-    case DType::F32: *static_cast<float*>(p) = static_cast<float>(v); break;
-    case DType::F64: *static_cast<double*>(p) = v; break;
-    case DType::BF16: *static_cast<uint16_t*>(p) = f32_to_bf16(static_cast<float>(v)); break;
-    case DType::F16: *static_cast<uint16_t*>(p) = f32_to_f16(static_cast<float>(v)); break;
-    case DType::I64: *static_cast<int64_t*>(p) = static_cast<int64_t>(v); break;
-    case DType::I32: *static_cast<int32_t*>(p) = static_cast<int32_t>(v); break;
-    case DType::I16: *static_cast<int16_t*>(p) = static_cast<int16_t>(v); break;
-    case DType::I8: *static_cast<int8_t*>(p) = static_cast<int8_t>(v); break;
-    case DType::U8: *static_cast<uint8_t*>(p) = static_cast<uint8_t>(v); break;
-    case DType::Bool: *static_cast<uint8_t*>(p) = v != 0.0; break;
-    case DType::F8E4M3:
-    case DType::F8E5M2: fail("conversion to ", dtype_name(t), " is not supported");
-  }
-}
-
 double Tensor::item_at(const std::vector<int64_t>& index) const {
   PARADIT_CHECK(static_cast<int>(index.size()) == ndim(), "item_at: index rank ", index.size(),
                 " for ", str());
+  if (device() != Device::CPU) return to_device(Device::CPU).item_at(index);
   int64_t off = 0;
   for (int i = 0; i < ndim(); ++i) {
     PARADIT_CHECK(index[i] >= 0 && index[i] < shape_[i], "item_at: index out of range for ", str());
     off += index[i] * strides_[i];
   }
-  return load_as_double(static_cast<const char*>(raw_data()) + off * itemsize(), dtype_);
+  return backend::cpu::load_as_double(static_cast<const char*>(raw_data()) + off * itemsize(),
+                                      dtype_);
 }
 
 // Calls fn(src_element_offset, linear_index) for every element in logical order.
@@ -246,9 +232,7 @@ static void for_each_offset(const Shape& shape, const std::vector<int64_t>& stri
 }
 
 std::vector<float> Tensor::to_vector() const {
-#ifdef PARADIT_WITH_CUDA
-  if (device() == Device::CUDA) return to_device(Device::CPU).to_vector();
-#endif
+  if (device() != Device::CPU) return to_device(Device::CPU).to_vector();
   std::vector<float> out(static_cast<size_t>(numel()));
   if (dtype_ == DType::F32 && is_contiguous()) {
     std::copy_n(static_cast<const float*>(raw_data()), out.size(), out.data());
@@ -257,7 +241,7 @@ std::vector<float> Tensor::to_vector() const {
   const char* base = static_cast<const char*>(raw_data());
   const size_t isz = itemsize();
   for_each_offset(shape_, strides_, [&](int64_t off, int64_t i) {
-    out[i] = static_cast<float>(load_as_double(base + off * isz, dtype_));
+    out[i] = static_cast<float>(backend::cpu::load_as_double(base + off * isz, dtype_));
   });
   return out;
 }
@@ -336,59 +320,71 @@ Tensor Tensor::squeeze(int dim) const {
   return t;
 }
 
+namespace {
+
+// dst ← src on one device (any strides, converting dtype): the copy body of that device.
+void device_copy(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  PARADIT_CHECK(dst.ndim() <= backend::kMaxDims, "copy: ", dst.ndim(), " dims");
+  require_support(Op::kCopy, dst.device(), dst.dtype());
+  backend::CopyArgs a;
+  a.ndim = dst.ndim();
+  std::copy(dst.shape().begin(), dst.shape().end(), a.shape);
+  a.src = src.raw_data();
+  std::copy(src.strides().begin(), src.strides().end(), a.src_strides);
+  a.src_dtype = src.dtype();
+  a.dst = dst.raw_data();
+  std::copy(dst.strides().begin(), dst.strides().end(), a.dst_strides);
+  a.dst_dtype = dst.dtype();
+  if (dst.device() == Device::CPU) backend::cpu::copy(a); else if constexpr (kCudaBuilt) backend::cuda::copy(a);
+}
+
+// The bytes of a contiguous tensor to a contiguous one of the same dtype and size on another
+// device.
+void transfer(const Tensor& dst, const Tensor& src) {
+#ifdef PARADIT_WITH_CUDA
+  backend::cuda::copy_bytes(dst.raw_data(), dst.device(), src.raw_data(), src.device(),
+                            dst.nbytes());
+#else
+  fail("copy: tensor ", src.str(), " from ", device_name(src.device()), " to ",
+       device_name(dst.device()), ": this build has no CUDA backend (PARADIT_WITH_CUDA is off)");
+#endif
+}
+
+}  // namespace
+
 void Tensor::copy_from(const Tensor& src) {
   PARADIT_CHECK(src.shape_ == shape_, "copy_from: shape ", src.str(), " into ", str());
-#ifdef PARADIT_WITH_CUDA
-  if (device() == Device::CUDA || src.device() == Device::CUDA) {
-    backend::cuda::copy(*this, src);
+  if (numel() == 0) return;
+  if (device() == src.device()) {
+    device_copy(*this, src);
     return;
   }
-#endif
-  PARADIT_CHECK(device() == Device::CPU && src.device() == Device::CPU,
-                "copy_from: host tensors only");
-  const size_t dsz = itemsize(), ssz = src.itemsize();
-  char* dbase = static_cast<char*>(raw_data());
-  const char* sbase = static_cast<const char*>(src.raw_data());
-  if (dtype_ == src.dtype_ && is_contiguous() && src.is_contiguous()) {
-    std::memcpy(dbase, sbase, nbytes());
+  // Between devices: the bytes move once, packed in the source's dtype; any conversion or
+  // scatter into strides runs on the device side.
+  if (src.device() == Device::CPU) {
+    const Tensor packed = src.contiguous();
+    if (dtype_ == src.dtype_ && is_contiguous()) {
+      transfer(*this, packed);
+      return;
+    }
+    const Tensor staged = empty(shape_, src.dtype_, device());
+    transfer(staged, packed);
+    device_copy(*this, staged);
     return;
   }
-  if (dtype_ == src.dtype_) {
-    // Same dtype, any strides on either side: a byte copy (no round trip through double, which
-    // would lose I64 values above 2^53), row by row and in parallel.
-    backend::cpu::strided_copy(ndim(), shape_.data(), sbase, src.strides_.data(), dbase,
-                               strides_.data(), dsz);
+  Tensor packed = src;
+  if (src.dtype_ != dtype_ || !src.is_contiguous()) {
+    packed = empty(shape_, dtype_, src.device());
+    device_copy(packed, src);
+  }
+  if (is_contiguous()) {
+    transfer(*this, packed);
     return;
   }
-  if (dtype_ == DType::F32 && src.dtype_ == DType::BF16 && is_contiguous() &&
-      src.is_contiguous()) {
-    const uint16_t* s = static_cast<const uint16_t*>(src.raw_data());
-    float* d = static_cast<float*>(raw_data());
-    const int64_t n = numel();
-#pragma omp parallel for if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
-    return;
-  }
-  if (dtype_ == DType::BF16 && src.dtype_ == DType::F32 && is_contiguous() &&
-      src.is_contiguous()) {
-    const float* s = static_cast<const float*>(src.raw_data());
-    uint16_t* d = static_cast<uint16_t*>(raw_data());
-    const int64_t n = numel();
-#pragma omp parallel for if (n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(s[i]);
-    return;
-  }
-  // General path: element by element through double, destination made contiguous first.
-  Tensor dst = is_contiguous() ? *this : Tensor::empty(shape_, dtype_);
-  char* obase = static_cast<char*>(dst.raw_data());
-  for_each_offset(src.shape_, src.strides_, [&](int64_t off, int64_t i) {
-    store_from_double(obase + i * dsz, dtype_, load_as_double(sbase + off * ssz, src.dtype_));
-  });
-  if (!is_contiguous()) {
-    for_each_offset(shape_, strides_, [&](int64_t off, int64_t i) {
-      std::memcpy(dbase + off * dsz, obase + i * dsz, dsz);
-    });
-  }
+  const Tensor host = empty(shape_, dtype_, device());
+  transfer(host, packed);
+  device_copy(*this, host);
 }
 
 Tensor Tensor::contiguous() const {
@@ -412,14 +408,11 @@ Tensor Tensor::to(DType dtype) const {
 Tensor Tensor::to_device(Device device) const {
   PARADIT_CHECK(defined(), "to_device: undefined tensor");
   if (device == this->device()) return *this;
-#ifndef PARADIT_WITH_CUDA
-  fail("to_device: tensor ", str(), " to ", device_name(device),
-       ": this build has no CUDA backend (PARADIT_WITH_CUDA is off)");
-#else
+  PARADIT_CHECK(kCudaBuilt || device == Device::CPU, "to_device: tensor ", str(), " to ",
+                device_name(device), ": this build has no CUDA backend (PARADIT_WITH_CUDA is off)");
   Tensor t = empty(shape_, dtype_, device);
   t.copy_from(*this);
   return t;
-#endif
 }
 
 Tensor Tensor::permute(const std::vector<int>& dims) const {

@@ -55,10 +55,14 @@ class Tensor {
 
   // ---- construction ----
   static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
-  static Tensor full(const Shape& shape, float value);  // F32
-  static Tensor from_vector(const std::vector<float>& values, const Shape& shape);
-  static Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& shape);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor full(const Shape& shape, float value, DType dtype = DType::F32,
+                     Device device = Device::CPU);
+  // Host values (F32 / I64), moved to `device`.
+  static Tensor from_vector(const std::vector<float>& values, const Shape& shape,
+                            Device device = Device::CPU);
+  static Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& shape,
+                                Device device = Device::CPU);
   // A view over existing storage; `offset_bytes` from the storage start, contiguous layout.
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t offset_bytes,
                              const Shape& shape, DType dtype);
@@ -115,8 +119,9 @@ class Tensor {
   Tensor permute(const std::vector<int>& dims) const;  // explicit copy
   void copy_from(const Tensor& src);  // same shape; any strides; converts dtype
   // A copy on `device`: self when already there, else a new contiguous tensor. CUDA needs a
-  // build with PARADIT_WITH_CUDA; there copy_from, clone and to() work on device tensors too
-  // (through the CUDA backend, src/backend/cuda/kernels.h).
+  // build with PARADIT_WITH_CUDA. copy_from, clone, contiguous, to() and permute run on the
+  // tensors' device (the copy body of src/backend/*/ops.h); copy_from also between devices.
+  // to_vector() and item_at() of a device tensor read it back to the host first.
   Tensor to_device(Device device) const;
 
  private:

@@ -161,7 +161,10 @@ TEST(Norms, BadArgumentsThrow) {
   EXPECT_THROW(rms_norm(x, random_tensor({9}, 63), 1e-5f), Error);
   EXPECT_THROW(layer_norm(Tensor::from_vector_i64({1, 2}, {2}), {}, {}, 1e-5f), Error);
   EXPECT_THROW(layer_norm(Tensor(), {}, {}, 1e-5f), Error);
-  EXPECT_THROW(rms_norm(x, random_tensor({8}, 64).to(DType::BF16), 1e-5f), Error);
+  // A weight must be a float tensor (any float dtype is used as F32); BF16 activations have no
+  // CPU body.
+  EXPECT_THROW(rms_norm(x, Tensor::from_vector_i64({1, 2, 3, 4, 5, 6, 7, 8}, {8}), 1e-5f), Error);
+  EXPECT_THROW(rms_norm(x.to(DType::BF16), {}, 1e-5f), Error);
 }
 
 // ---------------------------------------------------------------- group norm

@@ -153,3 +153,57 @@ void gated_add_f32(const float* x, const float* gate, int64_t gate_bstride, cons
 }
 
 }  // namespace paradit::backend::cpu
+
+namespace paradit::backend::cpu {
+
+void lincomb_f32(int terms, const float* coef, const float* const* t, float post_mul,
+                 float post_div, int64_t n, float* out) {
+  // Term by term over the whole array, as the schedulers' Python expressions evaluate: the
+  // intermediate sums are f32 values in `out` (no fused multiply-add: -ffp-contract=off in ISO
+  // C++ mode), so the order of roundings is that of diffusers.
+  bool first = true;
+  for (int k = 0; k < terms; ++k) {
+    const float c = coef[k];
+    const float* x = t[k];
+    if (x == nullptr) continue;
+    if (first) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+      for (int64_t i = 0; i < n; ++i) out[i] = c * x[i];
+      first = false;
+    } else {
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+      for (int64_t i = 0; i < n; ++i) out[i] = out[i] + c * x[i];
+    }
+  }
+  if (first) std::fill_n(out, n, 0.0f);
+  if (post_mul != 1.0f) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] * post_mul;
+  }
+  if (post_div != 1.0f) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] / post_div;
+  }
+}
+
+void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y) {
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], lo), hi);
+}
+
+void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,
+                const float* a, const float* b, float* y) {
+#pragma omp parallel for schedule(static) if (outer * C * inner >= (1 << 16))
+  for (int64_t p = 0; p < outer * C; ++p) {
+    const float ap = a[p % C], bp = b[p % C];
+    const float* xs = x + p * inner;
+    float* ys = y + p * inner;
+    if (div_add) {
+      for (int64_t i = 0; i < inner; ++i) ys[i] = xs[i] / bp + ap;
+    } else {
+      for (int64_t i = 0; i < inner; ++i) ys[i] = (xs[i] - ap) * bp;
+    }
+  }
+}
+
+}  // namespace paradit::backend::cpu

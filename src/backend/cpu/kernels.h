@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/args.h"
+
 namespace paradit::backend::cpu {
 
 // ---------------------------------------------------------------- normalization
@@ -56,14 +58,7 @@ void transpose_add_bias(const float* tmp, int64_t P, int64_t O, const float* bia
                         int64_t out_stride);
 
 // ---------------------------------------------------------------- convolution / resampling
-struct Conv2dGeometry {
-  int64_t N = 0, C = 0, H = 0, W = 0;  // input (N, C, H, W)
-  int64_t O = 0, kh = 0, kw = 0;       // weight (O, C, kh, kw)
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
-  int64_t out_h() const { return (H + pad_top + pad_bottom - kh) / stride_h + 1; }
-  int64_t out_w() const { return (W + pad_left + pad_right - kw) / stride_w + 1; }
-};
+using Conv2dGeometry = backend::Conv2dGeometry;
 // x: contiguous (N, C, H, W) F32; w: contiguous (O, C, kh, kw), F32 or (w_bf16) bf16 bits;
 // bias: (O) or nullptr; out: contiguous (N, O, out_h, out_w). im2col in bounded blocks of
 // output rows + GEMM (gemm_f32, or gemm_f32_bf16 for bf16 weights).
@@ -90,6 +85,16 @@ void modulate_f32(const float* x, int64_t B, int64_t S, int64_t D, const float* 
 void gated_add_f32(const float* x, const float* gate, int64_t gate_bstride, const float* y,
                    int64_t B, int64_t S, int64_t D, float* out);
 
+// out = (((c0·t0 + c1·t1) + …)·post_mul)/post_div over n contiguous elements, each product and
+// sum rounded to f32 (see backend::LincombArgs); a null term is skipped. out may alias a term.
+void lincomb_f32(int terms, const float* coef, const float* const* t, float post_mul,
+                 float post_div, int64_t n, float* out);
+// y = min(max(x, lo), hi); y may alias x.
+void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y);
+// x, y contiguous (outer, C, inner): div_add: y = x / b[c] + a[c]; else y = (x − a[c])·b[c].
+void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,
+                const float* a, const float* b, float* y);
+
 // ---------------------------------------------------------------- copies
 // dst[idx] = src[idx] for every multi-index of `shape` (ndim ≤ 8); strides in elements,
 // elements of `itemsize` bytes (1, 2, 4, 8 or any other size); src and dst must not overlap.
@@ -97,6 +102,16 @@ void gated_add_f32(const float* x, const float* gate, int64_t gate_bstride, cons
 // memcpy'd.
 void strided_copy(int ndim, const int64_t* shape, const void* src, const int64_t* src_strides,
                   void* dst, const int64_t* dst_strides, size_t itemsize);
+// As strided_copy, converting each element from src_dtype to dst_dtype (through double; the
+// F32↔BF16 pair of contiguous tensors directly). Bool destinations get nonzero → 1.
+void convert_copy(int ndim, const int64_t* shape, const void* src, const int64_t* src_strides,
+                  core::DType src_dtype, void* dst, const int64_t* dst_strides,
+                  core::DType dst_dtype);
+// One element at p as double / stored from double (any dtype; F8 cannot be stored: Error).
+double load_as_double(const void* p, core::DType t);
+void store_from_double(void* p, core::DType t, double v);
+// n contiguous elements of dtype set to value.
+void fill_values(void* x, int64_t n, double value, core::DType dtype);
 // out[i, :] = table[ids[i], :] as f32. table: contiguous (V, D), f32 or (bf16) bf16 bits; ids
 // already checked to lie in [0, V).
 void embedding_f32(const void* table, bool table_bf16, int64_t D, const int64_t* ids, int64_t n,

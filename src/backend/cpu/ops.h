@@ -16,7 +16,7 @@ void group_norm_apply(const GroupNormApplyArgs& a);  // activation kNone
 void activation(const ActivationArgs& a);
 void softmax(const SoftmaxArgs& a);
 void rope(const RopeArgs& a);
-void attention(const AttentionArgs& a);
+void attention(const backend::AttentionArgs& a);
 void conv2d(const Conv2dArgs& a);
 void conv3d(const Conv3dArgs& a);
 void upsample_nearest2d(const UpsampleArgs& a);
@@ -25,6 +25,7 @@ void scale(const ScaleArgs& a);
 void modulate(const ModulateArgs& a);
 void gated_add(const GatedAddArgs& a);
 void lincomb(const LincombArgs& a);
+void clamp(const ClampArgs& a);
 void affine(const AffineArgs& a);
 void copy(const CopyArgs& a);
 void fill(const FillArgs& a);

@@ -30,6 +30,7 @@ void scale(const ScaleArgs& a);
 void modulate(const ModulateArgs& a);
 void gated_add(const GatedAddArgs& a);
 void lincomb(const LincombArgs& a);
+void clamp(const ClampArgs& a);
 void affine(const AffineArgs& a);
 void copy(const CopyArgs& a);
 void fill(const FillArgs& a);
