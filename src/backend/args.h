@@ -26,8 +26,10 @@ enum class Activation : uint8_t {
   kNone,
   kGeluErf,   // 0.5·x·(1 + erf(x/√2))
   kGeluTanh,  // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
-  kSilu,      // x·sigmoid(x)
-  kQuickGelu  // x·sigmoid(1.702·x)
+  kSilu,       // x·sigmoid(x)
+  kQuickGelu,  // x·sigmoid(1.702·x)
+  kRelu,       // max(x, 0)
+  kExp,        // eˣ
 };
 
 // ---------------------------------------------------------------- GEMM
@@ -119,6 +121,19 @@ struct ActivationArgs {
   Activation act = Activation::kGeluErf;
   const void* x = nullptr;
   int64_t rows = 0, D = 0, row_stride = 0;
+  DType dtype = DType::F32;
+  void* y = nullptr;
+};
+
+// Channel norm of x contiguous (N, C, L) (the Wan VAE's RMS_norm, F.normalize over dim 1):
+// y[n, c, l] = x[n, c, l] / max(‖x[n, :, l]‖₂, eps) · scale · gamma[c], the norm accumulated in
+// double and rounded to f32. y contiguous (N, C, L).
+struct ChannelNormArgs {
+  const void* x = nullptr;
+  int64_t N = 0, C = 0, L = 0;
+  const float* gamma = nullptr;  // (C)
+  float scale = 1.0f;
+  float eps = 1e-12f;
   DType dtype = DType::F32;
   void* y = nullptr;
 };

@@ -40,7 +40,7 @@ void check_output_path(const std::filesystem::path& output) {
 
 int run_forward(const ForwardOptions& opt) {
   using Clock = std::chrono::steady_clock;
-  const core::DType matrix_dtype = opt.dtype == "bf16" ? core::DType::BF16 : core::DType::F32;
+  const core::Placement place(opt.dtype == "bf16" ? core::DType::BF16 : core::DType::F32);
   check_output_path(opt.output);
   // The mesh first: a layout that does not fit the job fails before any loading.
   PARADIT_CHECK(opt.parallel.pp == 1, "--pipefusion_parallel_degree ", opt.parallel.pp,
@@ -58,7 +58,7 @@ int run_forward(const ForwardOptions& opt) {
   }
 
   const auto t0 = Clock::now();
-  auto model = models::load_transformer(opt.model, matrix_dtype);
+  auto model = models::load_transformer(opt.model, place);
   const auto t1 = Clock::now();
   const core::Tensor sample =
       models::parallel_forward(*model, inputs, runtime);  // diffusers' layout

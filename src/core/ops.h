@@ -51,6 +51,9 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps, const Modulati
 // x: (N, C, *spatial)   weight/bias: (C) or {}   → act(group_norm(x)), same shape
 Tensor group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias,
                   float eps, Activation act = Activation::kNone);
+// x / max(‖x‖₂ over dim 1, eps)·scale·gamma[c] for x (N, C, *spatial), gamma (C): the Wan
+// VAE's RMS_norm (F.normalize over the channels), the norm accumulated in double.
+Tensor channel_norm(const Tensor& x, const Tensor& gamma, float scale, float eps = 1e-12f);
 // The two halves of group_norm, for a patch-parallel caller that combines the statistics of
 // its ranks in between: mean and population variance of each (n, group), (N·groups) F64 on x's
 // device, accumulated in double.
@@ -66,6 +69,8 @@ Tensor group_norm_apply(const Tensor& x, int groups, const GroupNormStats& stats
 Tensor gelu(const Tensor& x, bool tanh_approx = false);
 Tensor silu(const Tensor& x);
 Tensor quick_gelu(const Tensor& x);  // x * sigmoid(1.702 x)
+Tensor relu(const Tensor& x);        // max(x, 0)
+Tensor exp(const Tensor& x);         // eˣ
 Tensor softmax(const Tensor& x);     // over the last dim
 
 // ---------------------------------------------------------------- rotary embedding

@@ -20,6 +20,8 @@ Tensor rows_unit_stride(const Tensor& t) {
 Op activation_op(Activation act) {
   return act == Activation::kSilu        ? Op::kSilu
          : act == Activation::kQuickGelu ? Op::kQuickGelu
+         : act == Activation::kRelu      ? Op::kRelu
+         : act == Activation::kExp       ? Op::kExp
                                          : Op::kGelu;
 }
 

@@ -36,6 +36,8 @@ Op activation_op_id(Activation act) {
     case Activation::kGeluTanh: return Op::kGelu;
     case Activation::kSilu: return Op::kSilu;
     case Activation::kQuickGelu: return Op::kQuickGelu;
+    case Activation::kRelu: return Op::kRelu;
+    case Activation::kExp: return Op::kExp;
     case Activation::kNone: break;
   }
   fail("activation: kNone is not an op");
@@ -185,6 +187,34 @@ Tensor silu(const Tensor& x) { return activation_op(Op::kSilu, x, Activation::kS
 
 Tensor quick_gelu(const Tensor& x) {
   return activation_op(Op::kQuickGelu, x, Activation::kQuickGelu);
+}
+
+Tensor relu(const Tensor& x) { return activation_op(Op::kRelu, x, Activation::kRelu); }
+
+Tensor exp(const Tensor& x) { return activation_op(Op::kExp, x, Activation::kExp); }
+
+Tensor channel_norm(const Tensor& x, const Tensor& gamma, float scale, float eps) {
+  const Op op = Op::kChannelNorm;
+  check_first(op, "x", x);
+  PARADIT_CHECK(x.ndim() >= 2, "channel_norm: x ", x.str(), " must be (N, C, *spatial)");
+  const int64_t N = x.dim(0), C = x.dim(1);
+  PARADIT_CHECK(gamma.defined(), "channel_norm: gamma is undefined");
+  const Tensor g = vector_param(op, "gamma", gamma, C, x.device());
+  const Tensor in = x.contiguous();
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());  // same shape as x
+  if (out.numel() == 0) return out;
+  backend::ChannelNormArgs a;
+  a.x = in.raw_data();
+  a.N = N;
+  a.C = C;
+  a.L = spatial_size(x);
+  a.gamma = static_cast<const float*>(g.raw_data());
+  a.scale = scale;
+  a.eps = eps;
+  a.dtype = x.dtype();
+  a.y = out.raw_data();
+  if (x.device() == Device::CPU) cpu::channel_norm(a); else if constexpr (kCudaBuilt) cuda::channel_norm(a);
+  return out;
 }
 
 Tensor softmax(const Tensor& x) {

@@ -246,6 +246,13 @@ std::vector<float> Tensor::to_vector() const {
   return out;
 }
 
+std::vector<int64_t> Tensor::to_vector_i64() const {
+  PARADIT_CHECK(!is_floating(dtype_), "to_vector_i64: ", str(), " is not an integer tensor");
+  const Tensor t = to_device(Device::CPU).to(DType::I64).contiguous();
+  const int64_t* p = static_cast<const int64_t*>(t.raw_data());
+  return std::vector<int64_t>(p, p + numel());
+}
+
 Tensor Tensor::slice(int dim, int64_t start, int64_t end) const {
   int d = wrap_dim(dim, ndim(), "slice");
   PARADIT_CHECK(0 <= start && start <= end && end <= shape_[d], "slice [", start, ", ", end,
@@ -413,6 +420,11 @@ Tensor Tensor::to_device(Device device) const {
   Tensor t = empty(shape_, dtype_, device);
   t.copy_from(*this);
   return t;
+}
+
+Tensor Placement::activation(const Tensor& t) const {
+  if (!t.defined()) return t;
+  return t.to_device(device).to(activation_dtype());
 }
 
 Tensor Tensor::permute(const std::vector<int>& dims) const {

@@ -103,6 +103,9 @@ class Tensor {
   double item_at(const std::vector<int64_t>& index) const;
   // Copies to a flat f32 vector in logical order (any dtype, any strides).
   std::vector<float> to_vector() const;
+  // Copies an integer (or bool) tensor to a flat I64 vector in logical order (index metadata:
+  // token ids, class labels).
+  std::vector<int64_t> to_vector_i64() const;
 
   // ---- views (share storage) ----
   Tensor slice(int dim, int64_t start, int64_t end) const;
@@ -131,6 +134,21 @@ class Tensor {
   Shape shape_;
   std::vector<int64_t> strides_;
   DType dtype_ = DType::F32;
+};
+
+// Where a model lives: the device of its weights and the dtype its matrices are kept in. On
+// CUDA the activations run in that dtype too (BF16 by default); on the CPU they are F32 whatever
+// the weights (F32 or BF16 matrices). Implicit from a DType: a CPU model with those matrices.
+struct Placement {
+  Device device = Device::CPU;
+  DType dtype = DType::F32;
+  Placement() = default;
+  Placement(DType matrix_dtype) : dtype(matrix_dtype) {}  // NOLINT: implicit on purpose
+  Placement(Device d, DType t) : device(d), dtype(t) {}
+  // The dtype of activations on this placement.
+  DType activation_dtype() const { return device == Device::CPU ? DType::F32 : dtype; }
+  // `t` on this placement's device in its activation dtype (a no-op when it already is).
+  Tensor activation(const Tensor& t) const;
 };
 
 // Contiguous strides for a shape.

@@ -48,36 +48,36 @@ constexpr const char* kSupported =
 
 std::unique_ptr<Transformer> make_transformer(const io::Config& config,
                                               const common::WeightProvider& weights,
-                                              core::DType matrix_dtype) {
-  PARADIT_CHECK(matrix_dtype == core::DType::F32 || matrix_dtype == core::DType::BF16,
-                config.where(), ": weight dtype ", core::dtype_name(matrix_dtype),
+                                              const core::Placement& place) {
+  PARADIT_CHECK(place.dtype == core::DType::F32 || place.dtype == core::DType::BF16 || (place.device == core::Device::CUDA && place.dtype == core::DType::F16),
+                config.where(), ": weight dtype ", core::dtype_name(place.dtype),
                 " is not supported (expected F32 or BF16)");
   const std::string cls = config.class_name();
   if (cls == "FluxTransformer2DModel") {
-    return flux::make_flux_transformer(config, weights, matrix_dtype);
+    return flux::make_flux_transformer(config, weights, place);
   }
   if (cls == "SD3Transformer2DModel")
-    return sd3::make_sd3_transformer(config, weights, matrix_dtype);
+    return sd3::make_sd3_transformer(config, weights, place);
   if (cls == "PixArtTransformer2DModel") {
-    return pixart::make_pixart_transformer(config, weights, matrix_dtype);
+    return pixart::make_pixart_transformer(config, weights, place);
   }
   if (cls == "DiTTransformer2DModel") {
-    return dit::make_dit_transformer(config, weights, matrix_dtype);
+    return dit::make_dit_transformer(config, weights, place);
   }
   if (cls == "WanTransformer3DModel") {
-    return wan::make_wan_transformer(config, weights, matrix_dtype);
+    return wan::make_wan_transformer(config, weights, place);
   }
   if (cls == "HunyuanVideoTransformer3DModel") {
-    return hunyuan_video::make_hunyuan_video_transformer(config, weights, matrix_dtype);
+    return hunyuan_video::make_hunyuan_video_transformer(config, weights, place);
   }
   // Checkpoints converted before diffusers 0.28 (facebook/DiT-*, PixArt-α) name the generic class;
   // diffusers remaps them by norm_type, and so do we. The tensor names are the same.
   if (cls == "Transformer2DModel") {
     const std::string norm = config.get_string("norm_type", "layer_norm");
     if (norm == "ada_norm_single") {
-      return pixart::make_pixart_transformer(config, weights, matrix_dtype);
+      return pixart::make_pixart_transformer(config, weights, place);
     }
-    if (norm == "ada_norm_zero") return dit::make_dit_transformer(config, weights, matrix_dtype);
+    if (norm == "ada_norm_zero") return dit::make_dit_transformer(config, weights, place);
     fail(config.where(), ": Transformer2DModel with norm_type '", norm,
          "' is not supported (expected ada_norm_single or ada_norm_zero)");
   }
@@ -86,14 +86,14 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
 }
 
 std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
-                                              core::DType matrix_dtype) {
+                                              const core::Placement& place) {
   const std::filesystem::path tdir = io::ModelFolder::open(dir.string()).transformer_dir();
   const io::Config config = io::Config::load(tdir / "config.json");
   // Tensors bound from the source are views of its mapping (or converted copies), so the model
   // keeps what it needs alive after the source goes out of scope.
   const io::TensorSource source = io::TensorSource::open(tdir);
   const common::CheckpointWeights weights(source);
-  return make_transformer(config, weights, matrix_dtype);
+  return make_transformer(config, weights, place);
 }
 
 std::vector<std::string> pipeline_layer_prefixes(const io::Config& config) {
@@ -116,7 +116,7 @@ std::vector<std::string> pipeline_layer_prefixes(const io::Config& config) {
 }
 
 StageModel load_transformer_stage(
-    const std::filesystem::path& dir, core::DType matrix_dtype,
+    const std::filesystem::path& dir, const core::Placement& place,
     const std::function<std::pair<int64_t, int64_t>(const std::vector<double>&)>& layers) {
   const std::filesystem::path tdir = io::ModelFolder::open(dir.string()).transformer_dir();
   const io::Config config = io::Config::load(tdir / "config.json");
@@ -143,7 +143,7 @@ StageModel load_transformer_stage(
   }
   const common::CheckpointWeights checkpoint(source);
   const StageWeights weights(checkpoint, std::move(skipped));
-  stage.model = make_transformer(config, weights, matrix_dtype);
+  stage.model = make_transformer(config, weights, place);
   PARADIT_CHECK(stage.model->num_layers() == static_cast<int64_t>(prefixes.size()),
                 config.where(), ": PipeFusion is not supported for ", config.class_name());
   stage.weight_bytes = weights.bytes();

@@ -87,12 +87,12 @@ core::Tensor parallel_forward(const Transformer& model, const NamedTensors& inpu
 // Error naming the class when it is not supported.
 std::unique_ptr<Transformer> make_transformer(const io::Config& config,
                                               const common::WeightProvider& weights,
-                                              core::DType matrix_dtype = core::DType::F32);
+                                              const core::Placement& place = core::DType::F32);
 
 // Loads config.json + weights from a transformer component folder (or a pipeline folder: its
 // transformer/). The returned model keeps the checkpoint mapping alive.
 std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
-                                              core::DType matrix_dtype = core::DType::F32);
+                                              const core::Placement& place = core::DType::F32);
 
 // ---- PipeFusion stages
 // The weight-name prefix of each layer a stage can take ("transformer_blocks.3", Flux's
@@ -109,7 +109,7 @@ struct StageModel {
 };
 // `layers`: the range, or a function of the costs that picks it (balance_stages).
 StageModel load_transformer_stage(
-    const std::filesystem::path& dir, core::DType matrix_dtype,
+    const std::filesystem::path& dir, const core::Placement& place,
     const std::function<std::pair<int64_t, int64_t>(const std::vector<double>&)>& layers);
 
 }  // namespace paradit::models

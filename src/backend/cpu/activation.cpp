@@ -2,6 +2,7 @@
 // branch-free functions of vec_math.h.
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "backend/cpu/kernels.h"
@@ -48,6 +49,13 @@ void activation_f32(Activation act, const float* x, int64_t row_stride, int64_t 
       break;
     case Activation::kQuickGelu:
       apply_rows(x, row_stride, rows, D, y, [](float v) { return x_sigmoid_f32(v, 1.702f); });
+      break;
+    case Activation::kRelu:
+      apply_rows(x, row_stride, rows, D, y, [](float v) { return v > 0.0f ? v : 0.0f; });
+      break;
+    case Activation::kExp:
+      // std::exp (not the vectorized approximation): the VAEs' exp(0.5·logvar) as torch rounds it.
+      apply_rows(x, row_stride, rows, D, y, [](float v) { return std::exp(v); });
       break;
   }
 }

@@ -21,6 +21,11 @@ void layer_norm_f32(const float* x, int64_t row_stride, int64_t rows, int64_t D,
 void rms_norm_f32(const float* x, int64_t row_stride, int64_t rows, int64_t D, const float* weight,
                   float eps, float* y);
 
+// Channel norm (backend::ChannelNormArgs): y = x / max(‖x[n, :, l]‖₂, eps)·scale·gamma[c] over
+// x, y contiguous (N, C, L).
+void channel_norm_f32(const float* x, int64_t N, int64_t C, int64_t L, const float* gamma,
+                      float scale, float eps, float* y);
+
 // Group norm over x: contiguous (N, C, L) with L = prod(spatial); C % groups == 0.
 // Split into statistics and application so that a patch-parallel caller can combine
 // statistics across ranks before applying them.
@@ -38,7 +43,9 @@ enum class Activation {
   kGeluErf,   // 0.5·x·(1 + erf(x/√2))
   kGeluTanh,  // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
   kSilu,      // x·sigmoid(x)
-  kQuickGelu  // x·sigmoid(1.702·x)
+  kQuickGelu,  // x·sigmoid(1.702·x)
+  kRelu,       // max(x, 0)
+  kExp         // eˣ
 };
 // y: contiguous (rows, D); may alias x when x is contiguous.
 void activation_f32(Activation act, const float* x, int64_t row_stride, int64_t rows, int64_t D,

@@ -160,4 +160,32 @@ void group_norm_apply_f32(const float* x, int64_t N, int64_t C, int64_t L, int64
   }
 }
 
+void channel_norm_f32(const float* x, int64_t N, int64_t C, int64_t L, const float* gamma,
+                      float scale, float eps, float* y) {
+  constexpr int64_t kBlock = 256;  // positions per task; their channel sums stay in cache
+  const int64_t blocks = (L + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (N * C * L >= (1 << 15))
+  for (int64_t t = 0; t < N * blocks; ++t) {
+    const int64_t n = t / blocks, l0 = t % blocks * kBlock, l1 = std::min(L, l0 + kBlock);
+    const float* xn = x + n * C * L;
+    float* yn = y + n * C * L;
+    double ss[kBlock] = {};
+    for (int64_t c = 0; c < C; ++c) {
+      const float* row = xn + c * L;
+      for (int64_t l = l0; l < l1; ++l) ss[l - l0] += static_cast<double>(row[l]) * row[l];
+    }
+    float denom[kBlock];
+    for (int64_t l = l0; l < l1; ++l) {
+      // F.normalize: x / max(‖x‖₂, eps) with the norm rounded to f32.
+      denom[l - l0] = std::max(static_cast<float>(std::sqrt(ss[l - l0])), eps);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const float* row = xn + c * L;
+      float* out_row = yn + c * L;
+      const float gc = gamma[c];
+      for (int64_t l = l0; l < l1; ++l) out_row[l] = row[l] / denom[l - l0] * scale * gc;
+    }
+  }
+}
+
 }  // namespace paradit::backend::cpu

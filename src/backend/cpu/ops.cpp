@@ -33,6 +33,8 @@ cpu::Activation cpu_activation(backend::Activation a) {
     case backend::Activation::kGeluTanh: return cpu::Activation::kGeluTanh;
     case backend::Activation::kSilu: return cpu::Activation::kSilu;
     case backend::Activation::kQuickGelu: return cpu::Activation::kQuickGelu;
+    case backend::Activation::kRelu: return cpu::Activation::kRelu;
+    case backend::Activation::kExp: return cpu::Activation::kExp;
     case backend::Activation::kNone: break;
   }
   paradit::fail("cpu activation: kNone has no kernel");
@@ -70,6 +72,11 @@ void norm(const NormArgs& a) {
   } else {
     rms_norm_f32(f32(a.x), a.row_stride, a.rows, a.D, a.weight, a.eps, f32(a.y));
   }
+}
+
+void channel_norm(const ChannelNormArgs& a) {
+  require_f32("channel_norm", a.dtype);
+  channel_norm_f32(f32(a.x), a.N, a.C, a.L, a.gamma, a.scale, a.eps, f32(a.y));
 }
 
 void group_norm_stats(const GroupNormStatsArgs& a) {

@@ -15,6 +15,7 @@ void group_norm_stats(const GroupNormStatsArgs& a);
 void group_norm_apply(const GroupNormApplyArgs& a);  // activation kNone
 void activation(const ActivationArgs& a);
 void softmax(const SoftmaxArgs& a);
+void channel_norm(const ChannelNormArgs& a);
 void rope(const RopeArgs& a);
 void attention(const backend::AttentionArgs& a);
 void conv2d(const Conv2dArgs& a);

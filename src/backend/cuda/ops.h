@@ -20,6 +20,7 @@ void group_norm_stats(const GroupNormStatsArgs& a);
 void group_norm_apply(const GroupNormApplyArgs& a);
 void activation(const ActivationArgs& a);
 void softmax(const SoftmaxArgs& a);
+void channel_norm(const ChannelNormArgs& a);
 void rope(const RopeArgs& a);
 void attention(const AttentionArgs& a);
 void conv2d(const Conv2dArgs& a);

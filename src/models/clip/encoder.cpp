@@ -39,16 +39,8 @@ HiddenAct hidden_act_from_name(const std::string& name, const std::string& where
   return a;
 }
 
-Tensor apply_act(const Tensor& x_in, const HiddenAct& a) {
-  if (!a.relu) return common::activate(x_in, a.act);
-  const Tensor x = x_in.contiguous();
-  Tensor y = Tensor::empty(x.shape());
-  const float* src = x.data<float>();
-  float* dst = y.data<float>();
-  const int64_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
-  return y;
+Tensor apply_act(const Tensor& x, const HiddenAct& a) {
+  return a.relu ? core::relu(x) : common::activate(x, a.act);
 }
 
 bool names_with_projection(const io::Json& architectures) {
@@ -97,28 +89,28 @@ ClipTextConfig ClipTextConfig::parse(const io::Config& c) {
 
 // ---------------------------------------------------------------- loading
 
-ClipTextEncoder ClipTextEncoder::load(const std::filesystem::path& dir, core::DType matrix_dtype) {
-  return load(dir / "config.json", dir, matrix_dtype);
+ClipTextEncoder ClipTextEncoder::load(const std::filesystem::path& dir, const core::Placement& place) {
+  return load(dir / "config.json", dir, place);
 }
 
 ClipTextEncoder ClipTextEncoder::load(const std::filesystem::path& config_json,
                                       const std::filesystem::path& weights,
-                                      core::DType matrix_dtype) {
+                                      const core::Placement& place) {
   const io::Config config = io::Config::load(config_json);
   const io::TensorSource source = io::TensorSource::open(weights);
   const common::CheckpointWeights provider(source);
   // The bound tensors share the file mapping; `source` itself may go.
-  return bind(config, provider, matrix_dtype);
+  return bind(config, provider, place);
 }
 
 ClipTextEncoder ClipTextEncoder::bind(const io::Config& config,
                                       const common::WeightProvider& provider,
-                                      core::DType matrix_dtype) {
+                                      const core::Placement& place) {
   ClipTextEncoder m;
   m.cfg_ = ClipTextConfig::parse(config);
   const ClipTextConfig& c = m.cfg_;
   m.class_name_ = c.with_projection ? "CLIPTextModelWithProjection" : "CLIPTextModel";
-  const common::WeightScope root(provider, "", matrix_dtype);
+  const common::WeightScope root(provider, "", place);
   // The tower sits under "text_model." except in CLIPTextModel checkpoints saved by
   // transformers 5.x; a naming difference only, the structure is the config's.
   const bool prefixed = c.with_projection ||
@@ -128,9 +120,9 @@ ClipTextEncoder ClipTextEncoder::bind(const io::Config& config,
   const int64_t D = c.hidden_size, F = c.intermediate_size;
 
   m.token_embedding_ = w.matrix("embeddings.token_embedding.weight", {c.vocab_size, D});
-  // Added row by row: kept in f32 whatever matrix_dtype is.
+  // Added to the token embeddings: in the activation dtype.
   m.position_embedding_ =
-      w.vector("embeddings.position_embedding.weight", {c.max_position_embeddings, D});
+      w.param("embeddings.position_embedding.weight", {c.max_position_embeddings, D});
   m.layers_.resize(static_cast<size_t>(c.num_layers));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Layer& l = m.layers_[static_cast<size_t>(i)];
@@ -162,30 +154,29 @@ ClipTextOutput ClipTextEncoder::encode(const Tensor& input_ids, const Tensor& at
           (input_ids.dtype() == core::DType::I64 || input_ids.dtype() == core::DType::I32),
       name, ": input_ids must be (batch, seq) I64 or I32, found ",
       input_ids.defined() ? input_ids.str() : std::string("nothing"));
-  const int64_t B = input_ids.dim(0), S = input_ids.dim(1), D = c.hidden_size;
+  const int64_t B = input_ids.dim(0), S = input_ids.dim(1);
   PARADIT_CHECK(S <= c.max_position_embeddings, name, ": input_ids has ", S,
                 " tokens, more than max_position_embeddings = ", c.max_position_embeddings);
   PARADIT_CHECK(S > 0, name, ": input_ids ", input_ids.str(), " has no tokens");
-  const Tensor ids = input_ids.contiguous();
-  std::vector<int64_t> id(static_cast<size_t>(B * S));
+  const std::vector<int64_t> id = input_ids.to_vector_i64();
+  const Tensor ids = Tensor::from_vector_i64(id, {B, S});  // (B, S) host ids
   for (int64_t n = 0; n < B * S; ++n) {
-    id[static_cast<size_t>(n)] =
-        ids.dtype() == core::DType::I64 ? ids.data<int64_t>()[n] : ids.data<int32_t>()[n];
     PARADIT_CHECK(id[static_cast<size_t>(n)] >= 0 && id[static_cast<size_t>(n)] < c.vocab_size,
                   name, ": input_ids[", n / S, ", ", n % S, "] = ", id[static_cast<size_t>(n)],
                   " is outside the vocabulary [0, ", c.vocab_size, ")");
   }
 
+  const core::Device dev = token_embedding_.device();
   core::AttentionOptions opt;  // scale 1/sqrt(head_dim)
   {
-    // Causal: key j is visible to query i when j <= i.
-    Tensor causal = Tensor::empty({1, 1, S, S});  // (1, 1, S, S)
-    float* p = causal.data<float>();
+    // Causal: key j is visible to query i when j <= i; built on the host, used on the device.
+    std::vector<float> causal(static_cast<size_t>(S * S));
     for (int64_t i = 0; i < S; ++i) {
       for (int64_t j = 0; j < S; ++j)
-        p[i * S + j] = j <= i ? 0.0f : -std::numeric_limits<float>::infinity();
+        causal[static_cast<size_t>(i * S + j)] =
+            j <= i ? 0.0f : -std::numeric_limits<float>::infinity();
     }
-    opt.bias = causal;
+    opt.bias = Tensor::from_vector(causal, {1, 1, S, S}, dev);  // (1, 1, S, S)
   }
   if (attention_mask.defined()) {
     PARADIT_CHECK(
@@ -194,7 +185,7 @@ ClipTextOutput ClipTextEncoder::encode(const Tensor& input_ids, const Tensor& at
         "] like input_ids");
     std::vector<float> keep = attention_mask.to_vector();
     for (float& k : keep) k = k != 0.0f ? 1.0f : 0.0f;
-    opt.key_mask = Tensor::from_vector(keep, {B, S});  // (B, S)
+    opt.key_mask = Tensor::from_vector(keep, {B, S}, dev);  // (B, S)
   }
   const HiddenAct act = hidden_act_from_name(c.hidden_act, name);
 
@@ -218,9 +209,9 @@ ClipTextOutput ClipTextEncoder::encode(const Tensor& input_ids, const Tensor& at
   }
   out.last_hidden_state = final_layer_norm_(x);  // (B, S, D)
 
-  // ---- pooling at the end-of-text token
-  out.pooled_output = Tensor::empty({B, D});  // (B, D)
+  // ---- pooling at the end-of-text token (positions from the host ids)
   const Tensor& last = out.last_hidden_state;
+  std::vector<Tensor> pooled;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t* row = id.data() + b * S;
     int64_t pos = 0;
@@ -230,9 +221,9 @@ ClipTextOutput ClipTextEncoder::encode(const Tensor& input_ids, const Tensor& at
       const int64_t* hit = std::find(row, row + S, c.eos_token_id);
       pos = hit == row + S ? 0 : hit - row;
     }
-    std::memcpy(out.pooled_output.data<float>() + b * D, last.data<float>() + (b * S + pos) * D,
-                static_cast<size_t>(D) * sizeof(float));
+    pooled.push_back(last.slice(0, b, b + 1).select(1, pos));  // (1, D)
   }
+  out.pooled_output = core::concat(pooled, 0);  // (B, D)
   if (c.with_projection) out.text_embeds = text_projection_(out.pooled_output);  // (B, P)
   return out;
 }

@@ -62,14 +62,14 @@ class ClipTextEncoder {
   // A component folder (config.json + model.safetensors or a sharded set).
   // `matrix_dtype`: F32, or BF16 to keep the 2-D weights (token embedding included) in bf16.
   static ClipTextEncoder load(const std::filesystem::path& dir,
-                              core::DType matrix_dtype = core::DType::F32);
+                              const core::Placement& place = core::DType::F32);
   // An explicit config.json and weights (a .safetensors file, an index or a folder).
   static ClipTextEncoder load(const std::filesystem::path& config_json,
                               const std::filesystem::path& weights,
-                              core::DType matrix_dtype = core::DType::F32);
+                              const core::Placement& place = core::DType::F32);
   // Binds from any provider. The weights live as long as this object.
   static ClipTextEncoder bind(const io::Config& config, const common::WeightProvider& weights,
-                              core::DType matrix_dtype = core::DType::F32);
+                              const core::Placement& place = core::DType::F32);
 
   // input_ids: (B, S) I64|I32 with S <= max_position_embeddings
   // attention_mask: (B, S) I64|I32|F32|BOOL (nonzero = keep) or {}.

@@ -23,19 +23,20 @@ core::Tensor get_timestep_embedding(const core::Tensor& timesteps, int64_t dim,
     const float e = neg_log * static_cast<float>(i) / denom;
     freq[i] = std::exp(e);
   }
-  core::Tensor out = core::Tensor::zeros({B, dim});  // (B, dim); odd dim keeps a zero column
-  float* o = out.data<float>();
+  std::vector<float> o(static_cast<size_t>(B * dim), 0.0f);  // (B, dim); odd dim: a zero column
   const float s = static_cast<float>(scale);
   const int64_t sin_at = flip_sin_to_cos ? half : 0;
   const int64_t cos_at = flip_sin_to_cos ? 0 : half;
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t i = 0; i < half; ++i) {
       const float arg = s * (t[b] * freq[i]);
-      o[b * dim + sin_at + i] = static_cast<float>(std::sin(static_cast<double>(arg)));
-      o[b * dim + cos_at + i] = static_cast<float>(std::cos(static_cast<double>(arg)));
+      o[static_cast<size_t>(b * dim + sin_at + i)] =
+          static_cast<float>(std::sin(static_cast<double>(arg)));
+      o[static_cast<size_t>(b * dim + cos_at + i)] =
+          static_cast<float>(std::cos(static_cast<double>(arg)));
     }
   }
-  return out;
+  return core::Tensor::from_vector(o, {B, dim});
 }
 
 core::Tensor get_1d_sincos_pos_embed(int64_t embed_dim, const std::vector<float>& pos) {
@@ -47,16 +48,15 @@ core::Tensor get_1d_sincos_pos_embed(int64_t embed_dim, const std::vector<float>
   for (int64_t i = 0; i < half; ++i) {
     omega[i] = 1.0 / std::pow(10000.0, static_cast<double>(i) / (embed_dim / 2.0));
   }
-  core::Tensor out = core::Tensor::empty({M, embed_dim});  // (M, D) = [sin | cos]
-  float* o = out.data<float>();
+  std::vector<float> o(static_cast<size_t>(M * embed_dim));  // (M, D) = [sin | cos]
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t i = 0; i < half; ++i) {
       const double a = static_cast<double>(pos[m]) * omega[i];
-      o[m * embed_dim + i] = static_cast<float>(std::sin(a));
-      o[m * embed_dim + half + i] = static_cast<float>(std::cos(a));
+      o[static_cast<size_t>(m * embed_dim + i)] = static_cast<float>(std::sin(a));
+      o[static_cast<size_t>(m * embed_dim + half + i)] = static_cast<float>(std::cos(a));
     }
   }
-  return out;
+  return core::Tensor::from_vector(o, {M, embed_dim});
 }
 
 core::Tensor get_2d_sincos_pos_embed(int64_t embed_dim, int64_t grid_h, int64_t grid_w,
@@ -93,10 +93,7 @@ std::pair<core::Tensor, core::Tensor> get_1d_rotary_pos_embed(int64_t dim,
   for (int64_t i = 0; i < half; ++i) {
     freq[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(dim));
   }
-  core::Tensor cos_t = core::Tensor::empty({S, dim});  // (S, dim)
-  core::Tensor sin_t = core::Tensor::empty({S, dim});  // (S, dim)
-  float* c = cos_t.data<float>();
-  float* s = sin_t.data<float>();
+  std::vector<float> c(static_cast<size_t>(S * dim)), s(c.size());  // (S, dim) each
   for (int64_t p = 0; p < S; ++p) {
     for (int64_t i = 0; i < half; ++i) {
       const double a = pos[p] * freq[i];
@@ -104,13 +101,13 @@ std::pair<core::Tensor, core::Tensor> get_1d_rotary_pos_embed(int64_t dim,
       const float sv = static_cast<float>(std::sin(a));
       const int64_t j0 = repeat_interleave_real ? 2 * i : i;
       const int64_t j1 = repeat_interleave_real ? 2 * i + 1 : i + half;
-      c[p * dim + j0] = cv;
-      c[p * dim + j1] = cv;
-      s[p * dim + j0] = sv;
-      s[p * dim + j1] = sv;
+      c[static_cast<size_t>(p * dim + j0)] = cv;
+      c[static_cast<size_t>(p * dim + j1)] = cv;
+      s[static_cast<size_t>(p * dim + j0)] = sv;
+      s[static_cast<size_t>(p * dim + j1)] = sv;
     }
   }
-  return {cos_t, sin_t};
+  return {core::Tensor::from_vector(c, {S, dim}), core::Tensor::from_vector(s, {S, dim})};
 }
 
 // ---------------------------------------------------------------- modules
@@ -121,8 +118,10 @@ void TimestepEmbedding::bind(const WeightScope& w, int64_t in_channels, int64_t 
   linear_2.bind(w / "linear_2", time_embed_dim, out_dim > 0 ? out_dim : time_embed_dim);
 }
 
-core::Tensor TimestepEmbedding::operator()(const core::Tensor& x) const {
-  core::Tensor h = activate(linear_1(x), act);  // (B, time_embed_dim)
+core::Tensor TimestepEmbedding::operator()(const core::Tensor& x_in) const {
+  // The sinusoidal projection is built on the host: onto the weights' device.
+  const core::Tensor x = x_in.to_device(linear_1.weight.device());  // (B, in_channels)
+  core::Tensor h = activate(linear_1(x), act);                      // (B, time_embed_dim)
   return linear_2(h);                           // (B, out)
 }
 
@@ -208,7 +207,7 @@ core::Tensor PatchEmbed::operator()(const core::Tensor& latent) const {
   x = core::linear(x, proj_weight, proj_bias);                 // (B, h·w, D)
   if (opt.layer_norm) x = core::layer_norm(x, {}, {}, 1e-6f);  // (B, h·w, D)
   core::Tensor pos = pos_embed_at(h, w);                       // (h·w, D)
-  if (pos.defined()) x = core::add(x, pos);                    // (B, h·w, D)
+  if (pos.defined()) x = core::add(x, like(pos, x));           // (B, h·w, D)
   return x;
 }
 

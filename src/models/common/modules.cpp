@@ -46,6 +46,10 @@ core::Tensor optional_input(const Inputs& inputs, const std::string& name) {
   return it->second.to(core::DType::F32);
 }
 
+core::Tensor like(const core::Tensor& table, const core::Tensor& x) {
+  return table.to_device(x.device()).to(x.dtype());
+}
+
 core::Tensor batch_vector(const core::Tensor& t, int64_t batch, const std::string& name,
                           const std::string& model) {
   check_input(t.ndim() <= 1 && (t.numel() == batch || t.numel() == 1), t, name, model,
@@ -130,32 +134,35 @@ void FeedForward::bind(const WeightScope& w, int64_t dim, FeedForwardKind kind_,
 core::Tensor modulated_feed_forward(const core::Tensor& x, const core::Tensor& shift_mlp,
                                     const core::Tensor& scale_mlp, const core::Tensor& gate_mlp,
                                     const FeedForward& ff, float eps) {
-  core::Tensor h = core::layer_norm(x, {}, {}, eps);  // (B, S, D)
-  h = core::modulate(h, shift_mlp, scale_mlp);        // (B, S, D)
-  return core::gated_add(x, gate_mlp, ff(h));         // (B, S, D)
+  const core::Tensor h =
+      core::layer_norm(x, {}, {}, eps, {shift_mlp, scale_mlp});  // (B, S, D), modulated
+  return core::gated_add(x, gate_mlp, ff(h));                    // (B, S, D)
 }
 
 core::Tensor FeedForward::operator()(const core::Tensor& x) const {
-  core::Tensor h = proj(x);  // (..., inner) or (..., 2·inner)
+  // The plain kinds fuse the activation into the projection (an epilogue on CUDA).
+  core::Tensor h;  // (..., inner)
   switch (kind) {
     case FeedForwardKind::kGelu:
-      h = core::gelu(h, false);
+      h = core::linear(x, proj.weight, proj.bias, core::Activation::kGeluErf);
       break;
     case FeedForwardKind::kGeluTanh:
-      h = core::gelu(h, true);
+      h = core::linear(x, proj.weight, proj.bias, core::Activation::kGeluTanh);
       break;
     case FeedForwardKind::kApproxGelu:
-      h = core::quick_gelu(h);
+      h = core::linear(x, proj.weight, proj.bias, core::Activation::kQuickGelu);
       break;
     case FeedForwardKind::kLinearSiLU:
-      h = core::silu(h);
+      h = core::linear(x, proj.weight, proj.bias, core::Activation::kSilu);
       break;
     case FeedForwardKind::kGeGLU: {
+      h = proj(x);                                           // (..., 2·inner)
       auto parts = core::chunk(h, 2, -1);                    // hidden, gate: (..., inner)
       h = core::mul(parts[0], core::gelu(parts[1], false));  // (..., inner)
       break;
     }
     case FeedForwardKind::kSwiGLU: {
+      h = proj(x);                                    // (..., 2·inner)
       auto parts = core::chunk(h, 2, -1);             // hidden, gate: (..., inner)
       h = core::mul(parts[0], core::silu(parts[1]));  // (..., inner)
       break;
@@ -180,8 +187,7 @@ AdaLayerNormZero::Out AdaLayerNormZero::operator()(const core::Tensor& x,
                                                    const core::Tensor& emb) const {
   auto m = ada_modulation(linear, emb, 6);  // shift_msa, scale_msa, gate_msa, shift_mlp,
                                             // scale_mlp, gate_mlp: (B, D)
-  core::Tensor normed = core::layer_norm(x, {}, {}, eps);  // (B, S, D)
-  return {core::modulate(normed, m[0], m[1]), m[2], m[3], m[4], m[5]};
+  return {core::layer_norm(x, {}, {}, eps, {m[0], m[1]}), m[2], m[3], m[4], m[5]};  // (B, S, D)
 }
 
 void AdaLayerNormZeroSingle::bind(const WeightScope& w, int64_t dim, bool bias) {
@@ -191,8 +197,7 @@ void AdaLayerNormZeroSingle::bind(const WeightScope& w, int64_t dim, bool bias) 
 AdaLayerNormZeroSingle::Out AdaLayerNormZeroSingle::operator()(const core::Tensor& x,
                                                                const core::Tensor& emb) const {
   auto m = ada_modulation(linear, emb, 3);                 // shift, scale, gate: (B, D)
-  core::Tensor normed = core::layer_norm(x, {}, {}, eps);  // (B, S, D)
-  return {core::modulate(normed, m[0], m[1]), m[2]};
+  return {core::layer_norm(x, {}, {}, eps, {m[0], m[1]}), m[2]};  // (B, S, D)
 }
 
 void AdaLayerNormZeroX::bind(const WeightScope& w, int64_t dim, bool bias) {
@@ -206,7 +211,7 @@ AdaLayerNormZeroX::Out AdaLayerNormZeroX::operator()(const core::Tensor& x,
                                             // gate_msa2: (B, D)
   core::Tensor normed = core::layer_norm(x, {}, {}, eps);  // (B, S, D)
   Out out;
-  out.x = core::modulate(normed, m[0], m[1]);  // (B, S, D)
+  out.x = core::modulate(normed, m[0], m[1]);  // (B, S, D): one norm, two modulations
   out.gate_msa = m[2];
   out.shift_mlp = m[3];
   out.scale_mlp = m[4];
@@ -225,7 +230,7 @@ void AdaLayerNormContinuous::bind(const WeightScope& w, int64_t dim, int64_t con
 core::Tensor AdaLayerNormContinuous::operator()(const core::Tensor& x,
                                                 const core::Tensor& cond) const {
   auto m = ada_modulation(linear, cond, 2);    // scale, shift: (B, D) — this order in diffusers
-  return core::modulate(norm(x), m[1], m[0]);  // (B, S, D)
+  return core::layer_norm(x, norm.weight, norm.bias, norm.eps, {m[1], m[0]});  // (B, S, D)
 }
 
 // ---------------------------------------------------------------- patches

@@ -35,6 +35,9 @@ core::Tensor optional_input(const Inputs& inputs, const std::string& name);
 // (repeated to B); Error naming the input otherwise.
 core::Tensor batch_vector(const core::Tensor& t, int64_t batch, const std::string& name,
                           const std::string& model);
+// A table built on the host (positions, rotary angles, masks, sinusoidal embeddings) on x's
+// device in x's dtype, ready to meet x in an op (a no-op on the CPU in F32).
+core::Tensor like(const core::Tensor& table, const core::Tensor& x);
 // Error "<model>: forward input 'name' has shape [..], expected <expected>" unless `ok`.
 void check_input(bool ok, const core::Tensor& t, const std::string& name, const std::string& model,
                  const std::string& expected);

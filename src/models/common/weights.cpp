@@ -17,8 +17,8 @@ core::Tensor CheckpointWeights::get(const std::string& full, const core::Shape& 
 }
 
 WeightScope::WeightScope(const WeightProvider& provider, std::string prefix,
-                         core::DType matrix_dtype)
-    : provider_(&provider), prefix_(std::move(prefix)), matrix_dtype_(matrix_dtype) {}
+                         const core::Placement& place)
+    : provider_(&provider), prefix_(std::move(prefix)), place_(place) {}
 
 WeightScope WeightScope::operator/(const std::string& child) const {
   WeightScope s = *this;
@@ -33,11 +33,16 @@ std::string WeightScope::full_name(const std::string& name) const {
 bool WeightScope::has(const std::string& name) const { return provider_->has(full_name(name)); }
 
 core::Tensor WeightScope::matrix(const std::string& name, const core::Shape& expected) const {
-  return provider_->get(full_name(name), expected, matrix_dtype_);
+  return provider_->get(full_name(name), expected, place_.dtype).to_device(place_.device);
 }
 
 core::Tensor WeightScope::vector(const std::string& name, const core::Shape& expected) const {
-  return provider_->get(full_name(name), expected, core::DType::F32);
+  return provider_->get(full_name(name), expected, core::DType::F32).to_device(place_.device);
+}
+
+core::Tensor WeightScope::param(const std::string& name, const core::Shape& expected) const {
+  return provider_->get(full_name(name), expected, place_.activation_dtype())
+      .to_device(place_.device);
 }
 
 void Linear::bind(const WeightScope& w, int64_t in, int64_t out, bool has_bias) {

@@ -36,10 +36,10 @@ class CheckpointWeights : public WeightProvider {
 // has(): make-model binds the same code against a generator.
 class WeightScope {
  public:
-  // `matrix_dtype`: the dtype 2-D+ weights are kept in (F32, or BF16 for bf16 GEMMs);
-  // vectors (biases, norm scales) are always F32.
+  // `place`: the device every weight is moved to, and the dtype 2-D+ weights are kept in (F32,
+  // or BF16 for bf16 GEMMs; on CUDA also F16); vectors (biases, norm scales) are always F32.
   WeightScope(const WeightProvider& provider, std::string prefix = "",
-              core::DType matrix_dtype = core::DType::F32);
+              const core::Placement& place = {});
 
   // The scope of a child module: prefix + "." + child.
   WeightScope operator/(const std::string& child) const;
@@ -51,13 +51,17 @@ class WeightScope {
   // architecture expects [..]" or "<file>: tensor 'p.name' is missing".
   core::Tensor matrix(const std::string& name, const core::Shape& expected) const;
   core::Tensor vector(const std::string& name, const core::Shape& expected) const;
-  core::DType matrix_dtype() const { return matrix_dtype_; }
+  // A parameter that meets activations in elementwise ops (scale-shift tables, learned position
+  // embeddings): in the placement's activation dtype (F32 on the CPU, the compute dtype on CUDA).
+  core::Tensor param(const std::string& name, const core::Shape& expected) const;
+  core::DType matrix_dtype() const { return place_.dtype; }
+  const core::Placement& placement() const { return place_; }
   const WeightProvider& provider() const { return *provider_; }
 
  private:
   const WeightProvider* provider_;
   std::string prefix_;
-  core::DType matrix_dtype_;
+  core::Placement place_;
 };
 
 // y = x Wᵀ + b.   weight: (out, in)   bias: (out) or none
@@ -73,8 +77,8 @@ struct LayerNorm {
   float eps = 1e-5f;
   void bind(const WeightScope& w, int64_t dim, float eps, bool affine = true,
             bool has_bias = true);
-  core::Tensor operator()(const core::Tensor& x) const {
-    return core::layer_norm(x, weight, bias, eps);
+  core::Tensor operator()(const core::Tensor& x, const core::Modulation& mod = {}) const {
+    return core::layer_norm(x, weight, bias, eps, mod);
   }
 };
 
@@ -82,7 +86,9 @@ struct RMSNorm {
   core::Tensor weight;
   float eps = 1e-6f;
   void bind(const WeightScope& w, int64_t dim, float eps, bool affine = true);
-  core::Tensor operator()(const core::Tensor& x) const { return core::rms_norm(x, weight, eps); }
+  core::Tensor operator()(const core::Tensor& x, const core::Modulation& mod = {}) const {
+    return core::rms_norm(x, weight, eps, mod);
+  }
 };
 
 }  // namespace paradit::models::common

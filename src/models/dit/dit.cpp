@@ -111,9 +111,9 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v,
 class DiTTransformer : public Transformer {
  public:
   DiTTransformer(const io::Config& config, const common::WeightProvider& provider,
-                 core::DType matrix_dtype)
-      : cfg_(DiTConfig::parse(config)) {
-    const common::WeightScope w(provider, "", matrix_dtype);
+                 const core::Placement& place)
+      : cfg_(DiTConfig::parse(config)), place_(place) {
+    const common::WeightScope w(provider, "", place);
     const int64_t D = cfg_.dim;
 
     common::PatchEmbedOptions pe;
@@ -160,7 +160,8 @@ class DiTTransformer : public Transformer {
     // Under sequence parallelism this rank keeps its block of the image tokens (padded to a
     // multiple of the degree).
     const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, h * w, sp, false);
-    Tensor x = tokens.shard_image(pos_embed_(x_in), 1);  // (B, N, D), N = h·w (local block)
+    Tensor x = tokens.shard_image(pos_embed_(place_.activation(x_in)),
+                                  1);  // (B, N, D), N = h·w (local block), on the model's device
     for (const Block& blk : blocks_) {
       const Tensor cond = blk.emb(t, labels);  // (B, D)
       const auto m = blk.norm1(x, cond);       // m.x: (B, N, D); gates, shift, scale: (B, D)
@@ -174,14 +175,14 @@ class DiTTransformer : public Transformer {
       x = core::gated_add(x, m.gate_msa, a);                   // (B, N, D)
 
       // feed-forward
-      Tensor n = core::modulate(blk.norm3(x), m.shift_mlp, m.scale_mlp);  // (B, N, D)
-      x = core::gated_add(x, m.gate_mlp, blk.ff(n));                      // (B, N, D)
+      Tensor n = blk.norm3(x, {m.shift_mlp, m.scale_mlp});  // (B, N, D), modulated
+      x = core::gated_add(x, m.gate_mlp, blk.ff(n));        // (B, N, D)
     }
 
     // The output modulation reuses the first block's conditioning embedding, as diffusers does.
     const Tensor cond = blocks_.front().emb(t, labels);                     // (B, D)
     const auto shift_scale = common::ada_modulation(proj_out_1_, cond, 2);  // shift, scale (B, D)
-    x = core::modulate(norm_out_(x), shift_scale[0], shift_scale[1]);       // (B, N, D)
+    x = norm_out_(x, {shift_scale[0], shift_scale[1]});                     // (B, N, D)
     x = proj_out_2_(x);                                                     // (B, N, p·p·C_out)
     x = tokens.gather_image(x, 1);                             // (B, h·w, p·p·C_out)
     return common::unpatchify(x, h, w, p, cfg_.out_channels);  // (B, C_out, H, W)
@@ -219,6 +220,7 @@ class DiTTransformer : public Transformer {
   }
 
   DiTConfig cfg_;
+  core::Placement place_;
   common::PatchEmbed pos_embed_;
   std::vector<Block> blocks_;
   common::LayerNorm norm_out_;
@@ -229,8 +231,8 @@ class DiTTransformer : public Transformer {
 
 std::unique_ptr<Transformer> make_dit_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  core::DType matrix_dtype) {
-  return std::make_unique<DiTTransformer>(config, weights, matrix_dtype);
+                                                  const core::Placement& place) {
+  return std::make_unique<DiTTransformer>(config, weights, place);
 }
 
 }  // namespace paradit::models::dit

@@ -16,6 +16,6 @@ namespace paradit::models::dit {
 
 std::unique_ptr<Transformer> make_dit_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  core::DType matrix_dtype);
+                                                  const core::Placement& place);
 
 }  // namespace paradit::models::dit

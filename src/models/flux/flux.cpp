@@ -170,9 +170,9 @@ Tensor FluxSingleTransformerBlock::forward(const Tensor& joint, const Tensor& te
 // ---------------------------------------------------------------- model
 FluxTransformer2DModel::FluxTransformer2DModel(const FluxConfig& cfg,
                                                const common::WeightProvider& weights,
-                                               core::DType matrix_dtype)
-    : cfg_(cfg) {
-  const WeightScope w(weights, "", matrix_dtype);
+                                               const core::Placement& place)
+    : cfg_(cfg), place_(place) {
+  const WeightScope w(weights, "", place);
   const int64_t D = cfg_.inner_dim();
   x_embedder_.bind(w / "x_embedder", cfg_.in_channels, D);
   context_embedder_.bind(w / "context_embedder", cfg_.joint_attention_dim, D);
@@ -303,13 +303,15 @@ std::unique_ptr<FluxTransformer2DModel::Pass> FluxTransformer2DModel::begin_type
   pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
   const parallel::TokenLayout& tokens = pass->tokens;
 
-  // ---- embeddings
+  // ---- embeddings, on the model's device (the inputs may come from the host)
   if (embed) {
     pass->streams = {
-        context_embedder_(tokens.shard_text(encoder_hidden_states, 1)),  // (B, S_txt_local, D)
-        x_embedder_(tokens.shard_image(hidden_states, 1))};              // (B, S_img_local, D)
+        context_embedder_(place_.activation(
+            tokens.shard_text(encoder_hidden_states, 1))),  // (B, S_txt_local, D)
+        x_embedder_(
+            place_.activation(tokens.shard_image(hidden_states, 1)))};  // (B, S_img_local, D)
   }
-  pass->temb = time_text_embed_(t, pooled_projections, g);  // (B, D)
+  pass->temb = time_text_embed_(t, place_.activation(pooled_projections), g);  // (B, D)
   Rope rope = flux_rope(core::concat({txt_ids, img_ids}, 0), cfg_.axes_dims_rope,
                         cfg_.rope_theta);  // (S_txt + S_img, hd) each
   if (tokens.parallel() || plan != nullptr) {
@@ -321,7 +323,7 @@ std::unique_ptr<FluxTransformer2DModel::Pass> FluxTransformer2DModel::begin_type
     };
     rope = {local(rope.cos), local(rope.sin)};
   }
-  pass->rope = rope;
+  pass->rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
   return pass;
 }
 
@@ -372,8 +374,8 @@ Tensor FluxTransformer2DModel::end_pass(TransformerPass& pass) const {
 
 std::unique_ptr<Transformer> make_flux_transformer(const io::Config& config,
                                                    const common::WeightProvider& weights,
-                                                   core::DType matrix_dtype) {
-  return std::make_unique<FluxTransformer2DModel>(FluxConfig::from(config), weights, matrix_dtype);
+                                                   const core::Placement& place) {
+  return std::make_unique<FluxTransformer2DModel>(FluxConfig::from(config), weights, place);
 }
 
 }  // namespace paradit::models::flux

@@ -88,7 +88,7 @@ struct FluxSingleTransformerBlock {
 class FluxTransformer2DModel : public Transformer {
  public:
   FluxTransformer2DModel(const FluxConfig& cfg, const common::WeightProvider& weights,
-                         core::DType matrix_dtype);
+                         const core::Placement& place);
 
   std::string class_name() const override { return "FluxTransformer2DModel"; }
   // Inputs: hidden_states (B, S_img, in_channels) packed latents, encoder_hidden_states
@@ -133,6 +133,7 @@ class FluxTransformer2DModel : public Transformer {
                                     const parallel::PassPlan* plan, bool embed) const;
 
   FluxConfig cfg_;
+  core::Placement place_;
   // Members named after their checkpoint modules.
   common::Linear x_embedder_, context_embedder_;
   common::CombinedTimestepTextProjEmbeddings time_text_embed_;
@@ -144,6 +145,6 @@ class FluxTransformer2DModel : public Transformer {
 
 std::unique_ptr<Transformer> make_flux_transformer(const io::Config& config,
                                                    const common::WeightProvider& weights,
-                                                   core::DType matrix_dtype);
+                                                   const core::Placement& place);
 
 }  // namespace paradit::models::flux

@@ -50,12 +50,11 @@ Tensor visible_text(const Tensor& mask) {
   bool all = true;
   for (int64_t b = 0; b < B; ++b) all = all && n[b] >= s_txt;
   if (all) return {};
-  Tensor keep = Tensor::zeros({B, s_txt});  // (B, S_txt)
-  float* k = keep.data<float>();
+  std::vector<float> keep(static_cast<size_t>(B * s_txt), 0.0f);  // (B, S_txt)
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t j = 0; j < s_txt && j < n[b]; ++j) k[b * s_txt + j] = 1.0f;
+    for (int64_t j = 0; j < s_txt && j < n[b]; ++j) keep[static_cast<size_t>(b * s_txt + j)] = 1.0f;
   }
-  return keep;
+  return Tensor::from_vector(keep, {B, s_txt});
 }
 
 // The token refiner's self-attention mask as an additive bias: query i sees key j when both
@@ -66,42 +65,37 @@ Tensor refiner_bias(const Tensor& mask) {
   bool all = true;
   for (float v : m) all = all && v != 0.0f;
   if (all) return {};
-  Tensor bias = Tensor::empty({B, 1, S, S});  // (B, 1, S_txt, S_txt)
-  float* p = bias.data<float>();
+  std::vector<float> p(static_cast<size_t>(B * S * S));  // (B, 1, S_txt, S_txt)
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t i = 0; i < S; ++i) {
       for (int64_t j = 0; j < S; ++j) {
         const bool see = j == 0 || (m[b * S + i] != 0.0f && m[b * S + j] != 0.0f);
-        p[(b * S + i) * S + j] = see ? 0.0f : neg_inf;
+        p[static_cast<size_t>((b * S + i) * S + j)] = see ? 0.0f : neg_inf;
       }
     }
   }
-  return bias;
+  return Tensor::from_vector(p, {B, 1, S, S});
 }
 
-// Mean over the unmasked tokens (the token refiner's pooled conditioning).
+// Mean over the unmasked tokens (the token refiner's pooled conditioning): the mask row as
+// a (1, S) weight matrix times the tokens, then divided by the count.
 // text: (B, S_txt, C)   mask: (B, S_txt) → (B, C)
 Tensor masked_mean(const Tensor& text, const Tensor& mask) {
   const int64_t B = text.dim(0), S = text.dim(1), C = text.dim(2);
-  const Tensor t = text.contiguous();
   const std::vector<float> m = mask.to_vector();
-  const float* x = t.data<float>();
-  Tensor out = Tensor::empty({B, C});  // (B, C)
-  float* o = out.data<float>();
+  std::vector<float> inv_count(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     double count = 0;
     for (int64_t s = 0; s < S; ++s) count += m[b * S + s];
     PARADIT_CHECK(count > 0, kModel, ": encoder_attention_mask row ", b,
                   " masks every text token; at least one must be 1");
-    for (int64_t c = 0; c < C; ++c) {
-      double sum = 0;
-      for (int64_t s = 0; s < S; ++s)
-        sum += static_cast<double>(x[(b * S + s) * C + c]) * m[b * S + s];
-      o[b * C + c] = static_cast<float>(sum) / static_cast<float>(count);
-    }
+    inv_count[static_cast<size_t>(b)] = static_cast<float>(1.0 / count);
   }
-  return out;
+  const Tensor weights = common::like(Tensor::from_vector(m, {B, 1, S}), text);  // (B, 1, S)
+  const Tensor sum = core::matmul(weights, text.contiguous());                    // (B, 1, C)
+  const Tensor scale = common::like(Tensor::from_vector(inv_count, {B, 1, 1}), text);
+  return core::mul(sum, scale).reshape({B, C});  // (B, C)
 }
 
 }  // namespace
@@ -173,10 +167,7 @@ Rope hunyuan_video_rope(const std::vector<int64_t>& axes_dim, double theta, cons
       freq[a].push_back(1.0f / std::pow(static_cast<float>(theta), e));
     }
   }
-  Tensor cos = Tensor::empty({S, hd});  // (S, hd)
-  Tensor sin = Tensor::empty({S, hd});  // (S, hd)
-  float* co = cos.data<float>();
-  float* so = sin.data<float>();
+  std::vector<float> co(static_cast<size_t>(S * hd)), so(co.size());  // (S, hd) each
   for (int64_t f = 0; f < grid[0]; ++f) {
     for (int64_t y = 0; y < grid[1]; ++y) {
       for (int64_t x = 0; x < grid[2]; ++x) {
@@ -188,21 +179,24 @@ Rope hunyuan_video_rope(const std::vector<int64_t>& axes_dim, double theta, cons
             const double angle = static_cast<double>(pos[a] * fr);
             const float c = static_cast<float>(std::cos(angle));
             const float s = static_cast<float>(std::sin(angle));
-            co[n * hd + col] = co[n * hd + col + 1] = c;  // the pair shares its angle
-            so[n * hd + col] = so[n * hd + col + 1] = s;
+            co[static_cast<size_t>(n * hd + col)] = co[static_cast<size_t>(n * hd + col + 1)] =
+                c;  // the pair shares its angle
+            so[static_cast<size_t>(n * hd + col)] = so[static_cast<size_t>(n * hd + col + 1)] = s;
             col += 2;
           }
         }
       }
     }
   }
-  return {cos, sin};
+  return {Tensor::from_vector(co, {S, hd}), Tensor::from_vector(so, {S, hd})};
 }
 
 Rope with_identity_rows(const Rope& rope, int64_t text_tokens) {
   const int64_t hd = rope.cos.dim(1);
-  Tensor ones = Tensor::full({text_tokens, hd}, 1.0f);  // (S_txt, hd)
-  Tensor zeros = Tensor::zeros({text_tokens, hd});      // (S_txt, hd)
+  Tensor ones = Tensor::full({text_tokens, hd}, 1.0f, core::DType::F32,
+                             rope.cos.device());  // (S_txt, hd)
+  Tensor zeros = Tensor::zeros({text_tokens, hd}, core::DType::F32,
+                               rope.cos.device());  // (S_txt, hd)
   return {core::concat({rope.cos, ones}, 0), core::concat({rope.sin, zeros}, 0)};
 }
 
@@ -247,7 +241,8 @@ Tensor TokenRefiner::forward(const Tensor& text, const Tensor& timestep, const T
   Tensor pooled = masked_mean(text, mask);          // (B, text_embed_dim)
   Tensor temb = time_text_embed(timestep, pooled);  // (B, D)
   Tensor c = proj_in(text);                         // (B, S_txt, D)
-  Tensor bias = refiner_bias(mask);                 // (B, 1, S_txt, S_txt) or {}
+  Tensor bias = refiner_bias(mask);                 // (B, 1, S_txt, S_txt) or {}, host-built
+  if (bias.defined()) bias = bias.to_device(text.device());
   for (const auto& block : refiner_blocks) {
     c = block.forward(c, temb, bias);  // (B, S_txt, D)
   }
@@ -349,9 +344,9 @@ Tensor HunyuanVideoSingleTransformerBlock::forward(const Tensor& joint, const Te
 
 // ---------------------------------------------------------------- model
 HunyuanVideoTransformer3DModel::HunyuanVideoTransformer3DModel(
-    const HunyuanVideoConfig& cfg, const common::WeightProvider& weights, core::DType matrix_dtype)
-    : cfg_(cfg) {
-  const WeightScope w(weights, "", matrix_dtype);
+    const HunyuanVideoConfig& cfg, const common::WeightProvider& weights, const core::Placement& place)
+    : cfg_(cfg), place_(place) {
+  const WeightScope w(weights, "", place);
   const int64_t D = cfg_.inner_dim();
   const Patch3d p = cfg_.patch();
   x_embedder_.bind(w / "x_embedder" / "proj", cfg_.in_channels, D, p);
@@ -430,7 +425,10 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
   const Tensor& text_mask = encoder_attention_mask;
   JointTokens tokens;
   tokens.layout = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false);
-  tokens.layout.text_key_mask = visible_text(text_mask);  // (B, S_txt) or {}
+  tokens.layout.text_key_mask = visible_text(text_mask);  // (B, S_txt) or {}, host-built
+  if (tokens.layout.text_key_mask.defined()) {
+    tokens.layout.text_key_mask = tokens.layout.text_key_mask.to_device(place_.device);
+  }
   const parallel::TokenLayout& layout = tokens.layout;
 
   // ---- embeddings
@@ -440,11 +438,13 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
                   layout.shard_image(video_rope.sin, 0)};  // (S_img_local, hd): padded rows 0
   }
   Rope rope = with_identity_rows(video_rope, layout.local_text);  // (S_img + S_txt local, hd)
-  Tensor temb = time_text_embed_(t, pooled_projections, g);       // (B, D)
-  Tensor x = layout.shard_image(x_embedder_(hidden_states), 1);   // (B, S_img_local, D)
+  rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
+  Tensor temb = time_text_embed_(t, place_.activation(pooled_projections), g);  // (B, D)
+  Tensor x = layout.shard_image(x_embedder_(place_.activation(hidden_states)),
+                                1);  // (B, S_img_local, D), on the model's device
   // The token refiner attends over the whole text, so every rank runs it, then keeps its rows.
-  Tensor c =
-      layout.shard_text(context_embedder_.forward(text, t, text_mask), 1);  // (B, S_txt_l, D)
+  Tensor c = layout.shard_text(
+      context_embedder_.forward(place_.activation(text), t, text_mask), 1);  // (B, S_txt_l, D)
 
   // ---- dual-stream blocks
   for (const auto& block : transformer_blocks_) {
@@ -470,9 +470,9 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
 
 std::unique_ptr<Transformer> make_hunyuan_video_transformer(const io::Config& config,
                                                             const common::WeightProvider& weights,
-                                                            core::DType matrix_dtype) {
+                                                            const core::Placement& place) {
   return std::make_unique<HunyuanVideoTransformer3DModel>(HunyuanVideoConfig::from(config), weights,
-                                                          matrix_dtype);
+                                                          place);
 }
 
 }  // namespace paradit::models::hunyuan_video

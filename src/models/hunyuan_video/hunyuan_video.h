@@ -142,7 +142,7 @@ struct HunyuanVideoSingleTransformerBlock {
 class HunyuanVideoTransformer3DModel : public Transformer {
  public:
   HunyuanVideoTransformer3DModel(const HunyuanVideoConfig& cfg,
-                                 const common::WeightProvider& weights, core::DType matrix_dtype);
+                                 const common::WeightProvider& weights, const core::Placement& place);
 
   std::string class_name() const override { return "HunyuanVideoTransformer3DModel"; }
   // Inputs: hidden_states (B, in_channels, F, H, W), timestep (B) in [0, 1000],
@@ -164,6 +164,7 @@ class HunyuanVideoTransformer3DModel : public Transformer {
 
  private:
   HunyuanVideoConfig cfg_;
+  core::Placement place_;
   // Members named after their checkpoint modules.
   wan::PatchEmbed3d x_embedder_;  // x_embedder.proj
   TokenRefiner context_embedder_;
@@ -176,6 +177,6 @@ class HunyuanVideoTransformer3DModel : public Transformer {
 
 std::unique_ptr<Transformer> make_hunyuan_video_transformer(const io::Config& config,
                                                             const common::WeightProvider& weights,
-                                                            core::DType matrix_dtype);
+                                                            const core::Placement& place);
 
 }  // namespace paradit::models::hunyuan_video

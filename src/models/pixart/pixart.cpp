@@ -122,9 +122,9 @@ Tensor cross_attend(const Tensor& q, const Tensor& k, const Tensor& v, const Ten
 class PixArtTransformer : public Transformer {
  public:
   PixArtTransformer(const io::Config& config, const common::WeightProvider& provider,
-                    core::DType matrix_dtype)
-      : cfg_(PixArtConfig::parse(config)) {
-    const common::WeightScope w(provider, "", matrix_dtype);
+                    const core::Placement& place)
+      : cfg_(PixArtConfig::parse(config)), place_(place) {
+    const common::WeightScope w(provider, "", place);
     const int64_t D = cfg_.dim;
 
     common::PatchEmbedOptions pe;
@@ -153,14 +153,14 @@ class PixArtTransformer : public Transformer {
     for (int64_t i = 0; i < cfg_.num_layers; ++i) {
       const common::WeightScope b = w / "transformer_blocks" / static_cast<int>(i);
       Block& blk = blocks_[static_cast<size_t>(i)];
-      blk.scale_shift_table = b.vector("scale_shift_table", {6, D});
+      blk.scale_shift_table = b.param("scale_shift_table", {6, D});
       blk.norm1.bind(b / "norm1", D, cfg_.norm_eps, cfg_.norm_elementwise_affine);
       blk.attn1.bind(b / "attn1", D, D, cfg_.attention_bias);
       blk.norm2.bind(b / "norm2", D, cfg_.norm_eps, cfg_.norm_elementwise_affine);
       blk.attn2.bind(b / "attn2", D, cfg_.cross_attention_dim, cfg_.attention_bias);
       blk.ff.bind(b / "ff", D, cfg_.ff_kind);
     }
-    scale_shift_table_ = w.vector("scale_shift_table", {2, D});
+    scale_shift_table_ = w.param("scale_shift_table", {2, D});
     norm_out_.eps = 1e-6f;  // nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
     proj_out_.bind(w / "proj_out", D, cfg_.patch_size * cfg_.patch_size * cfg_.out_channels);
   }
@@ -207,7 +207,7 @@ class PixArtTransformer : public Transformer {
 
     auto pass = std::make_unique<Pass>();
     pass->width = w;
-    pass->key_mask = key_mask;
+    pass->key_mask = key_mask.defined() ? key_mask.to_device(place_.device) : key_mask;
     // Under sequence parallelism this rank keeps its block of the image tokens (padded to a
     // multiple of the degree); the caption stays whole on every rank. Under PipeFusion the pass
     // holds one patch of them (or every patch).
@@ -215,12 +215,14 @@ class PixArtTransformer : public Transformer {
 
     // ---- embeddings
     if (embed) {
-      pass->streams = {pass->tokens.shard_image(pos_embed_(x_in), 1)};  // (B, N, D), N local
+      pass->streams = {pass->tokens.shard_image(pos_embed_(place_.activation(x_in)),
+                                                1)};  // (B, N, D), N local, on the device
     }
     pass->emb = timestep_embedder_(time_proj_(t));  // (B, D)
     if (cfg_.use_additional_conditions) pass->emb = core::add(pass->emb, size_embedding(inputs, B));
     const Tensor t6 = adaln_linear_(core::silu(pass->emb));  // (B, 6·D)
     pass->t6v = t6.reshape({B, 6, cfg_.dim});                 // (B, 6, D)
+    ctx = place_.activation(ctx);
     pass->ctx = cfg_.caption_channels > 0 ? caption_projection_(ctx) : ctx;  // (B, S_txt, D)
     return pass;
   }
@@ -243,7 +245,7 @@ class PixArtTransformer : public Transformer {
                    scale_mlp = mod.select(1, 4), gate_mlp = mod.select(1, 5);  // (B, D) each
 
       // self-attention
-      Tensor n = core::modulate(blk.norm1(x), shift_msa, scale_msa);  // (B, N, D)
+      Tensor n = blk.norm1(x, {shift_msa, scale_msa});                // (B, N, D), modulated
       Tensor q = common::split_heads(blk.attn1.to_q(n), H);           // (B, N, H, Dh)
       Tensor k = common::split_heads(blk.attn1.to_k(n), H);           // (B, N, H, Dh)
       Tensor v = common::split_heads(blk.attn1.to_v(n), H);           // (B, N, H, Dh)
@@ -260,7 +262,7 @@ class PixArtTransformer : public Transformer {
       core::add_(x, a);                                    // x: (B, N, D)
 
       // feed-forward
-      n = core::modulate(blk.norm2(x), shift_mlp, scale_mlp);  // (B, N, D)
+      n = blk.norm2(x, {shift_mlp, scale_mlp});                // (B, N, D), modulated
       x = core::gated_add(x, gate_mlp, blk.ff(n));             // (B, N, D)
     }
     ps.streams = {x};
@@ -272,8 +274,7 @@ class PixArtTransformer : public Transformer {
     // ---- output: modulation by the embedded timestep, projection, unpatchify
     const Tensor mod =
         core::add(scale_shift_table_.unsqueeze(0), ps.emb.unsqueeze(1));  // (B, 2, D)
-    Tensor x = core::modulate(norm_out_(ps.streams.at(0)), mod.select(1, 0),
-                              mod.select(1, 1));  // (B, N, D)
+    Tensor x = norm_out_(ps.streams.at(0), {mod.select(1, 0), mod.select(1, 1)});  // (B, N, D)
     x = proj_out_(x);                            // (B, N, p·p·C_out)
     x = ps.tokens.gather_image(x, 1);            // (B, rows·w, p·p·C_out): the pass's rows
     const int64_t rows = ps.tokens.image_len / ps.width;
@@ -330,6 +331,7 @@ class PixArtTransformer : public Transformer {
   }
 
   PixArtConfig cfg_;
+  core::Placement place_;
   common::PatchEmbed pos_embed_;
   common::Timesteps time_proj_{256, true, 0.0};  // also the additional_condition_proj
   common::TimestepEmbedding timestep_embedder_, resolution_embedder_, aspect_ratio_embedder_;
@@ -345,8 +347,8 @@ class PixArtTransformer : public Transformer {
 
 std::unique_ptr<Transformer> make_pixart_transformer(const io::Config& config,
                                                      const common::WeightProvider& weights,
-                                                     core::DType matrix_dtype) {
-  return std::make_unique<PixArtTransformer>(config, weights, matrix_dtype);
+                                                     const core::Placement& place) {
+  return std::make_unique<PixArtTransformer>(config, weights, place);
 }
 
 }  // namespace paradit::models::pixart

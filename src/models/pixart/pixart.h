@@ -16,6 +16,6 @@ namespace paradit::models::pixart {
 
 std::unique_ptr<Transformer> make_pixart_transformer(const io::Config& config,
                                                      const common::WeightProvider& weights,
-                                                     core::DType matrix_dtype);
+                                                     const core::Placement& place);
 
 }  // namespace paradit::models::pixart

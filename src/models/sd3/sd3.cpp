@@ -178,9 +178,9 @@ std::pair<Tensor, Tensor> JointTransformerBlock::forward(
 // ---------------------------------------------------------------- model
 SD3Transformer2DModel::SD3Transformer2DModel(const SD3Config& cfg,
                                              const common::WeightProvider& weights,
-                                             core::DType matrix_dtype)
-    : cfg_(cfg) {
-  const WeightScope w(weights, "", matrix_dtype);
+                                             const core::Placement& place)
+    : cfg_(cfg), place_(place) {
+  const WeightScope w(weights, "", place);
   const int64_t D = cfg_.inner_dim();
   common::PatchEmbedOptions pe;
   pe.height = pe.width = cfg_.sample_size;
@@ -294,13 +294,15 @@ std::unique_ptr<SD3Transformer2DModel::Pass> SD3Transformer2DModel::begin_typed(
                                        /*text_first=*/false, plan);
   const parallel::TokenLayout& tokens = pass->tokens;
 
-  // ---- embeddings
+  // ---- embeddings, on the model's device (the inputs may come from the host)
   if (embed) {
     pass->streams = {
-        context_embedder_(tokens.shard_text(encoder_hidden_states, 1)),  // (B, S_txt local, D)
-        tokens.shard_image(pos_embed_(hidden_states), 1)};  // (B, h·w local, D) + positions
+        context_embedder_(place_.activation(
+            tokens.shard_text(encoder_hidden_states, 1))),  // (B, S_txt local, D)
+        tokens.shard_image(pos_embed_(place_.activation(hidden_states)),
+                           1)};  // (B, h·w local, D) + positions
   }
-  pass->temb = time_text_embed_(t, pooled_projections);  // (B, D)
+  pass->temb = time_text_embed_(t, place_.activation(pooled_projections));  // (B, D)
   return pass;
 }
 
@@ -334,8 +336,8 @@ Tensor SD3Transformer2DModel::end_pass(TransformerPass& pass) const {
 
 std::unique_ptr<Transformer> make_sd3_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  core::DType matrix_dtype) {
-  return std::make_unique<SD3Transformer2DModel>(SD3Config::from(config), weights, matrix_dtype);
+                                                  const core::Placement& place) {
+  return std::make_unique<SD3Transformer2DModel>(SD3Config::from(config), weights, place);
 }
 
 }  // namespace paradit::models::sd3

@@ -73,7 +73,7 @@ struct JointTransformerBlock {
 class SD3Transformer2DModel : public Transformer {
  public:
   SD3Transformer2DModel(const SD3Config& cfg, const common::WeightProvider& weights,
-                        core::DType matrix_dtype);
+                        const core::Placement& place);
 
   std::string class_name() const override { return "SD3Transformer2DModel"; }
   // Inputs: hidden_states (B, in_channels, H, W), encoder_hidden_states
@@ -110,6 +110,7 @@ class SD3Transformer2DModel : public Transformer {
                                     const parallel::PassPlan* plan, bool embed) const;
 
   SD3Config cfg_;
+  core::Placement place_;
   // Members named after their checkpoint modules.
   common::PatchEmbed pos_embed_;
   common::CombinedTimestepTextProjEmbeddings time_text_embed_;
@@ -121,6 +122,6 @@ class SD3Transformer2DModel : public Transformer {
 
 std::unique_ptr<Transformer> make_sd3_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  core::DType matrix_dtype);
+                                                  const core::Placement& place);
 
 }  // namespace paradit::models::sd3

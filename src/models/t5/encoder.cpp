@@ -38,20 +38,8 @@ DenseAct dense_act_from_name(const std::string& name, const std::string& where) 
   return a;
 }
 
-// max(x, 0); F32 in, new contiguous F32 out.
-Tensor relu(const Tensor& x_in) {
-  const Tensor x = x_in.contiguous();
-  Tensor y = Tensor::empty(x.shape());
-  const float* src = x.data<float>();
-  float* dst = y.data<float>();
-  const int64_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
-  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] > 0.0f ? src[i] : 0.0f;
-  return y;
-}
-
 Tensor apply_act(const Tensor& x, const DenseAct& a) {
-  return a.relu ? relu(x) : common::activate(x, a.act);
+  return a.relu ? core::relu(x) : common::activate(x, a.act);
 }
 
 }  // namespace
@@ -141,50 +129,44 @@ Tensor relative_position_bias(const Tensor& table_in, int64_t query_length, int6
   PARADIT_CHECK(table_in.ndim() == 2 && table_in.dim(0) == num_buckets,
                 "relative_position_bias: table ", table_in.str(), " must be [", num_buckets,
                 ", heads]");
-  const Tensor table = table_in.to(core::DType::F32).contiguous();
-  const int64_t H = table.dim(1), Sq = query_length, Sk = key_length;
-  // The bias depends on key - query only: one bucket per offset in [-(Sq-1), Sk-1].
+  const int64_t H = table_in.dim(1), Sq = query_length, Sk = key_length;
+  // The bias depends on key − query only: the bucket of each (i, j) from a table of offsets,
+  // built on the host; the lookup runs on the table's device.
   std::vector<int64_t> bucket_of(static_cast<size_t>(std::max<int64_t>(Sq + Sk - 1, 0)));
   for (int64_t d = -(Sq - 1); d < Sk; ++d) {
     bucket_of[static_cast<size_t>(d + Sq - 1)] =
         relative_position_bucket(d, /*bidirectional=*/true, num_buckets, max_distance);
   }
-  Tensor bias = Tensor::empty({1, H, Sq, Sk});  // (1, H, Sq, Sk)
-  const float* t = table.data<float>();
-  float* out = bias.data<float>();
-#pragma omp parallel for collapse(2) schedule(static) if (H * Sq * Sk >= (1 << 16))
-  for (int64_t h = 0; h < H; ++h) {
-    for (int64_t i = 0; i < Sq; ++i) {
-      float* row = out + (h * Sq + i) * Sk;
-      const int64_t* b = bucket_of.data() + (Sq - 1 - i);  // b[j] = bucket(j - i)
-      for (int64_t j = 0; j < Sk; ++j) row[j] = t[b[j] * H + h];
-    }
+  std::vector<int64_t> ids(static_cast<size_t>(Sq * Sk));
+  for (int64_t i = 0; i < Sq; ++i) {
+    for (int64_t j = 0; j < Sk; ++j) ids[static_cast<size_t>(i * Sk + j)] = bucket_of[j - i + Sq - 1];
   }
-  return bias;
+  const Tensor rows = core::embedding(table_in, Tensor::from_vector_i64(ids, {Sq, Sk}));  // (Sq, Sk, H)
+  return rows.permute({2, 0, 1}).reshape({1, H, Sq, Sk}).to(core::DType::F32);  // (1, H, Sq, Sk)
 }
 
 // ---------------------------------------------------------------- loading
 
-T5Encoder T5Encoder::load(const std::filesystem::path& dir, core::DType matrix_dtype) {
-  return load(dir / "config.json", dir, matrix_dtype);
+T5Encoder T5Encoder::load(const std::filesystem::path& dir, const core::Placement& place) {
+  return load(dir / "config.json", dir, place);
 }
 
 T5Encoder T5Encoder::load(const std::filesystem::path& config_json,
-                          const std::filesystem::path& weights, core::DType matrix_dtype) {
+                          const std::filesystem::path& weights, const core::Placement& place) {
   const io::Config config = io::Config::load(config_json);
   const io::TensorSource source = io::TensorSource::open(weights);
   const common::CheckpointWeights provider(source);
   // The bound tensors share the file mapping; `source` itself may go.
-  return bind(config, provider, matrix_dtype);
+  return bind(config, provider, place);
 }
 
 T5Encoder T5Encoder::bind(const io::Config& config, const common::WeightProvider& provider,
-                          core::DType matrix_dtype) {
+                          const core::Placement& place) {
   T5Encoder m;
   m.cfg_ = T5EncoderConfig::parse(config);
   const T5EncoderConfig& c = m.cfg_;
   m.class_name_ = c.model_type == "umt5" ? "UMT5EncoderModel" : "T5EncoderModel";
-  const common::WeightScope w(provider, "", matrix_dtype);
+  const common::WeightScope w(provider, "", place);
   const int64_t D = c.d_model, I = c.inner_dim(), H = c.num_heads;
 
   // T5EncoderModel saves the tied table as shared.weight; some exports keep only the encoder's
@@ -236,10 +218,10 @@ T5EncoderOutput T5Encoder::encode(const Tensor& input_ids, const Tensor& attenti
       input_ids.defined() ? input_ids.str() : std::string("nothing"));
   const int64_t B = input_ids.dim(0), S = input_ids.dim(1), H = c.num_heads;
   PARADIT_CHECK(S > 0, name, ": input_ids ", input_ids.str(), " has no tokens");
-  const Tensor ids = input_ids.contiguous();
+  const std::vector<int64_t> id_values = input_ids.to_vector_i64();
+  const Tensor ids = Tensor::from_vector_i64(id_values, {B, S});  // (B, S) host ids
   for (int64_t n = 0; n < B * S; ++n) {
-    const int64_t id =
-        ids.dtype() == core::DType::I64 ? ids.data<int64_t>()[n] : ids.data<int32_t>()[n];
+    const int64_t id = id_values[static_cast<size_t>(n)];
     PARADIT_CHECK(id >= 0 && id < c.vocab_size, name, ": input_ids[", n / S, ", ", n % S,
                   "] = ", id, " is outside the vocabulary [0, ", c.vocab_size, ")");
   }
@@ -262,7 +244,7 @@ T5EncoderOutput T5Encoder::encode(const Tensor& input_ids, const Tensor& attenti
         std::fill(first, first + S, 1.0f);  // then fixed up after attention
       }
     }
-    opt.key_mask = Tensor::from_vector(keep, {B, S});  // (B, S)
+    opt.key_mask = Tensor::from_vector(keep, {B, S}, embed_tokens_.device());  // (B, S)
   }
 
   T5EncoderOutput out;
@@ -286,19 +268,19 @@ T5EncoderOutput T5Encoder::encode(const Tensor& input_ids, const Tensor& attenti
     const Tensor k = common::split_heads(core::linear(h, blk.k), H);  // (B, S, H, d_kv)
     const Tensor v = common::split_heads(core::linear(h, blk.v), H);  // (B, S, H, d_kv)
     Tensor a = core::attention(q, k, v, opt).out;                     // (B, S, H, d_kv)
-    for (const int64_t b : all_masked) {
-      // Uniform weights: every query row of sample b is the mean of v over the keys.
-      const int64_t row = H * c.d_kv;
-      std::vector<double> mean(static_cast<size_t>(row), 0.0);
-      for (int64_t j = 0; j < S; ++j) {
-        const float* vr = v.data<float>() + b * v.stride(0) + j * v.stride(1);
-        for (int64_t e = 0; e < row; ++e) mean[static_cast<size_t>(e)] += vr[e];
+    if (!all_masked.empty()) {
+      // A sample with every key masked attends uniformly to all of them: a zero query scores
+      // every key 0, so its attention is the mean of v over the keys.
+      std::vector<Tensor> rows;
+      for (int64_t b = 0; b < B; ++b) {
+        const bool masked = std::find(all_masked.begin(), all_masked.end(), b) != all_masked.end();
+        const Tensor ab = a.slice(0, b, b + 1);  // (1, S, H, d_kv)
+        rows.push_back(masked ? core::attention(core::scale(q.slice(0, b, b + 1), 0.0f),
+                                                k.slice(0, b, b + 1), v.slice(0, b, b + 1))
+                                    .out
+                              : ab);
       }
-      for (int64_t i = 0; i < S; ++i) {
-        float* ar = a.data<float>() + (b * S + i) * row;
-        for (int64_t e = 0; e < row; ++e)
-          ar[e] = static_cast<float>(mean[static_cast<size_t>(e)] / static_cast<double>(S));
-      }
+      a = core::concat(rows, 0);  // (B, S, H, d_kv)
     }
     x = core::add(x, core::linear(common::merge_heads(a), blk.o));  // (B, S, D)
 

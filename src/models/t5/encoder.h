@@ -72,15 +72,15 @@ class T5Encoder {
   // A component folder (config.json + model.safetensors or a sharded set).
   // `matrix_dtype`: F32, or BF16 to keep the 2-D weights (embedding included) in bf16.
   static T5Encoder load(const std::filesystem::path& dir,
-                        core::DType matrix_dtype = core::DType::F32);
+                        const core::Placement& place = core::DType::F32);
   // An explicit config.json and weights (a .safetensors file, an index or a folder).
   static T5Encoder load(const std::filesystem::path& config_json,
                         const std::filesystem::path& weights,
-                        core::DType matrix_dtype = core::DType::F32);
+                        const core::Placement& place = core::DType::F32);
   // Binds from any provider (a checkpoint, or a generator for random weights). The weights
   // live as long as this object (mapped tensors keep their file mapping alive).
   static T5Encoder bind(const io::Config& config, const common::WeightProvider& weights,
-                        core::DType matrix_dtype = core::DType::F32);
+                        const core::Placement& place = core::DType::F32);
 
   // input_ids: (B, S) I64|I32   attention_mask: (B, S) I64|I32|F32|BOOL (nonzero = keep) or {}
   // → last_hidden_state (B, S, d_model) and, with output_hidden_states, every hidden state.

@@ -262,12 +262,12 @@ Tensor Decoder::forward(const Tensor& z, const SpatialOps& ops) const {
 // ---------------------------------------------------------------- the model
 
 AutoencoderKL::AutoencoderKL(const AutoencoderKLConfig& cfg, const common::WeightProvider& weights,
-                             core::DType matrix_dtype)
+                             const core::Placement& place)
     : cfg_(cfg) {
-  PARADIT_CHECK(matrix_dtype == core::DType::F32 || matrix_dtype == core::DType::BF16,
-                "AutoencoderKL: weight dtype ", core::dtype_name(matrix_dtype),
+  PARADIT_CHECK(place.dtype == core::DType::F32 || place.dtype == core::DType::BF16 || (place.device == core::Device::CUDA && place.dtype == core::DType::F16),
+                "AutoencoderKL: weight dtype ", core::dtype_name(place.dtype),
                 " is not supported (expected F32 or BF16)");
-  const WeightScope root(weights, "", matrix_dtype);
+  const WeightScope root(weights, "", place);
   encoder_.bind(root / "encoder", cfg_);
   decoder_.bind(root / "decoder", cfg_);
   const int64_t L = cfg_.latent_channels;
@@ -310,35 +310,23 @@ LatentDistribution AutoencoderKL::encode(const Tensor& x, const SpatialOps& ops)
 }
 
 Tensor AutoencoderKL::unscale_latents(const Tensor& latents) const {
-  const Tensor x = latents.to(core::DType::F32).contiguous();
-  Tensor out = Tensor::empty(x.shape());  // same shape
   const float s = static_cast<float>(cfg_.scaling_factor);
   const float shift = cfg_.shift_factor ? static_cast<float>(*cfg_.shift_factor) : 0.0f;
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
   // A division (not a product by 1/s) and a separate add, as torch computes them in f32.
-  if (cfg_.shift_factor) {
-    for (int64_t i = 0; i < x.numel(); ++i) dst[i] = src[i] / s + shift;
-  } else {
-    for (int64_t i = 0; i < x.numel(); ++i) dst[i] = src[i] / s;
-  }
-  return out;
+  return core::affine(latents.to(core::DType::F32), 1, core::AffineKind::kDivAdd, {shift},
+                      {s});  // same shape
 }
 
 Tensor AutoencoderKL::scale_latents(const Tensor& latents) const {
-  const Tensor x = latents.to(core::DType::F32).contiguous();
-  Tensor out = Tensor::empty(x.shape());  // same shape
   const float s = static_cast<float>(cfg_.scaling_factor);
   const float shift = cfg_.shift_factor ? static_cast<float>(*cfg_.shift_factor) : 0.0f;
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = (src[i] - shift) * s;
-  return out;
+  return core::affine(latents.to(core::DType::F32), 1, core::AffineKind::kSubMul, {shift},
+                      {s});  // same shape
 }
 
 std::unique_ptr<AutoencoderKL> load_autoencoder_kl(const std::filesystem::path& dir,
-                                                   core::DType matrix_dtype) {
-  return load_vae<AutoencoderKL, AutoencoderKLConfig>(dir, matrix_dtype);
+                                                   const core::Placement& place) {
+  return load_vae<AutoencoderKL, AutoencoderKLConfig>(dir, place);
 }
 
 }  // namespace paradit::models::vae

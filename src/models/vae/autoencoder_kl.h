@@ -187,7 +187,7 @@ struct LatentDistribution {
 class AutoencoderKL {
  public:
   AutoencoderKL(const AutoencoderKLConfig& cfg, const common::WeightProvider& weights,
-                core::DType matrix_dtype = core::DType::F32);
+                const core::Placement& place = core::DType::F32);
 
   // vae.decode(z).sample on raw latents (the pipeline first applies unscale_latents).
   // z: (N, latent_channels, h, w) → (N, out_channels, h·f, w·f)
@@ -218,6 +218,6 @@ class AutoencoderKL {
 // Loads config.json and the weights of an AutoencoderKL from a component folder, or from a
 // pipeline folder (its vae/). Error naming the folder, file or tensor on anything wrong.
 std::unique_ptr<AutoencoderKL> load_autoencoder_kl(const std::filesystem::path& dir,
-                                                   core::DType matrix_dtype = core::DType::F32);
+                                                   const core::Placement& place = core::DType::F32);
 
 }  // namespace paradit::models::vae

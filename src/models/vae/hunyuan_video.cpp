@@ -42,22 +42,13 @@ Resampling block_resampling(const AutoencoderKLHunyuanVideoConfig& c, size_t i) 
 // `extent` frames of a. Weights are Python floats, applied in f32 as torch does.
 void blend_frames(const Tensor& a, Tensor& b, int64_t extent) {
   extent = std::min({a.dim(2), b.dim(2), extent});
-  const int64_t N = b.dim(0), C = b.dim(1), Ta = a.dim(2), Tb = b.dim(2);
-  const int64_t plane = b.dim(3) * b.dim(4);
-  const float* pa = a.data<float>();
-  float* pb = b.data<float>();
+  const int64_t Ta = a.dim(2);
   for (int64_t x = 0; x < extent; ++x) {
     const float wa = static_cast<float>(1.0 - static_cast<double>(x) / extent);
     const float wb = static_cast<float>(static_cast<double>(x) / extent);
-    for (int64_t nc = 0; nc < N * C; ++nc) {
-      const float* src = pa + (nc * Ta + Ta - extent + x) * plane;
-      float* dst = pb + (nc * Tb + x) * plane;
-      for (int64_t p = 0; p < plane; ++p) {
-        const float u = src[p] * wa;
-        const float v = dst[p] * wb;
-        dst[p] = u + v;
-      }
-    }
+    Tensor frame = b.slice(2, x, x + 1);  // (N, C, 1, H, W), a view into b
+    frame.copy_from(core::lincomb({{wa, a.slice(2, Ta - extent + x, Ta - extent + x + 1)},
+                                   {wb, frame}}));  // a·wa + b·wb
   }
 }
 
@@ -245,7 +236,8 @@ Tensor HunyuanUpBlock::forward(const Tensor& x, const VideoSpatialOps& ops) cons
   if (factor_t > 1 && T > 1) {
     // The first frame once, every later frame factor_t times.
     const int64_t Tu = 1 + factor_t * (T - 1);
-    Tensor rep = Tensor::empty({N, C, Tu, up.dim(3), up.dim(4)});  // (N, C, Tu, H', W')
+    Tensor rep = Tensor::empty({N, C, Tu, up.dim(3), up.dim(4)}, up.dtype(),
+                               up.device());  // (N, C, Tu, H', W')
     rep.slice(2, 0, 1).copy_from(up.slice(2, 0, 1));
     for (int64_t t = 1; t < T; ++t) {
       for (int64_t j = 0; j < factor_t; ++j) {
@@ -337,12 +329,12 @@ Tensor HunyuanDecoder3D::forward(const Tensor& z, const VideoSpatialOps& ops) co
 
 AutoencoderKLHunyuanVideo::AutoencoderKLHunyuanVideo(const AutoencoderKLHunyuanVideoConfig& cfg,
                                                      const common::WeightProvider& weights,
-                                                     core::DType matrix_dtype)
+                                                     const core::Placement& place)
     : cfg_(cfg) {
-  PARADIT_CHECK(matrix_dtype == core::DType::F32 || matrix_dtype == core::DType::BF16,
-                "AutoencoderKLHunyuanVideo: weight dtype ", core::dtype_name(matrix_dtype),
+  PARADIT_CHECK(place.dtype == core::DType::F32 || place.dtype == core::DType::BF16 || (place.device == core::Device::CUDA && place.dtype == core::DType::F16),
+                "AutoencoderKLHunyuanVideo: weight dtype ", core::dtype_name(place.dtype),
                 " is not supported (expected F32 or BF16)");
-  const WeightScope root(weights, "", matrix_dtype);
+  const WeightScope root(weights, "", place);
   encoder_.bind(root / "encoder", cfg_);
   decoder_.bind(root / "decoder", cfg_);
   const int64_t L = cfg_.latent_channels;
@@ -443,18 +435,14 @@ HunyuanVideoLatentDistribution AutoencoderKLHunyuanVideo::encode(const Tensor& x
 }
 
 Tensor AutoencoderKLHunyuanVideo::unscale_latents(const Tensor& latents) const {
-  const Tensor x = latents.to(core::DType::F32).contiguous();
-  Tensor out = Tensor::empty(x.shape());  // same shape
   const float s = static_cast<float>(cfg_.scaling_factor);
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) dst[i] = src[i] / s;
-  return out;
+  return core::affine(latents.to(core::DType::F32), 1, core::AffineKind::kDivAdd, {0.0f},
+                      {s});  // same shape: latents / s
 }
 
 std::unique_ptr<AutoencoderKLHunyuanVideo> load_autoencoder_kl_hunyuan_video(
-    const std::filesystem::path& dir, core::DType matrix_dtype) {
-  return load_vae<AutoencoderKLHunyuanVideo, AutoencoderKLHunyuanVideoConfig>(dir, matrix_dtype);
+    const std::filesystem::path& dir, const core::Placement& place) {
+  return load_vae<AutoencoderKLHunyuanVideo, AutoencoderKLHunyuanVideoConfig>(dir, place);
 }
 
 }  // namespace paradit::models::vae

@@ -174,7 +174,7 @@ class AutoencoderKLHunyuanVideo {
  public:
   AutoencoderKLHunyuanVideo(const AutoencoderKLHunyuanVideoConfig& cfg,
                             const common::WeightProvider& weights,
-                            core::DType matrix_dtype = core::DType::F32);
+                            const core::Placement& place = core::DType::F32);
 
   // vae.decode(z).sample on raw latents (the pipeline first divides by scaling_factor), no
   // clamp. z: (N, latent, t, h, w) → (N, out_channels, 1 + 4(t − 1), 8h, 8w). With row-split
@@ -214,6 +214,6 @@ class AutoencoderKLHunyuanVideo {
 // Loads config.json and the weights of an AutoencoderKLHunyuanVideo from a component folder, or
 // from a pipeline folder (its vae/). Error naming the folder, file or tensor on anything wrong.
 std::unique_ptr<AutoencoderKLHunyuanVideo> load_autoencoder_kl_hunyuan_video(
-    const std::filesystem::path& dir, core::DType matrix_dtype = core::DType::F32);
+    const std::filesystem::path& dir, const core::Placement& place = core::DType::F32);
 
 }  // namespace paradit::models::vae

@@ -83,20 +83,13 @@ core::Tensor resnet_forward(const core::Tensor& x, const Norm& norm1, const Conv
 // DiagonalGaussianDistribution's std from the logvar half of the moments:
 // exp(0.5 · clamp(logvar, -30, 20)), in f32 as torch computes it. logvar: any shape → same shape
 inline core::Tensor std_from_logvar(const core::Tensor& logvar) {
-  const core::Tensor lv = logvar.contiguous();
-  core::Tensor out = core::Tensor::empty(lv.shape());  // same shape
-  const float* src = lv.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t i = 0; i < lv.numel(); ++i) {
-    dst[i] = std::exp(0.5f * std::min(std::max(src[i], -30.0f), 20.0f));
-  }
-  return out;
+  return core::exp(core::scale(core::clamp(logvar, -30.0f, 20.0f), 0.5f));  // same shape
 }
 
 // Loads config.json and the weights of a VAE from a component folder, or from a pipeline
 // folder (its vae/). Error naming the folder, file or tensor on anything wrong.
 template <typename Model, typename Config>
-std::unique_ptr<Model> load_vae(const std::filesystem::path& dir, core::DType matrix_dtype) {
+std::unique_ptr<Model> load_vae(const std::filesystem::path& dir, const core::Placement& place) {
   const io::ModelFolder folder = io::ModelFolder::open(dir.string());
   const std::filesystem::path vdir =
       folder.is_pipeline() ? folder.component("vae").dir : folder.root();
@@ -105,7 +98,7 @@ std::unique_ptr<Model> load_vae(const std::filesystem::path& dir, core::DType ma
   // Bound tensors are views of the mapping (or converted copies) and keep it alive.
   const io::TensorSource source = io::TensorSource::open(vdir);
   const common::CheckpointWeights weights(source);
-  return std::make_unique<Model>(cfg, weights, matrix_dtype);
+  return std::make_unique<Model>(cfg, weights, place);
 }
 
 }  // namespace paradit::models::vae

@@ -58,13 +58,8 @@ std::vector<T> number_list(const io::Config& config, const std::string& key,
   return out;
 }
 
-// In place: x = clamp(x, -1, 1). x is a fresh contiguous tensor.
-void clamp_unit(Tensor& x) {
-  float* p = x.data<float>();
-  const int64_t n = x.numel();
-#pragma omp parallel for schedule(static) if (n >= (1 << 16))
-  for (int64_t i = 0; i < n; ++i) p[i] = std::min(std::max(p[i], -1.0f), 1.0f);
-}
+// x = clamp(x, -1, 1).
+void clamp_unit(Tensor& x) { x = core::clamp(x, -1.0f, 1.0f); }
 
 // x: (N, 2C, T, H, W), the time_conv output of upsample3d → (N, C, 2T, H, W): frame 2t + j is
 // channel block j at time t (diffusers' reshape to (N, 2, C, T, H, W) and stack on dim 3).
@@ -214,40 +209,9 @@ void WanRMSNorm::bind(const WeightScope& w, int64_t channels, bool images) {
 }
 
 Tensor WanRMSNorm::operator()(const Tensor& x) const {
-  const Tensor xc = x.contiguous();
-  const int64_t N = xc.dim(0), C = xc.dim(1);
-  PARADIT_CHECK(C == gamma.dim(0), "WanRMS_norm: x ", xc.str(), " has ", C, " channels, gamma has ",
-                gamma.dim(0));
-  const int64_t L = C ? xc.numel() / (N * C) : 0;
-  Tensor out = Tensor::empty(xc.shape());  // same shape
-  const float* src = xc.data<float>();
-  const float* g = gamma.data<float>();
-  float* dst = out.data<float>();
-  constexpr int64_t kBlock = 256;  // positions per task; their channel sums stay in cache
-  const int64_t blocks = (L + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (N * C * L >= (1 << 15))
-  for (int64_t t = 0; t < N * blocks; ++t) {
-    const int64_t n = t / blocks, l0 = t % blocks * kBlock, l1 = std::min(L, l0 + kBlock);
-    const float* xn = src + n * C * L;
-    float* yn = dst + n * C * L;
-    double ss[kBlock] = {};
-    for (int64_t c = 0; c < C; ++c) {
-      const float* row = xn + c * L;
-      for (int64_t l = l0; l < l1; ++l) ss[l - l0] += static_cast<double>(row[l]) * row[l];
-    }
-    float denom[kBlock];
-    for (int64_t l = l0; l < l1; ++l) {
-      // F.normalize: x / max(‖x‖₂, eps) with the norm rounded to f32.
-      denom[l - l0] = std::max(static_cast<float>(std::sqrt(ss[l - l0])), 1e-12f);
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      const float* row = xn + c * L;
-      float* out_row = yn + c * L;
-      const float gc = g[c];
-      for (int64_t l = l0; l < l1; ++l) out_row[l] = row[l] / denom[l - l0] * scale * gc;
-    }
-  }
-  return out;
+  PARADIT_CHECK(x.ndim() >= 2 && x.dim(1) == gamma.dim(0), "WanRMS_norm: x ", x.str(), " has ",
+                x.ndim() >= 2 ? x.dim(1) : 0, " channels, gamma has ", gamma.dim(0));
+  return core::channel_norm(x, gamma, scale);  // same shape
 }
 
 void WanResidualBlock::bind(const WeightScope& w, int64_t in, int64_t out) {
@@ -323,7 +287,8 @@ Tensor WanResample::forward(const Tensor& x_in, WanCache& cache) const {
       if (keep.dim(2) < 2) {
         // After the first chunk ("Rep") diffusers caches a zero frame in front, as padding.
         const Tensor prev = slot.state == State::kFrames ? last_frames(slot.frames, 1)
-                                                         : Tensor::zeros(last_frames(x, 1).shape());
+                                                         : Tensor::zeros(last_frames(x, 1).shape(),
+                                                                         x.dtype(), x.device());
         keep = core::concat({prev, keep}, 2);
       }
       x = time_conv(x, slot.state == State::kFrames ? slot.frames : Tensor{},
@@ -470,12 +435,12 @@ Tensor WanDecoder3d::forward(const Tensor& z, WanCache& cache) const {
 // ---------------------------------------------------------------- the model
 
 AutoencoderKLWan::AutoencoderKLWan(const AutoencoderKLWanConfig& cfg,
-                                   const common::WeightProvider& weights, core::DType matrix_dtype)
+                                   const common::WeightProvider& weights, const core::Placement& place)
     : cfg_(cfg) {
-  PARADIT_CHECK(matrix_dtype == core::DType::F32 || matrix_dtype == core::DType::BF16,
-                "AutoencoderKLWan: weight dtype ", core::dtype_name(matrix_dtype),
+  PARADIT_CHECK(place.dtype == core::DType::F32 || place.dtype == core::DType::BF16 || (place.device == core::Device::CUDA && place.dtype == core::DType::F16),
+                "AutoencoderKLWan: weight dtype ", core::dtype_name(place.dtype),
                 " is not supported (expected F32 or BF16)");
-  const WeightScope root(weights, "", matrix_dtype);
+  const WeightScope root(weights, "", place);
   encoder_.bind(root / "encoder", cfg_);
   decoder_.bind(root / "decoder", cfg_);
   const int64_t z = cfg_.z_dim;
@@ -520,7 +485,8 @@ Tensor AutoencoderKLWan::decode(const Tensor& z, const VideoSpatialOps& ops) con
       [&](const Tensor& chunk) {
         if (!out.defined()) {
           out = Tensor::empty({chunk.dim(0), chunk.dim(1), frames_for(z.dim(2)), chunk.dim(3),
-                               chunk.dim(4)});  // (N, out_channels, F, H, W)
+                               chunk.dim(4)},
+                              chunk.dtype(), chunk.device());  // (N, out_channels, F, H, W)
         }
         PARADIT_CHECK(frame + chunk.dim(2) <= out.dim(2),
                       "AutoencoderKLWan decode: the decoder gave ", frame + chunk.dim(2),
@@ -563,45 +529,33 @@ VideoLatentDistribution AutoencoderKLWan::encode(const Tensor& x) const {
   return dist;
 }
 
+std::vector<float> AutoencoderKLWan::inv_latents_std() const {
+  std::vector<float> inv;
+  for (float s : cfg_.latents_std) inv.push_back(1.0f / s);
+  return inv;
+}
+
 Tensor AutoencoderKLWan::unnormalize_latents(const Tensor& z) const {
   PARADIT_CHECK(z.defined() && z.ndim() == 5 && z.dim(1) == cfg_.z_dim,
                 "AutoencoderKLWan: latents ", str(z), " must be (N, ", cfg_.z_dim,
                 ", frames, h, w)");
-  const Tensor x = z.to(core::DType::F32).contiguous();
-  Tensor out = Tensor::empty(x.shape());  // (N, z, t, h, w)
-  const int64_t C = x.dim(1), L = x.numel() / (x.dim(0) * C);
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t p = 0; p < x.dim(0) * C; ++p) {
-    // As the pipelines compute it in f32: latents / (1 / std) + mean.
-    const float inv_std = 1.0f / cfg_.latents_std[p % C];
-    const float mean = cfg_.latents_mean[p % C];
-    for (int64_t i = 0; i < L; ++i) dst[p * L + i] = src[p * L + i] / inv_std + mean;
-  }
-  return out;
+  // As the pipelines compute it in f32: latents / (1 / std) + mean.
+  return core::affine(z.to(core::DType::F32), 1, core::AffineKind::kDivAdd, latents_mean(),
+                      inv_latents_std());  // (N, z, t, h, w)
 }
 
 Tensor AutoencoderKLWan::normalize_latents(const Tensor& z) const {
   PARADIT_CHECK(z.defined() && z.ndim() == 5 && z.dim(1) == cfg_.z_dim,
                 "AutoencoderKLWan: latents ", str(z), " must be (N, ", cfg_.z_dim,
                 ", frames, h, w)");
-  const Tensor x = z.to(core::DType::F32).contiguous();
-  Tensor out = Tensor::empty(x.shape());  // (N, z, t, h, w)
-  const int64_t C = x.dim(1), L = x.numel() / (x.dim(0) * C);
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t p = 0; p < x.dim(0) * C; ++p) {
-    // The image-to-video pipelines: (latents − mean) · (1 / std).
-    const float inv_std = 1.0f / cfg_.latents_std[p % C];
-    const float mean = cfg_.latents_mean[p % C];
-    for (int64_t i = 0; i < L; ++i) dst[p * L + i] = (src[p * L + i] - mean) * inv_std;
-  }
-  return out;
+  // The image-to-video pipelines: (latents − mean) · (1 / std).
+  return core::affine(z.to(core::DType::F32), 1, core::AffineKind::kSubMul, latents_mean(),
+                      inv_latents_std());  // (N, z, t, h, w)
 }
 
 std::unique_ptr<AutoencoderKLWan> load_autoencoder_kl_wan(const std::filesystem::path& dir,
-                                                          core::DType matrix_dtype) {
-  return load_vae<AutoencoderKLWan, AutoencoderKLWanConfig>(dir, matrix_dtype);
+                                                          const core::Placement& place) {
+  return load_vae<AutoencoderKLWan, AutoencoderKLWanConfig>(dir, place);
 }
 
 }  // namespace paradit::models::vae

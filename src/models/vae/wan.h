@@ -230,7 +230,7 @@ struct VideoLatentDistribution {
 class AutoencoderKLWan {
  public:
   AutoencoderKLWan(const AutoencoderKLWanConfig& cfg, const common::WeightProvider& weights,
-                   core::DType matrix_dtype = core::DType::F32);
+                   const core::Placement& place = core::DType::F32);
 
   // vae.decode(z).sample on raw latents (the pipeline first computes z·latents_std +
   // latents_mean per channel: unnormalize_latents). z: (N, z_dim, t, h, w) → (N, out_channels,
@@ -256,6 +256,8 @@ class AutoencoderKLWan {
   const AutoencoderKLWanConfig& config() const { return cfg_; }
   const std::vector<float>& latents_mean() const { return cfg_.latents_mean; }
   const std::vector<float>& latents_std() const { return cfg_.latents_std; }
+  // 1 / latents_std per channel, rounded to f32 as the pipelines build it.
+  std::vector<float> inv_latents_std() const;
   int64_t z_dim() const { return cfg_.z_dim; }
   int64_t spatial_factor() const { return int64_t{1} << (cfg_.dim_mult.size() - 1); }
   int64_t temporal_factor() const;
@@ -271,6 +273,6 @@ class AutoencoderKLWan {
 // Loads config.json and the weights of an AutoencoderKLWan from a component folder, or from a
 // pipeline folder (its vae/). Error naming the folder, file or tensor on anything wrong.
 std::unique_ptr<AutoencoderKLWan> load_autoencoder_kl_wan(
-    const std::filesystem::path& dir, core::DType matrix_dtype = core::DType::F32);
+    const std::filesystem::path& dir, const core::Placement& place = core::DType::F32);
 
 }  // namespace paradit::models::vae

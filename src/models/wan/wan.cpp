@@ -28,7 +28,9 @@ Tensor cross_attend(const Tensor& q, const Tensor& k, const Tensor& v) {
 }
 
 // 1 + rows.   rows: (U, D) → (U, D)
-Tensor one_plus(const Tensor& rows) { return core::add(rows, Tensor::full({1}, 1.0f)); }
+Tensor one_plus(const Tensor& rows) {
+  return core::add(rows, Tensor::full({1}, 1.0f, rows.dtype(), rows.device()));
+}
 
 }  // namespace
 
@@ -102,10 +104,7 @@ Rope wan_rope(const WanConfig& cfg, const Patch3d& grid) {
     cos_axis[a] = c.to_vector();
     sin_axis[a] = s.to_vector();
   }
-  Tensor cos = Tensor::empty({S, hd});  // (S, hd)
-  Tensor sin = Tensor::empty({S, hd});  // (S, hd)
-  float* co = cos.data<float>();
-  float* so = sin.data<float>();
+  std::vector<float> co(static_cast<size_t>(S * hd)), so(co.size());  // (S, hd) each
   for (int64_t f = 0; f < grid[0]; ++f) {
     for (int64_t y = 0; y < grid[1]; ++y) {
       for (int64_t x = 0; x < grid[2]; ++x) {
@@ -114,14 +113,14 @@ Rope wan_rope(const WanConfig& cfg, const Patch3d& grid) {
         int64_t col = 0;
         for (int a = 0; a < 3; ++a) {
           for (int64_t j = 0; j < split[a]; ++j, ++col) {
-            co[n * hd + col] = cos_axis[a][pos[a] * split[a] + j];
-            so[n * hd + col] = sin_axis[a][pos[a] * split[a] + j];
+            co[static_cast<size_t>(n * hd + col)] = cos_axis[a][pos[a] * split[a] + j];
+            so[static_cast<size_t>(n * hd + col)] = sin_axis[a][pos[a] * split[a] + j];
           }
         }
       }
     }
   }
-  return {cos, sin};
+  return {Tensor::from_vector(co, {S, hd}), Tensor::from_vector(so, {S, hd})};
 }
 
 // ---------------------------------------------------------------- timestep conditioning
@@ -176,17 +175,17 @@ TimeConditioning WanConditionEmbedder::time(const Tensor& timestep, int64_t B, i
     const std::vector<float> v = timestep.to_vector();
     std::map<float, int64_t> row_of;
     std::vector<float> distinct;
-    tc.index = Tensor::empty({B, S}, core::DType::I64);  // (B, S)
-    int64_t* idx = tc.index.data<int64_t>();
+    std::vector<int64_t> idx(static_cast<size_t>(B * S));  // (B, S)
     for (int64_t b = 0; b < B; ++b) {
       const int64_t src = timestep.dim(0) == 1 ? 0 : b;
       for (int64_t s = 0; s < S; ++s) {
         const float value = v[src * S + s];
         auto [it, added] = row_of.emplace(value, static_cast<int64_t>(distinct.size()));
         if (added) distinct.push_back(value);
-        idx[b * S + s] = it->second;
+        idx[static_cast<size_t>(b * S + s)] = it->second;
       }
     }
+    tc.index = Tensor::from_vector_i64(idx, {B, S});  // (B, S), host: the embedding's ids
     t = Tensor::from_vector(distinct, {static_cast<int64_t>(distinct.size())});  // (U)
   } else {
     t = common::batch_vector(timestep, B, "timestep", kModel);  // (B): U = B, row b = sample b
@@ -214,7 +213,7 @@ void WanTransformerBlock::bind(const WeightScope& w, const WanConfig& cfg) {
   const float eps = static_cast<float>(cfg.eps);
   heads = cfg.num_attention_heads;
   cross_attn_norm = cfg.cross_attn_norm;
-  scale_shift_table = w.vector("scale_shift_table", {1, 6, D});
+  scale_shift_table = w.param("scale_shift_table", {1, 6, D});
   norm1.bind(w / "norm1", D, eps, /*affine=*/false);
   attn1.bind(w / "attn1", cfg);
   if (cross_attn_norm) norm2.bind(w / "norm2", D, eps, /*affine=*/true);
@@ -255,9 +254,9 @@ Tensor WanTransformerBlock::forward(const Tensor& x_in, const Tensor& context,
 // ---------------------------------------------------------------- model
 WanTransformer3DModel::WanTransformer3DModel(const WanConfig& cfg,
                                              const common::WeightProvider& weights,
-                                             core::DType matrix_dtype)
-    : cfg_(cfg) {
-  const WeightScope w(weights, "", matrix_dtype);
+                                             const core::Placement& place)
+    : cfg_(cfg), place_(place) {
+  const WeightScope w(weights, "", place);
   const int64_t D = cfg_.inner_dim();
   const int64_t K = cfg_.patch_size[0] * cfg_.patch_size[1] * cfg_.patch_size[2];
   patch_embedding_.bind(w / "patch_embedding", cfg_.in_channels, D, cfg_.patch_size);
@@ -267,7 +266,7 @@ WanTransformer3DModel::WanTransformer3DModel(const WanConfig& cfg,
     blocks_[i].bind(w / "blocks" / static_cast<int>(i), cfg_);
   }
   norm_out_.bind(w / "norm_out", D, static_cast<float>(cfg_.eps), /*affine=*/false);
-  scale_shift_table_ = w.vector("scale_shift_table", {1, 2, D});
+  scale_shift_table_ = w.param("scale_shift_table", {1, 2, D});
   proj_out_.bind(w / "proj_out", D, cfg_.out_channels * K);
 }
 
@@ -313,10 +312,13 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
     // This rank's rows (padded rows get zero tables).
     rope = {tokens.shard_image(rope.cos, 0), tokens.shard_image(rope.sin, 0)};  // (S_local, hd)
   }
-  Tensor x = tokens.shard_image(patch_embedding_(hidden_states), 1);  // (B, S_local, D)
+  rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
+  Tensor x = tokens.shard_image(patch_embedding_(place_.activation(hidden_states)),
+                                1);  // (B, S_local, D), on the model's device
   TimeConditioning time =
-      condition_embedder_.time(timestep, B, S).shard(tokens);           // rows (U, D), (U, 6, D)
-  Tensor c = condition_embedder_.text_embedder(encoder_hidden_states);  // (B, S_txt, D)
+      condition_embedder_.time(timestep, B, S).shard(tokens);  // rows (U, D), (U, 6, D)
+  Tensor c = condition_embedder_.text_embedder(
+      place_.activation(encoder_hidden_states));  // (B, S_txt, D)
 
   // ---- blocks
   for (const auto& block : blocks_) {
@@ -334,8 +336,8 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
 
 std::unique_ptr<Transformer> make_wan_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  core::DType matrix_dtype) {
-  return std::make_unique<WanTransformer3DModel>(WanConfig::from(config), weights, matrix_dtype);
+                                                  const core::Placement& place) {
+  return std::make_unique<WanTransformer3DModel>(WanConfig::from(config), weights, place);
 }
 
 }  // namespace paradit::models::wan

@@ -124,7 +124,7 @@ struct WanTransformerBlock {
 class WanTransformer3DModel : public Transformer {
  public:
   WanTransformer3DModel(const WanConfig& cfg, const common::WeightProvider& weights,
-                        core::DType matrix_dtype);
+                        const core::Placement& place);
 
   std::string class_name() const override { return "WanTransformer3DModel"; }
   // Inputs: hidden_states (B, in_channels, F, H, W), encoder_hidden_states (B, S_txt, text_dim),
@@ -143,6 +143,7 @@ class WanTransformer3DModel : public Transformer {
 
  private:
   WanConfig cfg_;
+  core::Placement place_;
   // Members named after their checkpoint modules.
   PatchEmbed3d patch_embedding_;
   WanConditionEmbedder condition_embedder_;
@@ -154,6 +155,6 @@ class WanTransformer3DModel : public Transformer {
 
 std::unique_ptr<Transformer> make_wan_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  core::DType matrix_dtype);
+                                                  const core::Placement& place);
 
 }  // namespace paradit::models::wan
