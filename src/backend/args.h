@@ -30,6 +30,7 @@ enum class Activation : uint8_t {
   kQuickGelu,  // x·sigmoid(1.702·x)
   kRelu,       // max(x, 0)
   kExp,        // eˣ
+  kSqrt,       // √x
 };
 
 // ---------------------------------------------------------------- GEMM

@@ -24,6 +24,7 @@ enum class Op : uint8_t {
   kQuickGelu,
   kRelu,
   kExp,
+  kSqrt,
   kSoftmax,
   kApplyRope,
   kAttention,

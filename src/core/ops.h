@@ -71,6 +71,7 @@ Tensor silu(const Tensor& x);
 Tensor quick_gelu(const Tensor& x);  // x * sigmoid(1.702 x)
 Tensor relu(const Tensor& x);        // max(x, 0)
 Tensor exp(const Tensor& x);         // eˣ
+Tensor sqrt(const Tensor& x);        // √x
 Tensor softmax(const Tensor& x);     // over the last dim
 
 // ---------------------------------------------------------------- rotary embedding
@@ -156,6 +157,7 @@ struct LincombPost {
   float mul = 1.0f, div = 1.0f;
 };
 Tensor lincomb(std::initializer_list<std::pair<float, Tensor>> terms, LincombPost post = {});
+Tensor lincomb(const std::vector<std::pair<float, Tensor>>& terms, LincombPost post = {});
 // min(max(x, lo), hi)
 Tensor clamp(const Tensor& x, float lo, float hi);
 // Per-channel affine map along `dim` (a, b: one value per channel, or one for all):

@@ -203,6 +203,10 @@ Tensor gated_add(const Tensor& x, const Tensor& gate, const Tensor& y) {
 }
 
 Tensor lincomb(std::initializer_list<std::pair<float, Tensor>> terms, LincombPost post) {
+  return lincomb(std::vector<std::pair<float, Tensor>>(terms), post);
+}
+
+Tensor lincomb(const std::vector<std::pair<float, Tensor>>& terms, LincombPost post) {
   const Op op = Op::kLincomb;
   PARADIT_CHECK(terms.size() <= static_cast<size_t>(backend::kMaxTerms), "lincomb: ",
                 terms.size(), " terms, at most ", backend::kMaxTerms);

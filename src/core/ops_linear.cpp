@@ -22,6 +22,7 @@ Op activation_op(Activation act) {
          : act == Activation::kQuickGelu ? Op::kQuickGelu
          : act == Activation::kRelu      ? Op::kRelu
          : act == Activation::kExp       ? Op::kExp
+         : act == Activation::kSqrt      ? Op::kSqrt
                                          : Op::kGelu;
 }
 

@@ -38,6 +38,7 @@ Op activation_op_id(Activation act) {
     case Activation::kQuickGelu: return Op::kQuickGelu;
     case Activation::kRelu: return Op::kRelu;
     case Activation::kExp: return Op::kExp;
+    case Activation::kSqrt: return Op::kSqrt;
     case Activation::kNone: break;
   }
   fail("activation: kNone is not an op");
@@ -192,6 +193,8 @@ Tensor quick_gelu(const Tensor& x) {
 Tensor relu(const Tensor& x) { return activation_op(Op::kRelu, x, Activation::kRelu); }
 
 Tensor exp(const Tensor& x) { return activation_op(Op::kExp, x, Activation::kExp); }
+
+Tensor sqrt(const Tensor& x) { return activation_op(Op::kSqrt, x, Activation::kSqrt); }
 
 Tensor channel_norm(const Tensor& x, const Tensor& gamma, float scale, float eps) {
   const Op op = Op::kChannelNorm;

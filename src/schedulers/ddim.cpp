@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/ops.h"
 #include "core/error.h"
 
 namespace paradit::schedulers {
@@ -56,50 +57,33 @@ core::Tensor DDIMScheduler::step(const core::Tensor& model_output, size_t step_i
   const float b_t = 1.0f - a_t;
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
 
-  const int64_t n = x.numel();
-  const float* xs = x.data<float>();
-  const float* ms = m.data<float>();
-  core::Tensor x0 = core::Tensor::empty(x.shape());   // predicted original sample
-  core::Tensor eps = core::Tensor::empty(x.shape());  // predicted noise
-  float* x0d = x0.data<float>();
-  float* ed = eps.data<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    switch (config_.prediction_type) {
-      case Prediction::kEpsilon:
-        x0d[i] = (xs[i] - sb * ms[i]) / sa;
-        ed[i] = ms[i];
-        break;
-      case Prediction::kSample:
-        x0d[i] = ms[i];
-        ed[i] = (xs[i] - sa * ms[i]) / sb;
-        break;
-      case Prediction::kVPrediction:
-        x0d[i] = sa * xs[i] - sb * ms[i];
-        ed[i] = sa * ms[i] + sb * xs[i];
-        break;
-      case Prediction::kFlow:
-        fail(who, ": flow_prediction is not supported");
-    }
+  core::Tensor x0, eps;  // predicted original sample and noise (same as sample)
+  switch (config_.prediction_type) {
+    case Prediction::kEpsilon:
+      x0 = core::lincomb({{1.0f, x}, {-sb, m}}, {.div = sa});  // (x − √β·ε)/√α
+      eps = m;
+      break;
+    case Prediction::kSample:
+      x0 = m;
+      eps = core::lincomb({{1.0f, x}, {-sa, m}}, {.div = sb});  // (x − √α·x0)/√β
+      break;
+    case Prediction::kVPrediction:
+      x0 = core::lincomb({{sa, x}, {-sb, m}});   // √α·x − √β·v
+      eps = core::lincomb({{sa, m}, {sb, x}});  // √α·v + √β·x
+      break;
+    case Prediction::kFlow:
+      fail(who, ": flow_prediction is not supported");
   }
   config_.clipping.apply(x0);
 
   const float variance = ((1.0f - a_prev) / b_t) * (1.0f - a_t / a_prev);
   const float std_dev = static_cast<float>(eta_) * std::sqrt(variance);
-  if (use_clipped_model_output_) {
-    for (int64_t i = 0; i < n; ++i) ed[i] = (xs[i] - sa * x0d[i]) / sb;
-  }
+  if (use_clipped_model_output_) eps = core::lincomb({{1.0f, x}, {-sa, x0}}, {.div = sb});
   const float c_dir = std::sqrt((1.0f - a_prev) - mul_round(std_dev, std_dev));
   const float c_x0 = std::sqrt(a_prev);
 
-  core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < n; ++i) o[i] = c_x0 * x0d[i] + c_dir * ed[i];
-  if (eta_ > 0) {
-    core::Tensor z = step_input(noise, "noise", x.shape(), who);
-    const float* zs = z.data<float>();
-    for (int64_t i = 0; i < n; ++i) o[i] = o[i] + std_dev * zs[i];
-  }
-  return out;
+  const core::Tensor z = eta_ > 0 ? step_input(noise, "noise", x.shape(), who) : core::Tensor();
+  return core::lincomb({{c_x0, x0}, {c_dir, eps}, {std_dev, z}});  // (same as sample)
 }
 
 }  // namespace paradit::schedulers

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/ops.h"
 #include "core/error.h"
 
 namespace paradit::schedulers {
@@ -96,54 +97,45 @@ core::Tensor DDPMScheduler::step(const core::Tensor& model_output, size_t step_i
   const float cur_beta = 1.0f - cur_alpha;
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
 
-  const int64_t n = x.numel();
-  const float* xs = x.data<float>();
-  const float* ms = m.data<float>();
-  core::Tensor x0 = core::Tensor::empty(x.shape());  // predicted original sample
-  float* x0d = x0.data<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    switch (config_.prediction_type) {
-      case Prediction::kEpsilon:
-        x0d[i] = (xs[i] - sb * ms[i]) / sa;
-        break;
-      case Prediction::kSample:
-        x0d[i] = ms[i];
-        break;
-      case Prediction::kVPrediction:
-        x0d[i] = sa * xs[i] - sb * ms[i];
-        break;
-      case Prediction::kFlow:
-        fail(who, ": flow_prediction is not supported");
-    }
+  core::Tensor x0;  // predicted original sample (same as sample)
+  switch (config_.prediction_type) {
+    case Prediction::kEpsilon:
+      x0 = core::lincomb({{1.0f, x}, {-sb, m}}, {.div = sa});  // (x − √β·ε)/√α
+      break;
+    case Prediction::kSample:
+      x0 = m;
+      break;
+    case Prediction::kVPrediction:
+      x0 = core::lincomb({{sa, x}, {-sb, m}});  // √α·x − √β·v
+      break;
+    case Prediction::kFlow:
+      fail(who, ": flow_prediction is not supported");
   }
   config_.clipping.apply(x0);
 
   const float c_x0 = (std::sqrt(a_prev) * cur_beta) / b_t;
   const float c_x = std::sqrt(cur_alpha) * b_prev / b_t;
-  core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < n; ++i) o[i] = c_x0 * x0d[i] + c_x * xs[i];
+  core::Tensor out = core::lincomb({{c_x0, x0}, {c_x, x}});  // (same as sample)
 
   if (t > 0) {
     core::Tensor z = step_input(noise, "noise", x.shape(), who);
-    const float* zs = z.data<float>();
     // _get_variance: the posterior variance, clamped away from 0.
     const float variance = std::max(b_prev / b_t * cur_beta, 1e-20f);
     const std::string& vt = config_.variance_type;
     if (vt == "learned" || vt == "learned_range") {
-      const float* pv = predicted_variance.data<float>();
-      const float min_log = std::log(variance), max_log = std::log(cur_beta);
-      for (int64_t i = 0; i < n; ++i) {
-        float std_dev;
-        if (vt == "learned") {
-          std_dev = std::sqrt(pv[i]);
-        } else {
-          const float frac = (pv[i] + 1.0f) / 2.0f;
-          const float log_var = frac * max_log + (1.0f - frac) * min_log;
-          std_dev = std::exp(0.5f * log_var);
-        }
-        o[i] = o[i] + std_dev * zs[i];
+      const core::Tensor& pv = predicted_variance;
+      core::Tensor std_dev;  // per element (same as sample)
+      if (vt == "learned") {
+        std_dev = core::sqrt(pv);
+      } else {
+        const float min_log = std::log(variance), max_log = std::log(cur_beta);
+        const core::Tensor one = core::Tensor::full(pv.shape(), 1.0f, pv.dtype(), pv.device());
+        const core::Tensor frac = core::lincomb({{1.0f, pv}, {1.0f, one}}, {.div = 2.0f});
+        const core::Tensor rest = core::lincomb({{1.0f, one}, {-1.0f, frac}});  // 1 − frac
+        const core::Tensor log_var = core::lincomb({{max_log, frac}, {min_log, rest}});
+        std_dev = core::exp(core::scale(log_var, 0.5f));
       }
+      return core::add(out, core::mul(std_dev, z));  // out + σ·z
     } else {
       float std_dev;
       if (vt == "fixed_small_log") {
@@ -153,7 +145,7 @@ core::Tensor DDPMScheduler::step(const core::Tensor& model_output, size_t step_i
       } else {  // fixed_small
         std_dev = std::sqrt(variance);
       }
-      for (int64_t i = 0; i < n; ++i) o[i] = o[i] + std_dev * zs[i];
+      return core::lincomb({{1.0f, out}, {std_dev, z}});  // out + σ·z
     }
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/ops.h"
 #include "core/error.h"
 
 namespace paradit::schedulers {
@@ -169,40 +170,23 @@ void DPMSolverMultistepScheduler::set_timesteps(int num_inference_steps,
 
 namespace {
 
-// out = c[0]·t[0] ± c[1]·t[1] ± ..., left to right as the Python expressions evaluate.
+// out = c[0]·t[0] ± c[1]·t[1] ± ..., left to right as the Python expressions evaluate (a minus
+// term is the same as adding the negated coefficient, bit for bit). Undefined terms are skipped.
 struct Term {
   float coef;
-  const float* data;  // nullptr → the term is skipped
+  core::Tensor t;
   bool minus;
 };
 
-core::Tensor combine(const core::Shape& shape, std::initializer_list<Term> terms) {
-  core::Tensor out = core::Tensor::empty(shape);
-  float* o = out.data<float>();
-  const int64_t n = out.numel();
-  bool first = true;
-  for (const Term& t : terms) {
-    if (!t.data) continue;
-    if (first) {
-      for (int64_t i = 0; i < n; ++i) o[i] = t.coef * t.data[i];
-      first = false;
-    } else if (t.minus) {
-      for (int64_t i = 0; i < n; ++i) o[i] = o[i] - t.coef * t.data[i];
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = o[i] + t.coef * t.data[i];
-    }
-  }
-  return out;
+core::Tensor combine(std::initializer_list<Term> terms) {
+  std::vector<std::pair<float, core::Tensor>> signed_terms;
+  for (const Term& t : terms) signed_terms.emplace_back(t.minus ? -t.coef : t.coef, t.t);
+  return core::lincomb(signed_terms);
 }
 
 // c·(a − b) elementwise.
 core::Tensor scaled_diff(float c, const core::Tensor& a, const core::Tensor& b) {
-  core::Tensor out = core::Tensor::empty(a.shape());
-  const float* ad = a.data<float>();
-  const float* bd = b.data<float>();
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < a.numel(); ++i) o[i] = c * (ad[i] - bd[i]);
-  return out;
+  return core::lincomb({{1.0f, a}, {-1.0f, b}}, {.mul = c});
 }
 
 }  // namespace
@@ -214,26 +198,24 @@ core::Tensor DPMSolverMultistepScheduler::first_order(const core::Tensor& m, con
   const float lambda_t = lambda_of(t);
   const float lambda_s = lambda_of(s);
   const float h = lambda_t - lambda_s;
-  const float* zd = z.defined() ? z.data<float>() : nullptr;
   const std::string& algo = config_.algorithm_type;
   if (algo == "dpmsolver++") {
-    return combine(x.shape(), {{t.sigma / s.sigma, x.data<float>(), false},
-                               {t.alpha * (std::exp(-h) - 1.0f), m.data<float>(), true}});
+    return combine({{t.sigma / s.sigma, x, false}, {t.alpha * (std::exp(-h) - 1.0f), m, true}});
   }
   if (algo == "dpmsolver") {
-    return combine(x.shape(), {{t.alpha / s.alpha, x.data<float>(), false},
-                               {t.sigma * (std::exp(h) - 1.0f), m.data<float>(), true}});
+    return combine({{t.alpha / s.alpha, x, false},
+                               {t.sigma * (std::exp(h) - 1.0f), m, true}});
   }
   if (algo == "sde-dpmsolver++") {
     const float e2 = std::exp(-2.0f * h);
-    return combine(x.shape(), {{t.sigma / s.sigma * std::exp(-h), x.data<float>(), false},
-                               {t.alpha * (1.0f - e2), m.data<float>(), false},
-                               {t.sigma * std::sqrt(1.0f - e2), zd, false}});
+    return combine({{t.sigma / s.sigma * std::exp(-h), x, false},
+                               {t.alpha * (1.0f - e2), m, false},
+                               {t.sigma * std::sqrt(1.0f - e2), z, false}});
   }
   // sde-dpmsolver
-  return combine(x.shape(), {{t.alpha / s.alpha, x.data<float>(), false},
-                             {2.0f * (t.sigma * (std::exp(h) - 1.0f)), m.data<float>(), true},
-                             {t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f), zd, false}});
+  return combine({{t.alpha / s.alpha, x, false},
+                             {2.0f * (t.sigma * (std::exp(h) - 1.0f)), m, true},
+                             {t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f), z, false}});
 }
 
 core::Tensor DPMSolverMultistepScheduler::second_order(const core::Tensor& x, const core::Tensor& z,
@@ -248,29 +230,28 @@ core::Tensor DPMSolverMultistepScheduler::second_order(const core::Tensor& x, co
   const float h = lambda_t - lambda_s0, h0 = lambda_s0 - lambda_s1;
   const float r0 = h0 / h;
   const core::Tensor d1 = scaled_diff(1.0f / r0, m0, m1);  // D1 = (m0 − m1)/r0
-  const float* xd = x.data<float>();
-  const float* d0d = m0.data<float>();
-  const float* d1d = d1.data<float>();
-  const float* zd = z.defined() ? z.data<float>() : nullptr;
+  const core::Tensor& xd = x;
+  const core::Tensor& d0d = m0;
+  const core::Tensor& d1d = d1;
   const bool midpoint = config_.solver_type == "midpoint";
   const std::string& algo = config_.algorithm_type;
   if (algo == "dpmsolver++") {
     const float b = t.alpha * (std::exp(-h) - 1.0f);
     if (midpoint) {
-      return combine(x.shape(),
+      return combine(
                      {{t.sigma / s0.sigma, xd, false}, {b, d0d, true}, {0.5f * b, d1d, true}});
     }
-    return combine(x.shape(), {{t.sigma / s0.sigma, xd, false},
+    return combine({{t.sigma / s0.sigma, xd, false},
                                {b, d0d, true},
                                {t.alpha * ((std::exp(-h) - 1.0f) / h + 1.0f), d1d, false}});
   }
   if (algo == "dpmsolver") {
     const float b = t.sigma * (std::exp(h) - 1.0f);
     if (midpoint) {
-      return combine(x.shape(),
+      return combine(
                      {{t.alpha / s0.alpha, xd, false}, {b, d0d, true}, {0.5f * b, d1d, true}});
     }
-    return combine(x.shape(), {{t.alpha / s0.alpha, xd, false},
+    return combine({{t.alpha / s0.alpha, xd, false},
                                {b, d0d, true},
                                {t.sigma * ((std::exp(h) - 1.0f) / h - 1.0f), d1d, true}});
   }
@@ -278,18 +259,18 @@ core::Tensor DPMSolverMultistepScheduler::second_order(const core::Tensor& x, co
     const float e2 = std::exp(-2.0f * h);
     const float b = t.alpha * (1.0f - e2);
     const float c = midpoint ? 0.5f * b : t.alpha * ((1.0f - e2) / (-2.0f * h) + 1.0f);
-    return combine(x.shape(), {{t.sigma / s0.sigma * std::exp(-h), xd, false},
+    return combine({{t.sigma / s0.sigma * std::exp(-h), xd, false},
                                {b, d0d, false},
                                {c, d1d, false},
-                               {t.sigma * std::sqrt(1.0f - e2), zd, false}});
+                               {t.sigma * std::sqrt(1.0f - e2), z, false}});
   }
   // sde-dpmsolver
   const float b = t.sigma * (std::exp(h) - 1.0f);
   const float c = midpoint ? b : 2.0f * (t.sigma * ((std::exp(h) - 1.0f) / h - 1.0f));
-  return combine(x.shape(), {{t.alpha / s0.alpha, xd, false},
+  return combine({{t.alpha / s0.alpha, xd, false},
                              {2.0f * b, d0d, true},
                              {c, d1d, true},
-                             {t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f), zd, false}});
+                             {t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f), z, false}});
 }
 
 core::Tensor DPMSolverMultistepScheduler::third_order(const core::Tensor& x, const core::Tensor& z,
@@ -308,47 +289,36 @@ core::Tensor DPMSolverMultistepScheduler::third_order(const core::Tensor& x, con
   const core::Tensor d1_0 = scaled_diff(1.0f / r0, m0, m1);  // (m0 − m1)/r0
   const core::Tensor d1_1 = scaled_diff(1.0f / r1, m1, m2);  // (m1 − m2)/r1
   const float c_d1 = r0 / (r0 + r1), c_d2 = 1.0f / (r0 + r1);
-  core::Tensor d1 = core::Tensor::empty(x.shape());  // D1_0 + r0/(r0+r1)·(D1_0 − D1_1)
-  core::Tensor d2 = core::Tensor::empty(x.shape());  // (D1_0 − D1_1)/(r0+r1)
-  {
-    const float* a = d1_0.data<float>();
-    const float* b = d1_1.data<float>();
-    float* o1 = d1.data<float>();
-    float* o2 = d2.data<float>();
-    for (int64_t j = 0; j < x.numel(); ++j) {
-      o1[j] = a[j] + c_d1 * (a[j] - b[j]);
-      o2[j] = c_d2 * (a[j] - b[j]);
-    }
-  }
-  const float* xd = x.data<float>();
-  const float* zd = z.defined() ? z.data<float>() : nullptr;
+  const core::Tensor diff = core::lincomb({{1.0f, d1_0}, {-1.0f, d1_1}});  // D1_0 − D1_1
+  const core::Tensor d1 = core::lincomb({{1.0f, d1_0}, {c_d1, diff}});  // D1_0 + r0/(r0+r1)·diff
+  const core::Tensor d2 = core::lincomb({{c_d2, diff}});                // diff/(r0+r1)
+  const core::Tensor& xd = x;
   const std::string& algo = config_.algorithm_type;
   if (algo == "dpmsolver++") {
     const float e = std::exp(-h);
-    return combine(x.shape(),
+    return combine(
                    {{t.sigma / s0.sigma, xd, false},
-                    {t.alpha * (e - 1.0f), m0.data<float>(), true},
-                    {t.alpha * ((e - 1.0f) / h + 1.0f), d1.data<float>(), false},
-                    {t.alpha * ((e - 1.0f + h) / (h * h) - 0.5f), d2.data<float>(), true}});
+                    {t.alpha * (e - 1.0f), m0, true},
+                    {t.alpha * ((e - 1.0f) / h + 1.0f), d1, false},
+                    {t.alpha * ((e - 1.0f + h) / (h * h) - 0.5f), d2, true}});
   }
   if (algo == "dpmsolver") {
     const float e = std::exp(h);
-    return combine(x.shape(),
+    return combine(
                    {{t.alpha / s0.alpha, xd, false},
-                    {t.sigma * (e - 1.0f), m0.data<float>(), true},
-                    {t.sigma * ((e - 1.0f) / h - 1.0f), d1.data<float>(), true},
-                    {t.sigma * ((e - 1.0f - h) / (h * h) - 0.5f), d2.data<float>(), true}});
+                    {t.sigma * (e - 1.0f), m0, true},
+                    {t.sigma * ((e - 1.0f) / h - 1.0f), d1, true},
+                    {t.sigma * ((e - 1.0f - h) / (h * h) - 0.5f), d2, true}});
   }
   // sde-dpmsolver++
   const float e2 = std::exp(-2.0f * h);
   const float two_h = 2.0f * h;
   return combine(
-      x.shape(),
       {{t.sigma / s0.sigma * std::exp(-h), xd, false},
-       {t.alpha * (1.0f - e2), m0.data<float>(), false},
-       {t.alpha * ((1.0f - e2) / (-2.0f * h) + 1.0f), d1.data<float>(), false},
-       {t.alpha * ((1.0f - e2 - two_h) / (two_h * two_h) - 0.5f), d2.data<float>(), false},
-       {t.sigma * std::sqrt(1.0f - e2), zd, false}});
+       {t.alpha * (1.0f - e2), m0, false},
+       {t.alpha * ((1.0f - e2) / (-2.0f * h) + 1.0f), d1, false},
+       {t.alpha * ((1.0f - e2 - two_h) / (two_h * two_h) - 0.5f), d2, false},
+       {t.sigma * std::sqrt(1.0f - e2), z, false}});
 }
 
 core::Tensor DPMSolverMultistepScheduler::step(const core::Tensor& model_output, size_t step_index,

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/ops.h"
 
 namespace paradit::schedulers {
 
@@ -159,23 +160,13 @@ core::Tensor FlowMatchEulerScheduler::step(const core::Tensor& model_output, siz
   core::Tensor v = step_input(model_output, "model_output", x.shape(), who);
   const float sigma = sigmas_f32_[step_index];
   const float sigma_next = sigmas_f32_[step_index + 1];
-  core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
-  const float* xs = x.data<float>();
-  const float* vs = v.data<float>();
-  float* o = out.data<float>();
-  const int64_t n = x.numel();
   if (config_.stochastic_sampling) {
-    core::Tensor z = step_input(noise, "noise", x.shape(), who);
-    const float* zs = z.data<float>();
-    for (int64_t i = 0; i < n; ++i) {
-      const float x0 = xs[i] - sigma * vs[i];
-      o[i] = (1.0f - sigma_next) * x0 + sigma_next * zs[i];
-    }
-  } else {
-    const float dt = sigma_next - sigma;
-    for (int64_t i = 0; i < n; ++i) o[i] = xs[i] + dt * vs[i];
+    const core::Tensor z = step_input(noise, "noise", x.shape(), who);
+    const core::Tensor x0 = core::lincomb({{1.0f, x}, {-sigma, v}});       // x − σ·v
+    return core::lincomb({{1.0f - sigma_next, x0}, {sigma_next, z}});  // (same as sample)
   }
-  return out;
+  const float dt = sigma_next - sigma;
+  return core::lincomb({{1.0f, x}, {dt, v}});  // x + dt·v (same as sample)
 }
 
 core::Tensor FlowMatchEulerScheduler::scale_noise(const core::Tensor& sample, size_t step_index,
@@ -186,12 +177,7 @@ core::Tensor FlowMatchEulerScheduler::scale_noise(const core::Tensor& sample, si
   core::Tensor x = step_input(sample, "sample", {}, who);
   core::Tensor z = step_input(noise, "noise", x.shape(), who);
   const float sigma = sigmas_f32_[step_index];
-  core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
-  const float* xs = x.data<float>();
-  const float* zs = z.data<float>();
-  float* o = out.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) o[i] = sigma * zs[i] + (1.0f - sigma) * xs[i];
-  return out;
+  return core::lincomb({{sigma, z}, {1.0f - sigma, x}});  // (same as sample)
 }
 
 }  // namespace paradit::schedulers

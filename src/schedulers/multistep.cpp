@@ -1,5 +1,6 @@
 #include "schedulers/multistep.h"
 
+#include "core/ops.h"
 #include "core/error.h"
 
 namespace paradit::schedulers {
@@ -27,52 +28,43 @@ std::vector<float> train_sigmas(const std::vector<float>& alphas_cumprod) {
 core::Tensor convert_model_output(const core::Tensor& m, const core::Tensor& x, float sigma,
                                   const OutputConversion& c) {
   const AlphaSigma a = alpha_sigma_of(sigma, c.flow_sigmas);
-  const int64_t n = x.numel();
-  const float* ms = m.data<float>();
-  const float* xs = x.data<float>();
-  core::Tensor out = core::Tensor::empty(x.shape());  // x0 (predict_x0) or epsilon
-  float* o = out.data<float>();
   if (c.predict_x0) {
-    for (int64_t i = 0; i < n; ++i) {
-      switch (c.prediction) {
-        case Prediction::kEpsilon:
-          o[i] = (xs[i] - a.sigma * ms[i]) / a.alpha;
-          break;
-        case Prediction::kSample:
-          o[i] = ms[i];
-          break;
-        case Prediction::kVPrediction:
-          o[i] = a.alpha * xs[i] - a.sigma * ms[i];
-          break;
-        case Prediction::kFlow:
-          o[i] = xs[i] - sigma * ms[i];
-          break;
-      }
+    core::Tensor out;  // x0 (same as sample)
+    switch (c.prediction) {
+      case Prediction::kEpsilon:
+        out = core::lincomb({{1.0f, x}, {-a.sigma, m}}, {.div = a.alpha});  // (x − σ·ε)/α
+        break;
+      case Prediction::kSample:
+        out = m;
+        break;
+      case Prediction::kVPrediction:
+        out = core::lincomb({{a.alpha, x}, {-a.sigma, m}});  // α·x − σ·v
+        break;
+      case Prediction::kFlow:
+        out = core::lincomb({{1.0f, x}, {-sigma, m}});  // x − σ·v
+        break;
     }
     if (c.clipping.thresholding) c.clipping.apply(out);
     return out;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    switch (c.prediction) {
-      case Prediction::kEpsilon:
-        o[i] = ms[i];
-        break;
-      case Prediction::kSample:
-        o[i] = (xs[i] - a.alpha * ms[i]) / a.sigma;
-        break;
-      case Prediction::kVPrediction:
-        o[i] = a.alpha * ms[i] + a.sigma * xs[i];
-        break;
-      case Prediction::kFlow:
-        fail(c.who, ": flow_prediction needs ", c.x0_option);
-    }
+  core::Tensor out;  // epsilon (same as sample)
+  switch (c.prediction) {
+    case Prediction::kEpsilon:
+      out = m;
+      break;
+    case Prediction::kSample:
+      out = core::lincomb({{1.0f, x}, {-a.alpha, m}}, {.div = a.sigma});  // (x − α·x0)/σ
+      break;
+    case Prediction::kVPrediction:
+      out = core::lincomb({{a.alpha, m}, {a.sigma, x}});  // α·v + σ·x
+      break;
+    case Prediction::kFlow:
+      fail(c.who, ": flow_prediction needs ", c.x0_option);
   }
   if (c.threshold_epsilon && c.clipping.thresholding) {
-    core::Tensor x0 = core::Tensor::empty(x.shape());  // (same as sample)
-    float* x0d = x0.data<float>();
-    for (int64_t i = 0; i < n; ++i) x0d[i] = (xs[i] - a.sigma * o[i]) / a.alpha;
+    core::Tensor x0 = core::lincomb({{1.0f, x}, {-a.sigma, out}}, {.div = a.alpha});
     c.clipping.apply(x0);
-    for (int64_t i = 0; i < n; ++i) o[i] = (xs[i] - a.alpha * x0d[i]) / a.sigma;
+    out = core::lincomb({{1.0f, x}, {-a.alpha, x0}}, {.div = a.sigma});
   }
   return out;
 }

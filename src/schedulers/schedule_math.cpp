@@ -1,5 +1,7 @@
 #include "schedulers/schedule_math.h"
 
+#include "core/ops.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -409,8 +411,7 @@ void SampleClipping::apply(core::Tensor& x0) const {
     threshold_sample(x0, dynamic_thresholding_ratio, sample_max_value);
   } else if (clip_sample) {
     const float r = static_cast<float>(clip_sample_range);
-    float* d = x0.data<float>();
-    for (int64_t i = 0; i < x0.numel(); ++i) d[i] = std::min(std::max(d[i], -r), r);
+    x0 = core::clamp(x0, -r, r);
   }
 }
 
@@ -419,8 +420,8 @@ void SampleClipping::apply(core::Tensor& x0) const {
 core::Tensor step_input(const core::Tensor& t, const char* what, const core::Shape& shape,
                         std::string_view scheduler) {
   PARADIT_CHECK(t.defined(), scheduler, ".step: ", what, " is missing");
-  PARADIT_CHECK(t.dtype() == core::DType::F32 && t.device() == core::Device::CPU, scheduler,
-                ".step: ", what, " should be an F32 CPU tensor, found ", t.str());
+  PARADIT_CHECK(t.dtype() == core::DType::F32, scheduler, ".step: ", what,
+                " should be an F32 tensor, found ", t.str());
   if (!shape.empty()) {
     PARADIT_CHECK(t.shape() == shape, scheduler, ".step: ", what, " has shape ",
                   core::shape_str(t.shape()), ", the sample has ", core::shape_str(shape));
@@ -435,11 +436,12 @@ void threshold_sample(core::Tensor& x, double ratio, double max_value) {
                 x.str());
   const int64_t batch = x.dim(0);
   const int64_t per = x.numel() / batch;
-  float* d = x.data<float>();
-  std::vector<float> abs_sorted(per);
+  // The quantile (a sort) on the host; the clamp and division as ops on x's device.
+  std::vector<core::Tensor> rows;
   for (int64_t b = 0; b < batch; ++b) {
-    float* row = d + b * per;
-    for (int64_t i = 0; i < per; ++i) abs_sorted[i] = std::fabs(row[i]);
+    const core::Tensor row = x.slice(0, b, b + 1);
+    std::vector<float> abs_sorted = row.to_vector();
+    for (float& v : abs_sorted) v = std::fabs(v);
     std::sort(abs_sorted.begin(), abs_sorted.end());
     // torch.quantile, linear interpolation between the two nearest ranks.
     const float rank = static_cast<float>(ratio) * static_cast<float>(per - 1);
@@ -449,8 +451,9 @@ void threshold_sample(core::Tensor& x, double ratio, double max_value) {
     const float a = abs_sorted[lo], c = abs_sorted[hi];
     float s = w < 0.5f ? a + w * (c - a) : c - (c - a) * (1 - w);
     s = std::min(std::max(s, 1.0f), static_cast<float>(max_value));
-    for (int64_t i = 0; i < per; ++i) row[i] = std::min(std::max(row[i], -s), s) / s;
+    rows.push_back(core::lincomb({{1.0f, core::clamp(row, -s, s)}}, {.div = s}));  // clamp(x)/s
   }
+  x = core::concat(rows, 0);
 }
 
 }  // namespace paradit::schedulers

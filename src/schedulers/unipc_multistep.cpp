@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/ops.h"
 #include "core/error.h"
 
 namespace paradit::schedulers {
@@ -221,17 +222,14 @@ UniStep uni_step(const std::vector<float>& sigmas, const MultistepHistory& histo
   const float lambda_t = lambda_of(t);
   const float lambda_s0 = lambda_of(s0);
   const float h = lambda_t - lambda_s0;
-  const float* m0d = history.recent(0).data<float>();
+  const core::Tensor& m0 = history.recent(0);
   UniStep u;
   std::vector<float> rks;
   for (int64_t k = 1; k < order; ++k) {
     const float rk = (lambda_of(alpha_sigma_of(sigmas[s - k], flow)) - lambda_s0) / h;
     rks.push_back(rk);
-    const float* mk = history.recent(k).data<float>();
-    core::Tensor d = core::Tensor::empty(shape);  // (same as sample)
-    float* dd = d.data<float>();
-    for (int64_t j = 0; j < d.numel(); ++j) dd[j] = (mk[j] - m0d[j]) / rk;
-    u.d1s.push_back(d);
+    u.d1s.push_back(core::lincomb({{1.0f, history.recent(k)}, {-1.0f, m0}},
+                                  {.div = rk}));  // (m_k − m_0)/r_k (same as sample)
   }
   rks.push_back(1.0f);
   u.c = uni_coefficients(h, rks, order, config.predict_x0, config.solver_type == "bh1");
@@ -239,6 +237,13 @@ UniStep uni_step(const std::vector<float>& sigmas, const MultistepHistory& histo
   u.c_m0 = (config.predict_x0 ? t.alpha : t.sigma) * u.c.h_phi_1;
   u.c_res = (config.predict_x0 ? t.alpha : t.sigma) * u.c.b_h;
   return u;
+}
+
+// Σ_k rhos[k]·d1s[k], left to right (the first d1s.size() of rhos).
+core::Tensor weighted_d1s(const std::vector<float>& rhos, const std::vector<core::Tensor>& d1s) {
+  std::vector<std::pair<float, core::Tensor>> terms;
+  for (size_t k = 0; k < d1s.size(); ++k) terms.emplace_back(rhos[k], d1s[k]);
+  return core::lincomb(terms);
 }
 
 }  // namespace
@@ -253,18 +258,10 @@ core::Tensor UniPCMultistepScheduler::predictor(const core::Tensor& x, size_t i,
     rhos = solve(u.c.r, u.c.b, static_cast<size_t>(order - 1));
   }
 
-  const int64_t n = x.numel();
-  const float* xd = x.data<float>();
-  const float* m0d = history_.recent(0).data<float>();
-  core::Tensor out = core::Tensor::empty(x.shape());  // (same as sample)
-  float* o = out.data<float>();
-  for (int64_t j = 0; j < n; ++j) o[j] = u.c_x * xd[j] - u.c_m0 * m0d[j];
+  core::Tensor out = core::lincomb({{u.c_x, x}, {-u.c_m0, history_.recent(0)}});  // (as sample)
   if (!u.d1s.empty()) {
-    for (int64_t j = 0; j < n; ++j) {
-      float res = rhos[0] * u.d1s[0].data<float>()[j];
-      for (size_t k = 1; k < u.d1s.size(); ++k) res = res + rhos[k] * u.d1s[k].data<float>()[j];
-      o[j] = o[j] - u.c_res * res;
-    }
+    const core::Tensor res = weighted_d1s(rhos, u.d1s);  // Σ_k ρ_k·D1_k
+    out = core::lincomb({{1.0f, out}, {-u.c_res, res}});
   }
   return out;
 }
@@ -277,24 +274,14 @@ core::Tensor UniPCMultistepScheduler::corrector(const core::Tensor& model_t,
   std::vector<float> rhos =
       order == 1 ? std::vector<float>{0.5f} : solve(u.c.r, u.c.b, static_cast<size_t>(order));
 
-  const int64_t n = last_sample.numel();
-  const float* xd = last_sample.data<float>();
-  const float* mt = model_t.data<float>();
-  const float* m0d = history_.recent(0).data<float>();
+  const core::Tensor& m0 = history_.recent(0);
   const float rho_t = rhos.back();
-  core::Tensor out = core::Tensor::empty(last_sample.shape());  // (same as sample)
-  float* o = out.data<float>();
-  for (int64_t j = 0; j < n; ++j) {
-    const float base = u.c_x * xd[j] - u.c_m0 * m0d[j];
-    float corr = rho_t * (mt[j] - m0d[j]);
-    if (!u.d1s.empty()) {
-      float res = rhos[0] * u.d1s[0].data<float>()[j];
-      for (size_t k = 1; k < u.d1s.size(); ++k) res = res + rhos[k] * u.d1s[k].data<float>()[j];
-      corr = res + corr;
-    }
-    o[j] = base - u.c_res * corr;
+  const core::Tensor base = core::lincomb({{u.c_x, last_sample}, {-u.c_m0, m0}});
+  core::Tensor corr = core::lincomb({{1.0f, model_t}, {-1.0f, m0}}, {.mul = rho_t});  // ρ_t·D1_t
+  if (!u.d1s.empty()) {
+    corr = core::lincomb({{1.0f, weighted_d1s(rhos, u.d1s)}, {1.0f, corr}});  // res + corr
   }
-  return out;
+  return core::lincomb({{1.0f, base}, {-u.c_res, corr}});  // (same as sample)
 }
 
 core::Tensor UniPCMultistepScheduler::step(const core::Tensor& model_output, size_t step_index,

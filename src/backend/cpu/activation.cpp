@@ -57,6 +57,9 @@ void activation_f32(Activation act, const float* x, int64_t row_stride, int64_t 
       // std::exp (not the vectorized approximation): the VAEs' exp(0.5·logvar) as torch rounds it.
       apply_rows(x, row_stride, rows, D, y, [](float v) { return std::exp(v); });
       break;
+    case Activation::kSqrt:
+      apply_rows(x, row_stride, rows, D, y, [](float v) { return std::sqrt(v); });
+      break;
   }
 }
 
