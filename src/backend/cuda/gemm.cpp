@@ -121,6 +121,7 @@ void make_layout(Layout& l, DType t, const LtMatrix& m, int64_t batch, int64_t s
 // The descriptors and algorithm of one problem, built once.
 struct Plan {
   bool ok = false;                                // false: cuBLASLt has no algorithm at all
+  bool proven = false;                            // a product has run with it
   cublasStatus_t status = CUBLAS_STATUS_SUCCESS;  // the heuristic's last answer when !ok
   EpilogueMode mode = EpilogueMode::kFused;
   Epilogue epilogue = Epilogue::kNone;  // what cuBLASLt runs (kNone in kKernel mode)
@@ -139,14 +140,48 @@ class GemmEngine {
     const cublasLtHandle_t handle = handle_for(device);
     void* workspace = workspace_for(device, stream);
     auto it = plans_.find(key);
-    if (it == plans_.end()) it = plans_.emplace(key, build(handle, g, key)).first;
-    Plan& p = *it->second;
-    if (!p.ok) {
-      fail("gemm: cuBLASLt has no algorithm (", cublasLtGetStatusName(p.status), ") for M=", g.M,
-           " N=", g.N, " K=", g.K, " batch=", g.batch, " lda=", g.lda, " ldb=", g.ldb,
-           " ldc=", g.ldc, " ", core::dtype_name(g.ab_dtype), "→", core::dtype_name(g.c_dtype),
-           g.trans_b ? " B transposed" : "", " epilogue ", epilogue_name(g.epilogue));
+    if (it == plans_.end()) it = plans_.emplace(key, build(handle, g, key, modes(g))).first;
+    for (;;) {
+      Plan& p = *it->second;
+      if (!p.ok) {
+        fail("gemm: cuBLASLt has no algorithm (", cublasLtGetStatusName(p.status), ") for M=", g.M,
+             " N=", g.N, " K=", g.K, " batch=", g.batch, " lda=", g.lda, " ldb=", g.ldb,
+             " ldc=", g.ldc, " ", core::dtype_name(g.ab_dtype), "→", core::dtype_name(g.c_dtype),
+             g.trans_b ? " B transposed" : "", " epilogue ", epilogue_name(g.epilogue));
+      }
+      const cublasStatus_t st = enqueue(handle, g, p, workspace, stream);
+      if (st == CUBLAS_STATUS_SUCCESS) {
+        p.proven = true;
+        break;
+      }
+      // A mode whose first product cuBLASLt refuses although its heuristic offered an algorithm:
+      // the plan moves on to the next mode.
+      std::vector<EpilogueMode> rest = modes(g);
+      std::erase_if(rest, [&](EpilogueMode m) { return m <= p.mode; });
+      if (p.proven || rest.empty() ||
+          (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE)) {
+        fail_cublas(st, "cublasLtMatmul", __FILE__, __LINE__);
+      }
+      log_verbose(::paradit::detail::concat("GEMM M=", g.M, " N=", g.N, " K=", g.K,
+                                            ": cublasLtMatmul ", cublasLtGetStatusName(st),
+                                            " in mode ", mode_name(p.mode), ", trying the next"));
+      it->second = build(handle, g, key, rest);
     }
+    const Plan& p = *it->second;
+    if (p.mode == EpilogueMode::kKernel && g.epilogue != Epilogue::kNone) {
+      const Activation act =
+          g.epilogue == Epilogue::kGeluTanh || g.epilogue == Epilogue::kBiasGeluTanh
+              ? Activation::kGeluTanh
+              : Activation::kNone;
+      bias_activation(g.c_dtype, g.C, g.M, g.N, g.ldc, has_bias(g.epilogue) ? g.bias : nullptr, act,
+                      /*zero_input=*/false);
+    }
+  }
+
+  // The product of g under plan p (bias pointer set, a cast bias made first); the status of
+  // cublasLtMatmul.
+  static cublasStatus_t enqueue(cublasLtHandle_t handle, const GemmArgs& g, Plan& p,
+                                void* workspace, StreamHandle stream) {
     // A cast bias lives until the product is enqueued; the caching allocator hands its block out
     // again only to later work on this stream.
     std::shared_ptr<core::Storage> cast_bias;
@@ -170,17 +205,8 @@ class GemmEngine {
                                                           &bias, sizeof(bias)));
     }
     const float alpha = 1.0f, beta = 0.0f;
-    PARADIT_CUBLAS_CHECK(cublasLtMatmul(handle, p.op.d, &alpha, g.B, p.a.d, g.A, p.b.d, &beta, g.C,
-                                        p.c.d, g.C, p.c.d, &p.algo, workspace, kWorkspaceBytes,
-                                        stream));
-    if (p.mode == EpilogueMode::kKernel && g.epilogue != Epilogue::kNone) {
-      const Activation act =
-          g.epilogue == Epilogue::kGeluTanh || g.epilogue == Epilogue::kBiasGeluTanh
-              ? Activation::kGeluTanh
-              : Activation::kNone;
-      bias_activation(g.c_dtype, g.C, g.M, g.N, g.ldc, has_bias(g.epilogue) ? g.bias : nullptr, act,
-                      /*zero_input=*/false);
-    }
+    return cublasLtMatmul(handle, p.op.d, &alpha, g.B, p.a.d, g.A, p.b.d, &beta, g.C, p.c.d, g.C,
+                          p.c.d, &p.algo, workspace, kWorkspaceBytes, stream);
   }
 
   size_t cache_size() {
@@ -213,13 +239,19 @@ class GemmEngine {
     return k;
   }
 
-  // Tries the epilogue modes in order (gemm.h) and keeps the first that cuBLASLt takes.
-  std::unique_ptr<Plan> build(cublasLtHandle_t handle, const GemmArgs& g, const GemmPlanKey& key) {
-    std::vector<EpilogueMode> modes = {EpilogueMode::kFused};
-    if (has_bias(g.epilogue) && g.c_dtype != DType::F32) modes.push_back(EpilogueMode::kCastBias);
-    if (g.epilogue != Epilogue::kNone) modes.push_back(EpilogueMode::kKernel);
+  // The epilogue modes that apply to g, in the order they are tried (gemm.h).
+  static std::vector<EpilogueMode> modes(const GemmArgs& g) {
+    std::vector<EpilogueMode> m = {EpilogueMode::kFused};
+    if (has_bias(g.epilogue) && g.c_dtype != DType::F32) m.push_back(EpilogueMode::kCastBias);
+    if (g.epilogue != Epilogue::kNone) m.push_back(EpilogueMode::kKernel);
+    return m;
+  }
+
+  // Tries `modes` in order and keeps the first for which cuBLASLt's heuristic has an algorithm.
+  std::unique_ptr<Plan> build(cublasLtHandle_t handle, const GemmArgs& g, const GemmPlanKey& key,
+                              const std::vector<EpilogueMode>& candidates) {
     std::unique_ptr<Plan> p;
-    for (const EpilogueMode mode : modes) {
+    for (const EpilogueMode mode : candidates) {
       p = std::make_unique<Plan>();
       p->mode = mode;
       p->epilogue = mode == EpilogueMode::kKernel ? Epilogue::kNone : g.epilogue;
