@@ -128,6 +128,28 @@ __device__ __forceinline__ V block_reduce(V v, Op op, V identity) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < (n); \
        i += int64_t{gridDim.x} * blockDim.x)
 
+// Rows × columns loops without a division per element: blockIdx.y strides over the rows,
+// the x dimension of the grid over the columns. Launch with rows_cols_grid().
+#define PARADIT_ROWS_COLS(r, c, rows, cols)                                      \
+  for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y)                       \
+    for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < (cols); \
+         c += int64_t{gridDim.x} * blockDim.x)
+
+// Threads per block for rows of `cols` elements: 256, or fewer (a multiple of 32) for short rows.
+inline int rows_cols_threads(int64_t cols) {
+  if (cols >= 256) return 256;
+  return cols <= 32 ? 32 : static_cast<int>((cols + 31) / 32 * 32);
+}
+
+inline dim3 rows_cols_grid(int64_t rows, int64_t cols, int threads) {
+  const int64_t x = (cols + threads - 1) / threads;
+  const int64_t y = rows < 65535 ? rows : 65535;
+  // Enough blocks to fill the device a few times over; the loops cover the rest.
+  const int64_t max_x = y >= 1024 ? 1 : 1024;
+  return dim3(static_cast<unsigned>(x < 1 ? 1 : (x > max_x ? max_x : x)),
+              static_cast<unsigned>(y < 1 ? 1 : y));
+}
+
 // ---------------------------------------------------------------- dispatch
 // Calls fn(T{}) with T the CUDA element type of a float dtype; other dtypes fail naming `op`.
 template <typename Fn>

@@ -202,40 +202,40 @@ __global__ void binary_kernel(const T* a, const T* b, BinaryLayout l, int64_t n,
 
 // y contiguous (rows, D) = f(x row r at x + r·row_stride).
 template <typename T>
-__global__ void scale_kernel(const T* x, int64_t row_stride, int64_t D, int64_t n, float s, T* y) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t src = row_stride == D ? i : i / D * row_stride + i % D;
-    y[i] = from_float<T>(to_float(x[src]) * s);
+__global__ void scale_kernel(const T* x, int64_t row_stride, int64_t rows, int64_t D, float s,
+                             T* y) {
+  PARADIT_ROWS_COLS(r, d, rows, D) {
+    y[r * D + d] = from_float<T>(to_float(x[r * row_stride + d]) * s);
   }
 }
 
 template <Activation A, typename T>
-__global__ void activation_kernel(const T* x, int64_t row_stride, int64_t D, int64_t n, T* y) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t src = row_stride == D ? i : i / D * row_stride + i % D;
-    y[i] = from_float<T>(activate<A>(to_float(x[src])));
+__global__ void activation_kernel(const T* x, int64_t row_stride, int64_t rows, int64_t D, T* y) {
+  PARADIT_ROWS_COLS(r, d, rows, D) {
+    y[r * D + d] = from_float<T>(activate<A>(to_float(x[r * row_stride + d])));
   }
 }
 
 // ---------------------------------------------------------------- modulation, gated residual
 
-// out = x · (1 + scale[b]) + shift[b]   x, out: contiguous (B, S, D); parameter rows of dtype P.
+// out = x · (1 + scale[b]) + shift[b]   x, out: contiguous (B, S, D) as B·S rows; parameter
+// rows of dtype P.
 template <typename T, typename P>
 __global__ void modulate_kernel(const T* x, const P* shift, int64_t shift_bs, const P* scale,
-                                int64_t scale_bs, int64_t S, int64_t D, int64_t n, T* out) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t d = i % D, b = i / (S * D);
+                                int64_t scale_bs, int64_t S, int64_t rows, int64_t D, T* out) {
+  PARADIT_ROWS_COLS(r, d, rows, D) {
+    const int64_t b = r / S, i = r * D + d;
     const float sc = to_float(scale[b * scale_bs + d]), sh = to_float(shift[b * shift_bs + d]);
     out[i] = from_float<T>(to_float(x[i]) * (1.0f + sc) + sh);
   }
 }
 
-// out = x + gate[b] · y   x, y, out: contiguous (B, S, D).
+// out = x + gate[b] · y   x, y, out: contiguous (B, S, D) as B·S rows.
 template <typename T, typename P>
 __global__ void gated_add_kernel(const T* x, const P* gate, int64_t gate_bs, const T* y, int64_t S,
-                                 int64_t D, int64_t n, T* out) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t d = i % D, b = i / (S * D);
+                                 int64_t rows, int64_t D, T* out) {
+  PARADIT_ROWS_COLS(r, d, rows, D) {
+    const int64_t b = r / S, i = r * D + d;
     out[i] = from_float<T>(to_float(x[i]) + to_float(gate[b * gate_bs + d]) * to_float(y[i]));
   }
 }
@@ -266,12 +266,12 @@ __global__ void lincomb_kernel(LincombTerms c, int64_t n, T* out) {
   }
 }
 
-// x, y contiguous (outer, C, inner).
+// x, y contiguous (outer, C, inner) as outer·C rows of `inner`.
 template <AffineKind K, typename T>
-__global__ void affine_kernel(const T* x, int64_t C, int64_t inner, int64_t n, const float* a,
+__global__ void affine_kernel(const T* x, int64_t C, int64_t rows, int64_t inner, const float* a,
                               const float* b, T* y) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t c = i / inner % C;
+  PARADIT_ROWS_COLS(r, j, rows, inner) {
+    const int64_t c = r % C, i = r * inner + j;
     const float v = to_float(x[i]);
     float r;
     if constexpr (K == AffineKind::kSubMul) {
@@ -310,10 +310,9 @@ __global__ void upsample_kernel(const T* x, int64_t H, int64_t W, int f, int64_t
 // ---------------------------------------------------------------- launch.h kernels
 
 template <Activation A, typename T>
-__global__ void bias_activation_kernel(T* y, int64_t cols, int64_t ldy, int64_t n,
+__global__ void bias_activation_kernel(T* y, int64_t rows, int64_t cols, int64_t ldy,
                                        const float* bias, bool zero_input) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t r = i / cols, c = i % cols;
+  PARADIT_ROWS_COLS(r, c, rows, cols) {
     T* p = y + r * ldy + c;
     float v = zero_input ? 0.0f : to_float(*p);
     if (bias) v += bias[c];
@@ -321,11 +320,13 @@ __global__ void bias_activation_kernel(T* y, int64_t cols, int64_t ldy, int64_t 
   }
 }
 
+// y (outer·C rows of `inner`) += bias[row % C].
 template <typename T>
-__global__ void channel_bias_kernel(T* y, int64_t C, int64_t inner, int64_t n, const float* bias) {
-  PARADIT_GRID_STRIDE(i, n) {
-    const int64_t c = i / inner % C;
-    y[i] = from_float<T>(to_float(y[i]) + bias[c]);
+__global__ void channel_bias_kernel(T* y, int64_t C, int64_t rows, int64_t inner,
+                                    const float* bias) {
+  PARADIT_ROWS_COLS(r, j, rows, inner) {
+    T* p = y + r * inner + j;
+    *p = from_float<T>(to_float(*p) + bias[r % C]);
   }
 }
 
@@ -487,9 +488,11 @@ void binary(const BinaryArgs& a) {
 void scale(const ScaleArgs& a) {
   const int64_t n = a.rows * a.D;
   if (n == 0) return;
+  const int threads = rows_cols_threads(a.D);
+  const dim3 grid = rows_cols_grid(a.rows, a.D, threads);
   dispatch_float(a.dtype, "scale", [&]<typename T>(T) {
-    scale_kernel<T><<<grid_for(n, kThreads), kThreads, 0, current_stream()>>>(
-        static_cast<const T*>(a.x), a.row_stride, a.D, n, a.s, static_cast<T*>(a.y));
+    scale_kernel<T><<<grid, threads, 0, current_stream()>>>(
+        static_cast<const T*>(a.x), a.row_stride, a.rows, a.D, a.s, static_cast<T*>(a.y));
     PARADIT_CUDA_CHECK_LAUNCH("scale_kernel");
   });
 }
@@ -497,11 +500,12 @@ void scale(const ScaleArgs& a) {
 void activation(const ActivationArgs& a) {
   const int64_t n = a.rows * a.D;
   if (n == 0) return;
+  const int threads = rows_cols_threads(a.D);
+  const dim3 grid = rows_cols_grid(a.rows, a.D, threads);
   dispatch_float(a.dtype, "activation", [&]<typename T>(T) {
     dispatch_activation(a.act, [&](auto act) {
-      activation_kernel<decltype(act)::value, T>
-          <<<grid_for(n, kThreads), kThreads, 0, current_stream()>>>(
-              static_cast<const T*>(a.x), a.row_stride, a.D, n, static_cast<T*>(a.y));
+      activation_kernel<decltype(act)::value, T><<<grid, threads, 0, current_stream()>>>(
+          static_cast<const T*>(a.x), a.row_stride, a.rows, a.D, static_cast<T*>(a.y));
       PARADIT_CUDA_CHECK_LAUNCH("activation_kernel");
     });
   });
@@ -510,11 +514,14 @@ void activation(const ActivationArgs& a) {
 void modulate(const ModulateArgs& a) {
   const int64_t n = a.B * a.S * a.D;
   if (n == 0) return;
+  const int threads = rows_cols_threads(a.D);
+  const dim3 grid = rows_cols_grid(a.B * a.S, a.D, threads);
   dispatch_float(a.dtype, "modulate", [&]<typename T>(T) {
     dispatch_float(a.param_dtype, "modulate (shift/scale)", [&]<typename P>(P) {
-      modulate_kernel<T, P><<<grid_for(n, kThreads), kThreads, 0, current_stream()>>>(
+      modulate_kernel<T, P><<<grid, threads, 0, current_stream()>>>(
           static_cast<const T*>(a.x), static_cast<const P*>(a.shift), a.shift_bstride,
-          static_cast<const P*>(a.scale), a.scale_bstride, a.S, a.D, n, static_cast<T*>(a.out));
+          static_cast<const P*>(a.scale), a.scale_bstride, a.S, a.B * a.S, a.D,
+          static_cast<T*>(a.out));
       PARADIT_CUDA_CHECK_LAUNCH("modulate_kernel");
     });
   });
@@ -523,11 +530,13 @@ void modulate(const ModulateArgs& a) {
 void gated_add(const GatedAddArgs& a) {
   const int64_t n = a.B * a.S * a.D;
   if (n == 0) return;
+  const int threads = rows_cols_threads(a.D);
+  const dim3 grid = rows_cols_grid(a.B * a.S, a.D, threads);
   dispatch_float(a.dtype, "gated_add", [&]<typename T>(T) {
     dispatch_float(a.gate_dtype, "gated_add (gate)", [&]<typename P>(P) {
-      gated_add_kernel<T, P><<<grid_for(n, kThreads), kThreads, 0, current_stream()>>>(
+      gated_add_kernel<T, P><<<grid, threads, 0, current_stream()>>>(
           static_cast<const T*>(a.x), static_cast<const P*>(a.gate), a.gate_bstride,
-          static_cast<const T*>(a.y), a.S, a.D, n, static_cast<T*>(a.out));
+          static_cast<const T*>(a.y), a.S, a.B * a.S, a.D, static_cast<T*>(a.out));
       PARADIT_CUDA_CHECK_LAUNCH("gated_add_kernel");
     });
   });
@@ -553,16 +562,18 @@ void lincomb(const LincombArgs& a) {
 void affine(const AffineArgs& a) {
   const int64_t n = a.outer * a.C * a.inner;
   if (n == 0) return;
+  const int64_t rows = a.outer * a.C;
+  const int threads = rows_cols_threads(a.inner);
+  const dim3 grid = rows_cols_grid(rows, a.inner, threads);
   dispatch_float(a.dtype, "affine", [&]<typename T>(T) {
     const T* x = static_cast<const T*>(a.x);
     T* y = static_cast<T*>(a.y);
-    const unsigned grid = grid_for(n, kThreads);
     if (a.kind == AffineKind::kSubMul) {
       affine_kernel<AffineKind::kSubMul, T>
-          <<<grid, kThreads, 0, current_stream()>>>(x, a.C, a.inner, n, a.a, a.b, y);
+          <<<grid, threads, 0, current_stream()>>>(x, a.C, rows, a.inner, a.a, a.b, y);
     } else {
       affine_kernel<AffineKind::kDivAdd, T>
-          <<<grid, kThreads, 0, current_stream()>>>(x, a.C, a.inner, n, a.a, a.b, y);
+          <<<grid, threads, 0, current_stream()>>>(x, a.C, rows, a.inner, a.a, a.b, y);
     }
     PARADIT_CUDA_CHECK_LAUNCH("affine_kernel");
   });
@@ -598,11 +609,12 @@ void bias_activation(DType dtype, void* y, int64_t rows, int64_t cols, int64_t l
                      const float* bias, Activation act, bool zero_input) {
   const int64_t n = rows * cols;
   if (n == 0) return;
+  const int threads = rows_cols_threads(cols);
+  const dim3 grid = rows_cols_grid(rows, cols, threads);
   dispatch_float(dtype, "linear (bias/activation)", [&]<typename T>(T) {
     dispatch_activation(act, [&](auto a) {
-      bias_activation_kernel<decltype(a)::value, T>
-          <<<grid_for(n, kThreads), kThreads, 0, current_stream()>>>(static_cast<T*>(y), cols, ldy,
-                                                                     n, bias, zero_input);
+      bias_activation_kernel<decltype(a)::value, T><<<grid, threads, 0, current_stream()>>>(
+          static_cast<T*>(y), rows, cols, ldy, bias, zero_input);
       PARADIT_CUDA_CHECK_LAUNCH("bias_activation_kernel");
     });
   });
@@ -612,9 +624,11 @@ void channel_bias(DType dtype, void* y, int64_t outer, int64_t C, int64_t inner,
                   const float* bias) {
   const int64_t n = outer * C * inner;
   if (n == 0 || bias == nullptr) return;
+  const int threads = rows_cols_threads(inner);
+  const dim3 grid = rows_cols_grid(outer * C, inner, threads);
   dispatch_float(dtype, "conv (bias)", [&]<typename T>(T) {
-    channel_bias_kernel<T><<<grid_for(n, kThreads), kThreads, 0, current_stream()>>>(
-        static_cast<T*>(y), C, inner, n, bias);
+    channel_bias_kernel<T>
+        <<<grid, threads, 0, current_stream()>>>(static_cast<T*>(y), C, outer * C, inner, bias);
     PARADIT_CUDA_CHECK_LAUNCH("channel_bias_kernel");
   });
 }

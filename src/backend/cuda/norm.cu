@@ -94,29 +94,27 @@ struct RopeLayout {
   int64_t sb = 0, ss = 0, sh = 0;  // element strides of x's B, S, H dims
 };
 
-// One thread per rotated pair. out: contiguous (B, S, H, D); cos, sin: contiguous (S, D) F32.
+// One thread per rotated pair: rows (b, s) of x, columns (h, pair). out: contiguous
+// (B, S, H, D); cos, sin: contiguous (S, D) F32.
 template <bool kInterleaved, typename T>
 __global__ void rope_kernel(const T* x, RopeLayout l, const float* cos, const float* sin,
-                            int64_t pairs, T* out) {
-  const int64_t half = l.D / 2;
-  PARADIT_GRID_STRIDE(i, pairs) {
-    const int64_t p = i % half;
-    int64_t rest = i / half;
-    const int64_t h = rest % l.H;
-    rest /= l.H;
-    const int64_t s = rest % l.S;
-    const int64_t b = rest / l.S;
+                            int64_t rows, T* out) {
+  const int half = static_cast<int>(l.D / 2);
+  const int64_t cols = l.H * half;  // < 2³¹: int math below
+  PARADIT_ROWS_COLS(r, c, rows, cols) {
+    const int64_t b = r / l.S, s = r % l.S;
+    const int h = static_cast<int>(c) / half, p = static_cast<int>(c) % half;
     const T* xr = x + b * l.sb + s * l.ss + h * l.sh;
-    T* o = out + ((b * l.S + s) * l.H + h) * l.D;
-    const float* c = cos + s * l.D;
+    T* o = out + (r * l.H + h) * l.D;
+    const float* cs = cos + s * l.D;
     const float* sn = sin + s * l.D;
     // Interleaved: pairs (2p, 2p+1) as diffusers' apply_rotary_emb (Flux); half-split: pairs
     // (p, p + D/2), rotate_half.
-    const int64_t i0 = kInterleaved ? 2 * p : p;
-    const int64_t i1 = kInterleaved ? 2 * p + 1 : p + half;
+    const int i0 = kInterleaved ? 2 * p : p;
+    const int i1 = kInterleaved ? 2 * p + 1 : p + half;
     const float x0 = to_float(xr[i0]), x1 = to_float(xr[i1]);
-    o[i0] = from_float<T>(x0 * c[i0] - x1 * sn[i0]);
-    o[i1] = from_float<T>(x1 * c[i1] + x0 * sn[i1]);
+    o[i0] = from_float<T>(x0 * cs[i0] - x1 * sn[i0]);
+    o[i1] = from_float<T>(x1 * cs[i1] + x0 * sn[i1]);
   }
 }
 
@@ -230,17 +228,19 @@ void softmax(const SoftmaxArgs& a) {
 }
 
 void rope(const RopeArgs& a) {
-  const int64_t pairs = a.B * a.S * a.H * (a.D / 2);
-  if (pairs == 0) return;
+  const int64_t rows = a.B * a.S, cols = a.H * (a.D / 2);
+  if (rows == 0 || cols == 0) return;
+  PARADIT_CHECK(cols <= 0x7fffffff, "rope: ", a.H, " heads of ", a.D, " exceed int32 indexing");
   const RopeLayout l{a.S, a.H, a.D, a.stride_b, a.stride_s, a.stride_h};
+  const int threads = rows_cols_threads(cols);
+  const dim3 grid = rows_cols_grid(rows, cols, threads);
   dispatch_float(a.dtype, "rope", [&]<typename T>(T) {
     const T* x = static_cast<const T*>(a.x);
     T* out = static_cast<T*>(a.out);
-    const unsigned grid = grid_for(pairs, 256);
     if (a.interleaved) {
-      rope_kernel<true, T><<<grid, 256, 0, current_stream()>>>(x, l, a.cos, a.sin, pairs, out);
+      rope_kernel<true, T><<<grid, threads, 0, current_stream()>>>(x, l, a.cos, a.sin, rows, out);
     } else {
-      rope_kernel<false, T><<<grid, 256, 0, current_stream()>>>(x, l, a.cos, a.sin, pairs, out);
+      rope_kernel<false, T><<<grid, threads, 0, current_stream()>>>(x, l, a.cos, a.sin, rows, out);
     }
     PARADIT_CUDA_CHECK_LAUNCH("rope_kernel");
   });
