@@ -148,7 +148,7 @@ bool cudnn_built();
 std::string cudnn_sdpa_known_failure(const AttentionArgs& a, bool padding);
 // Runs a through cuDNN. With padding, k and v hold the visible keys of batch b in their first
 // seq_kv[b] rows and seq_q[b] = Sq (B int32 values each, on the device). Returns false with
-// *why when no plan can be built (remembered for the shape); errors at execution throw.
+// *why when no plan can be built or cuDNN refuses to execute it (remembered for the shape).
 bool run_cudnn_sdpa(const AttentionArgs& a, const int32_t* seq_q, const int32_t* seq_kv,
                     std::string* why);
 

@@ -388,9 +388,15 @@ bool run_cudnn_sdpa(const AttentionArgs& a, const int32_t* seq_q, const int32_t*
   pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, "WORKSPACE");
   pack.finalize();
   const cudnnStatus_t st = cudnnBackendExecute(handle, plan.plan, pack.get());
-  if (st != CUDNN_STATUS_SUCCESS)
-    fail("attention: cuDNN execution failed for ", describe(a, padding), ": ",
-         cudnn_status_text(st));
+  if (st != CUDNN_STATUS_SUCCESS) {
+    // Remembered like a plan that cannot be built: kAuto falls back from now on, kCudnn fails
+    // with this text.
+    plan.ok = false;
+    plan.failure = "cudnnBackendExecute failed: " + cudnn_status_text(st);
+    log_verbose("cuDNN attention " + describe(a, padding) + ": " + plan.failure);
+    *why = plan.failure;
+    return false;
+  }
   return true;
 }
 
