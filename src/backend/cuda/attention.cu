@@ -1,4 +1,5 @@
-// Attention kernels of the CUDA backend (see attention.h).
+// The CUDA attention body (ops.h: attention, attention_backend_for) and paradit's own
+// attention kernels; cuDNN's fused attention is in cudnn_attention.cpp (see attention.h).
 //
 // Flash kernel layout. A block has 4 warps and owns 64 query rows of one (batch, head); warp w
 // owns rows 16w..16w+15 and keeps them in registers as mma A fragments for the whole key loop.
@@ -16,21 +17,19 @@
 //   C (16×8, f32):  c0, c1 = (g, 2t), (g, 2t+1)   c2, c3 = (g+8, 2t), (g+8, 2t+1)
 
 #include <cmath>
+#include <memory>
+#include <string>
 
+#include "backend/cuda/allocator.h"
 #include "backend/cuda/attention.h"
 #include "backend/cuda/check.h"
-#include "backend/cuda/common.h"
+#include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/device_util.cuh"
-#include "backend/cuda/kernels.h"
+#include "backend/cuda/ops.h"
 #include "backend/cuda/runtime.h"
 
 namespace paradit::backend::cuda {
 
-using core::AttentionOptions;
-using core::AttentionResult;
-using core::Device;
-using core::DType;
-using core::Tensor;
 using namespace detail;
 
 namespace {
@@ -42,13 +41,21 @@ constexpr int kThreads = kWarps * 32;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
+// Output of both paradit kernels: out (B, Sq, H, Dv) contiguous; lse, row_max, row_sum
+// (B, H, Sq) contiguous or null (row_max given with row_sum: the unnormalized form of args.h).
+struct AttentionOut {
+  void* out = nullptr;
+  float* lse = nullptr;
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
+};
+
 struct FlashParams {
   const void* q = nullptr;
   const void* k = nullptr;
   const void* v = nullptr;
-  void* out = nullptr;          // (B, Sq, H, D) contiguous
-  float* lse = nullptr;         // (B, H, Sq) or nullptr
-  const float* keep = nullptr;  // (B, Sk) contiguous, 0 = drop; or nullptr
+  AttentionOut o;
+  const uint8_t* keep = nullptr;  // (B, Sk) contiguous, 0 = drop; or null
   int64_t q_sb = 0, q_ss = 0, q_sh = 0;
   int64_t k_sb = 0, k_ss = 0, k_sh = 0;
   int64_t v_sb = 0, v_ss = 0, v_sh = 0;
@@ -143,7 +150,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(FlashParams p
   const T* q = static_cast<const T*>(p.q) + b * p.q_sb + h * p.q_sh;
   const T* k = static_cast<const T*>(p.k) + b * p.k_sb + h * p.k_sh;
   const T* v = static_cast<const T*>(p.v) + b * p.v_sb + h * p.v_sh;
-  const float* keep = p.keep ? p.keep + static_cast<int64_t>(b) * p.Sk : nullptr;
+  const uint8_t* keep = p.keep ? p.keep + static_cast<int64_t>(b) * p.Sk : nullptr;
   const int q0 = m_block * kBlockM;
   const int n_tiles = (p.Sk + kBlockN - 1) / kBlockN;
 
@@ -211,7 +218,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(FlashParams p
         float val = s[nt][e] * p.scale_log2;
         if (check_keys) {
           const int key = key0 + nt * 8 + 2 * t + (e & 1);
-          const bool visible = key < p.Sk && (keep == nullptr || keep[key] != 0.0f);
+          const bool visible = key < p.Sk && (keep == nullptr || keep[key] != 0);
           val = visible ? val : -INFINITY;
         }
         s[nt][e] = val;
@@ -273,7 +280,8 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(FlashParams p
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
 
-  // Finish: full row sums across the quad, normalize, store.
+  // Finish: full row sums across the quad, then either the softmax average (with the LSE) or the
+  // unnormalized form against an integer reference (args.h).
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l_run[r] += __shfl_xor_sync(0xffffffffu, l_run[r], 1);
@@ -284,16 +292,27 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(FlashParams p
   for (int r = 0; r < 2; ++r) {
     const int row = row_base + 8 * r;
     if (row >= p.Sq) continue;
-    const float inv = l_run[r] > 0.0f ? 1.0f / l_run[r] : 0.0f;
-    T* orow = static_cast<T*>(p.out) + ((static_cast<int64_t>(b) * p.Sq + row) * p.H + h) * D;
+    const bool seen = l_run[r] > 0.0f;
+    const float ref = seen ? ceilf(m_run[r]) : -INFINITY;  // unnormalized: integer row max
+    float factor;
+    if (p.o.row_sum) {
+      factor = seen ? exp2f(m_run[r] - ref) : 0.0f;  // from reference m_run to ref
+    } else {
+      factor = seen ? 1.0f / l_run[r] : 0.0f;
+    }
+    T* orow = static_cast<T*>(p.o.out) + ((static_cast<int64_t>(b) * p.Sq + row) * p.H + h) * D;
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) {
       *reinterpret_cast<uint32_t*>(orow + dt * 8 + 2 * t) =
-          pack2<T>(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
+          pack2<T>(o[dt][2 * r] * factor, o[dt][2 * r + 1] * factor);
     }
-    if (p.lse && t == 0) {
-      p.lse[(static_cast<int64_t>(b) * p.H + h) * p.Sq + row] =
-          l_run[r] > 0.0f ? (m_run[r] + log2f(l_run[r])) * kLn2 : -INFINITY;
+    if (t == 0) {
+      const int64_t stat = (static_cast<int64_t>(b) * p.H + h) * p.Sq + row;
+      if (p.o.lse) p.o.lse[stat] = seen ? (m_run[r] + log2f(l_run[r])) * kLn2 : -INFINITY;
+      if (p.o.row_sum) {
+        p.o.row_sum[stat] = seen ? l_run[r] * factor : 0.0f;
+        p.o.row_max[stat] = ref;
+      }
     }
   }
 }
@@ -312,259 +331,336 @@ void launch_flash(const FlashParams& p, int B) {
 
 // ---------------------------------------------------------------- reference kernel
 
-constexpr int kRefMaxDim = 256;
+constexpr int kRefChunk = 64;  // output dims accumulated per pass over the keys
 
 struct RefParams {
   const void* q = nullptr;
   const void* k = nullptr;
   const void* v = nullptr;
-  void* out = nullptr;  // (B, Sq, H, Dv) contiguous
-  float* lse = nullptr;
-  const float* keep = nullptr;  // (B, Sk) contiguous or nullptr
-  const float* bias = nullptr;  // F32 with the strides below
+  AttentionOut o;
+  const uint8_t* keep = nullptr;  // (B, Sk) contiguous or null
+  const float* bias = nullptr;    // F32 with the strides below
   int64_t bias_sb = 0, bias_sh = 0, bias_sq = 0, bias_sk = 0;
   int64_t q_sb = 0, q_ss = 0, q_sh = 0;
   int64_t k_sb = 0, k_ss = 0, k_sh = 0;
   int64_t v_sb = 0, v_ss = 0, v_sh = 0;
-  int B = 0, Sq = 0, Sk = 0, H = 0, D = 0, Dv = 0;
-  float scale = 0.0f;
+  int64_t B = 0, Sq = 0, Sk = 0, H = 0, D = 0, Dv = 0;
+  float scale_log2 = 0.0f;  // scale · log2(e)
 };
 
-// One thread per (b, h, query row); two passes over the keys (max, then sums).
+// One thread per (b, h, query row), in base 2 as the CPU body: s_j = log2(e)·(scale·q·k_j +
+// bias). Pass 1 finds the row max; then one pass over the keys per chunk of kRefChunk output
+// dims accumulates 2^(s_j − ref)·v_j (the first also the row sum), ref = the max, or for the
+// unnormalized form its ceiling.
 template <typename T>
 __global__ void attention_reference_kernel(RefParams p) {
-  const int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  if (idx >= static_cast<int64_t>(p.B) * p.H * p.Sq) return;
-  const int i = static_cast<int>(idx % p.Sq);
-  const int h = static_cast<int>(idx / p.Sq % p.H);
-  const int b = static_cast<int>(idx / (static_cast<int64_t>(p.Sq) * p.H));
-  const T* q = static_cast<const T*>(p.q) + b * p.q_sb + i * p.q_ss + h * p.q_sh;
-  float qv[kRefMaxDim], acc[kRefMaxDim];
-  for (int d = 0; d < p.D; ++d) qv[d] = to_float(q[d]);
-  for (int d = 0; d < p.Dv; ++d) acc[d] = 0.0f;
-  auto score = [&](int j, bool* visible) {
-    *visible = p.keep == nullptr || p.keep[static_cast<int64_t>(b) * p.Sk + j] != 0.0f;
-    const T* kr = static_cast<const T*>(p.k) + b * p.k_sb + j * p.k_ss + h * p.k_sh;
-    float dot = 0.0f;
-    for (int d = 0; d < p.D; ++d) dot += qv[d] * to_float(kr[d]);
-    float s = dot * p.scale;
-    if (p.bias) s += p.bias[b * p.bias_sb + h * p.bias_sh + i * p.bias_sq + j * p.bias_sk];
-    return s;
-  };
-  float m = -INFINITY;
-  for (int j = 0; j < p.Sk; ++j) {
-    bool visible;
-    const float s = score(j, &visible);
-    if (visible) m = fmaxf(m, s);
-  }
-  float l = 0.0f;
-  if (m != -INFINITY) {
-    for (int j = 0; j < p.Sk; ++j) {
-      bool visible;
-      const float s = score(j, &visible);
-      if (!visible) continue;
-      const float w = expf(s - m);
-      l += w;
-      const T* vr = static_cast<const T*>(p.v) + b * p.v_sb + j * p.v_ss + h * p.v_sh;
-      for (int d = 0; d < p.Dv; ++d) acc[d] += w * to_float(vr[d]);
+  const int64_t rows = p.B * p.H * p.Sq;
+  PARADIT_GRID_STRIDE(idx, rows) {
+    const int64_t i = idx % p.Sq;
+    const int64_t h = idx / p.Sq % p.H;
+    const int64_t b = idx / (p.Sq * p.H);
+    const T* q = static_cast<const T*>(p.q) + b * p.q_sb + i * p.q_ss + h * p.q_sh;
+    auto visible = [&](int64_t j) { return p.keep == nullptr || p.keep[b * p.Sk + j] != 0; };
+    auto score = [&](int64_t j) {
+      const T* kr = static_cast<const T*>(p.k) + b * p.k_sb + j * p.k_ss + h * p.k_sh;
+      float dot = 0.0f;
+      for (int64_t d = 0; d < p.D; ++d) dot += to_float(q[d]) * to_float(kr[d]);
+      float s = dot * p.scale_log2;
+      if (p.bias)
+        s += p.bias[b * p.bias_sb + h * p.bias_sh + i * p.bias_sq + j * p.bias_sk] * kLog2e;
+      return s;
+    };
+    float m = -INFINITY;
+    for (int64_t j = 0; j < p.Sk; ++j)
+      if (visible(j)) m = fmaxf(m, score(j));
+    const bool unnormalized = p.o.row_sum != nullptr;
+    const float ref = m == -INFINITY ? 0.0f : (unnormalized ? ceilf(m) : m);
+    float l = 0.0f;
+    T* out = static_cast<T*>(p.o.out) + ((b * p.Sq + i) * p.H + h) * p.Dv;
+    for (int64_t d0 = 0; d0 == 0 || d0 < p.Dv; d0 += kRefChunk) {  // once even for Dv = 0
+      const int64_t dn = p.Dv - d0 < kRefChunk ? p.Dv - d0 : kRefChunk;
+      float acc[kRefChunk];
+      for (int64_t d = 0; d < dn; ++d) acc[d] = 0.0f;
+      for (int64_t j = 0; j < p.Sk && m != -INFINITY; ++j) {
+        if (!visible(j)) continue;
+        const float w = exp2f(score(j) - ref);
+        if (d0 == 0) l += w;
+        const T* vr = static_cast<const T*>(p.v) + b * p.v_sb + j * p.v_ss + h * p.v_sh + d0;
+        for (int64_t d = 0; d < dn; ++d) acc[d] += w * to_float(vr[d]);
+      }
+      const float f = unnormalized ? 1.0f : (l > 0.0f ? 1.0f / l : 0.0f);
+      for (int64_t d = 0; d < dn; ++d) out[d0 + d] = from_float<T>(l > 0.0f ? acc[d] * f : 0.0f);
+    }
+    const int64_t stat = (b * p.H + h) * p.Sq + i;
+    if (p.o.lse) p.o.lse[stat] = l > 0.0f ? (ref + log2f(l)) * kLn2 : -INFINITY;
+    if (unnormalized) {
+      p.o.row_sum[stat] = l;
+      p.o.row_max[stat] = l > 0.0f ? ref : -INFINITY;
     }
   }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  T* o = static_cast<T*>(p.out) + ((static_cast<int64_t>(b) * p.Sq + i) * p.H + h) * p.Dv;
-  for (int d = 0; d < p.Dv; ++d) o[d] = from_float<T>(acc[d] * inv);
-  if (p.lse)
-    p.lse[(static_cast<int64_t>(b) * p.H + h) * p.Sq + i] = l > 0.0f ? m + logf(l) : -INFINITY;
 }
 
-// ---------------------------------------------------------------- argument handling
+// ---------------------------------------------------------------- key compaction (cuDNN mask)
 
-struct Checked {
-  Tensor q, k, v;
-  int64_t B, Sq, Sk, H, D, Dv;
-  Tensor keep;  // F32 (B, Sk) contiguous, or undefined
-  float scale;
-};
-
-// A q/k/v view whose last dim is contiguous (a copy otherwise).
-Tensor with_unit_last_stride(const Tensor& t) {
-  return t.dim(3) > 1 && t.stride(3) != 1 ? contiguous(t) : t;
-}
-
-Checked check_args(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                   const AttentionOptions& options) {
-  for (const Tensor* t : {&q_in, &k_in, &v_in}) {
-    const char* name = t == &q_in ? "q" : (t == &k_in ? "k" : "v");
-    check_float("attention", name, *t);
-    PARADIT_CHECK(t->ndim() == 4, "attention: ", name, " has shape ", core::shape_str(t->shape()),
-                  ", expected (B, S, H, D)");
-    PARADIT_CHECK(t->dtype() == q_in.dtype(), "attention: ", name, " is ", t->str(), " but q is ",
-                  q_in.str(), "; q, k and v must share a dtype");
+// One block per batch b: idx[b, 0..L) = the indices of b's visible keys in order, seq_kv[b] = L,
+// seq_q[b] = Sq. cuDNN's padding mask then hides keys L.. of the compacted K and V; attention
+// does not depend on the order of the keys.
+__global__ void compact_keys_kernel(const uint8_t* keep, int64_t Sk, int32_t Sq, int32_t* idx,
+                                    int32_t* seq_q, int32_t* seq_kv) {
+  __shared__ int warp_offset[32];
+  __shared__ int chunk_total;
+  const int64_t b = blockIdx.x;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const uint8_t* kb = keep + b * Sk;
+  int32_t* ib = idx + b * Sk;
+  int base = 0;
+  for (int64_t j0 = 0; j0 < Sk; j0 += blockDim.x) {
+    const int64_t j = j0 + threadIdx.x;
+    const bool flag = j < Sk && kb[j] != 0;
+    const unsigned mask = __ballot_sync(0xffffffffu, flag);
+    if (lane == 0) warp_offset[warp] = __popc(mask);
+    __syncthreads();
+    if (threadIdx.x == 0) {  // exclusive prefix over the warps
+      int s = 0;
+      for (int w = 0; w < warps; ++w) {
+        const int c = warp_offset[w];
+        warp_offset[w] = s;
+        s += c;
+      }
+      chunk_total = s;
+    }
+    __syncthreads();
+    if (flag)
+      ib[base + warp_offset[warp] + __popc(mask & ((1u << lane) - 1u))] = static_cast<int32_t>(j);
+    base += chunk_total;
+    __syncthreads();  // warp_offset and chunk_total are rewritten by the next chunk
   }
-  Checked c;
-  c.q = with_unit_last_stride(q_in);
-  c.k = with_unit_last_stride(k_in);
-  c.v = with_unit_last_stride(v_in);
-  c.B = c.q.dim(0);
-  c.Sq = c.q.dim(1);
-  c.H = c.q.dim(2);
-  c.D = c.q.dim(3);
-  c.Sk = c.k.dim(1);
-  c.Dv = c.v.dim(3);
-  PARADIT_CHECK(c.k.dim(0) == c.B && c.k.dim(2) == c.H && c.k.dim(3) == c.D, "attention: k ",
-                c.k.str(), " does not match q ", c.q.str(), " (expected [", c.B, ", Sk, ", c.H,
-                ", ", c.D, "])");
-  PARADIT_CHECK(c.v.dim(0) == c.B && c.v.dim(1) == c.Sk && c.v.dim(2) == c.H, "attention: v ",
-                c.v.str(), " does not match k ", c.k.str(), " (expected [", c.B, ", ", c.Sk, ", ",
-                c.H, ", Dv])");
-  PARADIT_CHECK(c.Sq <= 0x7fffffff && c.Sk <= 0x7fffffff && c.H <= 65535 && c.B <= 65535,
-                "attention: sizes of q ", c.q.str(), " / k ", c.k.str(), " exceed the grid");
-  c.scale = options.scale != 0.0f ? options.scale
-                                  : (c.D > 0 ? 1.0f / std::sqrt(static_cast<float>(c.D)) : 1.0f);
-  if (options.key_mask.defined()) {
-    const Tensor& m = options.key_mask;
-    check_device("attention", "key_mask", m);
-    PARADIT_CHECK(m.ndim() == 2 && m.dim(0) == c.B && m.dim(1) == c.Sk, "attention: key_mask ",
-                  m.str(), " must be [", c.B, ", ", c.Sk, "] for k ", c.k.str());
-    PARADIT_CHECK(m.dtype() == DType::F32 || m.dtype() == DType::Bool, "attention: key_mask ",
-                  m.str(), " must be F32 (1 keep / 0 drop) or BOOL");
-    c.keep = convert(m, DType::F32);
+  if (threadIdx.x == 0) {
+    seq_kv[b] = base;
+    seq_q[b] = Sq;
+  }
+}
+
+// dst (B, Sk, H, D) contiguous: row p of batch b = src row idx[b, p] for p < seq_kv[b], else 0.
+template <typename T>
+__global__ void gather_keys_kernel(const T* src, int64_t sb, int64_t ss, int64_t sh, int64_t Sk,
+                                   int64_t H, int64_t D, const int32_t* idx, const int32_t* seq_kv,
+                                   int64_t n, T* dst) {
+  PARADIT_GRID_STRIDE(e, n) {
+    const int64_t d = e % D;
+    int64_t rest = e / D;
+    const int64_t h = rest % H;
+    rest /= H;
+    const int64_t pos = rest % Sk, b = rest / Sk;
+    dst[e] =
+        pos < seq_kv[b] ? src[b * sb + idx[b * Sk + pos] * ss + h * sh + d] : from_float<T>(0.0f);
+  }
+}
+
+// A batch with no visible key: out rows 0 and LSE −inf (args.h), whatever cuDNN made of it.
+template <typename T>
+__global__ void clear_unseen_kernel(const int32_t* seq_kv, int64_t per_batch_out,
+                                    int64_t per_batch_lse, int64_t n_out, int64_t n_lse, T* out,
+                                    float* lse) {
+  const int64_t n = n_out > n_lse ? n_out : n_lse;
+  PARADIT_GRID_STRIDE(e, n) {
+    if (e < n_out && seq_kv[e / per_batch_out] == 0) out[e] = from_float<T>(0.0f);
+    if (lse && e < n_lse && seq_kv[e / per_batch_lse] == 0) lse[e] = -INFINITY;
+  }
+}
+
+// ---------------------------------------------------------------- dispatch helpers
+
+std::string describe(const AttentionArgs& a) {
+  return ::paradit::detail::concat(
+      "B=", a.batch, " H=", a.heads, " Sq=", a.seq_q, " Sk=", a.seq_k, " D=", a.head_dim,
+      " Dv=", a.head_dim_v, " ", core::dtype_name(a.dtype), a.key_keep ? " key-mask" : "",
+      a.bias ? " bias" : "", a.lse ? " lse" : "", a.row_sum ? " unnormalized" : "");
+}
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// The arguments cuDNN sees for a: with a key mask, K and V compacted into contiguous
+// (B, Sk, H, D) buffers (pointers set by the caller) and the mask given as sequence lengths.
+AttentionArgs cudnn_view(const AttentionArgs& a) {
+  AttentionArgs c = a;
+  if (a.key_keep != nullptr) {
+    c.key_keep = nullptr;
+    c.k_stride_b = a.seq_k * a.heads * a.head_dim;
+    c.k_stride_s = a.heads * a.head_dim;
+    c.k_stride_h = a.head_dim;
+    c.v_stride_b = a.seq_k * a.heads * a.head_dim_v;
+    c.v_stride_s = a.heads * a.head_dim_v;
+    c.v_stride_h = a.head_dim_v;
   }
   return c;
 }
 
-bool flash_eligible(const Checked& c, const AttentionOptions& options) {
-  return (c.q.dtype() == DType::BF16 || c.q.dtype() == DType::F16) && (c.D == 64 || c.D == 128) &&
-         c.Dv == c.D && !options.bias.defined();
+// Why cuDNN's fused attention will not run a here; empty when it will (as far as is known
+// before running: a plan that fails for a new shape is found out by the first call).
+std::string cudnn_refusal(const AttentionArgs& a) {
+  if (!cudnn_built()) return "this build has no cuDNN";
+  if (const char* r = cudnn_unsupported_reason(a)) return r;
+  if (a.seq_q > 0x7fffffff || a.seq_k > 0x7fffffff) return "sequence lengths beyond int32";
+  const int cc = compute_capability(current_device());
+  if (cc < 80)
+    return "device sm_" + std::to_string(cc) + " (cuDNN's fused attention needs sm_80 or later)";
+  return cudnn_sdpa_known_failure(cudnn_view(a), a.key_keep != nullptr);
 }
 
-// cp.async moves 16-byte chunks: every row start must be 16-byte aligned.
-Tensor aligned_rows(const Tensor& t) {
-  const auto addr = reinterpret_cast<uintptr_t>(t.raw_data());
-  const bool ok =
-      addr % 16 == 0 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0;
-  return ok ? t : t.clone();  // a fresh buffer: 256-byte aligned, strides multiples of D
+bool run_cudnn(const AttentionArgs& a, std::string* why) {
+  if (a.key_keep == nullptr) return run_cudnn_sdpa(a, nullptr, nullptr, why);
+  const int64_t B = a.batch, Sk = a.seq_k, H = a.heads;
+  const size_t es = dtype_size(a.dtype);
+  // Scratch, returned to the cache after enqueuing (reused only by later work on this stream).
+  const auto kbuf = allocate_storage(static_cast<size_t>(B * Sk * H * a.head_dim) * es);
+  const auto vbuf = allocate_storage(static_cast<size_t>(B * Sk * H * a.head_dim_v) * es);
+  const auto ibuf = allocate_storage(static_cast<size_t>(B * Sk) * sizeof(int32_t));
+  // seq_q and seq_kv each start on a 256-byte boundary (cuDNN reads them as 16-byte aligned).
+  const int64_t lens_stride = round_up(B, 64);
+  const auto lens = allocate_storage(static_cast<size_t>(2 * lens_stride) * sizeof(int32_t));
+  int32_t* idx = static_cast<int32_t*>(ibuf->data);
+  int32_t* seq_q = static_cast<int32_t*>(lens->data);
+  int32_t* seq_kv = seq_q + lens_stride;
+  compact_keys_kernel<<<static_cast<unsigned>(B), 1024, 0, current_stream()>>>(
+      a.key_keep, Sk, static_cast<int32_t>(a.seq_q), idx, seq_q, seq_kv);
+  PARADIT_CUDA_CHECK_LAUNCH("compact_keys_kernel");
+  dispatch_float(a.dtype, "attention", [&]<typename T>(T) {
+    const int64_t nk = B * Sk * H * a.head_dim, nv = B * Sk * H * a.head_dim_v;
+    gather_keys_kernel<T><<<grid_for(nk, 256), 256, 0, current_stream()>>>(
+        static_cast<const T*>(a.k), a.k_stride_b, a.k_stride_s, a.k_stride_h, Sk, H, a.head_dim,
+        idx, seq_kv, nk, static_cast<T*>(kbuf->data));
+    PARADIT_CUDA_CHECK_LAUNCH("gather_keys_kernel (k)");
+    gather_keys_kernel<T><<<grid_for(nv, 256), 256, 0, current_stream()>>>(
+        static_cast<const T*>(a.v), a.v_stride_b, a.v_stride_s, a.v_stride_h, Sk, H, a.head_dim_v,
+        idx, seq_kv, nv, static_cast<T*>(vbuf->data));
+    PARADIT_CUDA_CHECK_LAUNCH("gather_keys_kernel (v)");
+  });
+  AttentionArgs c = cudnn_view(a);
+  c.k = kbuf->data;
+  c.v = vbuf->data;
+  if (!run_cudnn_sdpa(c, seq_q, seq_kv, why)) return false;
+  dispatch_float(a.dtype, "attention", [&]<typename T>(T) {
+    const int64_t per_out = a.seq_q * H * a.head_dim_v, per_lse = H * a.seq_q;
+    const int64_t n_out = B * per_out, n_lse = a.lse ? B * per_lse : 0;
+    clear_unseen_kernel<T><<<grid_for(n_out, 256), 256, 0, current_stream()>>>(
+        seq_kv, per_out, per_lse, n_out, n_lse, static_cast<T*>(a.out), a.lse);
+    PARADIT_CUDA_CHECK_LAUNCH("clear_unseen_kernel");
+  });
+  return true;
 }
 
-}  // namespace
-
-bool flash_attention_supported(const Tensor& q, const Tensor& k, const Tensor& v,
-                               const AttentionOptions& options) {
-  return flash_eligible(check_args(q, k, v, options), options);
-}
-
-AttentionResult attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                          const AttentionOptions& options) {
-  Checked c = check_args(q_in, k_in, v_in, options);
-  if (!flash_eligible(c, options)) return attention_reference(q_in, k_in, v_in, options);
-  const Tensor q = aligned_rows(c.q), k = aligned_rows(c.k), v = aligned_rows(c.v);
-  AttentionResult result;
-  result.out = Tensor::empty({c.B, c.Sq, c.H, c.D}, q.dtype(), Device::CUDA);  // (B, Sq, H, D)
-  if (options.return_lse) {
-    result.lse = Tensor::empty({c.B, c.H, c.Sq}, DType::F32, Device::CUDA);  // (B, H, Sq)
-  }
-  if (c.B == 0 || c.Sq == 0 || c.H == 0) return result;
-  if (c.Sk == 0) {
-    // No keys: every row sees nothing.
-    fill(result.out, 0.0f);
-    if (result.lse.defined()) fill(result.lse, -INFINITY);
-    return result;
-  }
+void run_flash(const AttentionArgs& a) {
   FlashParams p;
-  p.q = q.raw_data();
-  p.k = k.raw_data();
-  p.v = v.raw_data();
-  p.out = result.out.raw_data();
-  p.lse = result.lse.defined() ? static_cast<float*>(result.lse.raw_data()) : nullptr;
-  p.keep = c.keep.defined() ? static_cast<const float*>(c.keep.raw_data()) : nullptr;
-  p.q_sb = q.stride(0);
-  p.q_ss = q.stride(1);
-  p.q_sh = q.stride(2);
-  p.k_sb = k.stride(0);
-  p.k_ss = k.stride(1);
-  p.k_sh = k.stride(2);
-  p.v_sb = v.stride(0);
-  p.v_ss = v.stride(1);
-  p.v_sh = v.stride(2);
-  p.Sq = static_cast<int>(c.Sq);
-  p.Sk = static_cast<int>(c.Sk);
-  p.H = static_cast<int>(c.H);
-  p.scale_log2 = c.scale * kLog2e;
-  const int B = static_cast<int>(c.B);
-  if (q.dtype() == DType::BF16) {
-    if (c.D == 64)
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.o = {a.out, a.lse, a.row_max, a.row_sum};
+  p.keep = a.key_keep;
+  p.q_sb = a.q_stride_b;
+  p.q_ss = a.q_stride_s;
+  p.q_sh = a.q_stride_h;
+  p.k_sb = a.k_stride_b;
+  p.k_ss = a.k_stride_s;
+  p.k_sh = a.k_stride_h;
+  p.v_sb = a.v_stride_b;
+  p.v_ss = a.v_stride_s;
+  p.v_sh = a.v_stride_h;
+  p.Sq = static_cast<int>(a.seq_q);
+  p.Sk = static_cast<int>(a.seq_k);
+  p.H = static_cast<int>(a.heads);
+  p.scale_log2 = a.scale * kLog2e;
+  const int B = static_cast<int>(a.batch);
+  if (a.dtype == DType::BF16) {
+    if (a.head_dim == 64)
       launch_flash<__nv_bfloat16, 64>(p, B);
     else
       launch_flash<__nv_bfloat16, 128>(p, B);
   } else {
-    if (c.D == 64)
+    if (a.head_dim == 64)
       launch_flash<__half, 64>(p, B);
     else
       launch_flash<__half, 128>(p, B);
   }
-  return result;
 }
 
-AttentionResult attention_reference(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                                    const AttentionOptions& options) {
-  Checked c = check_args(q_in, k_in, v_in, options);
-  PARADIT_CHECK(c.D <= kRefMaxDim && c.Dv <= kRefMaxDim, "attention: head dims ", c.D, "/", c.Dv,
-                " exceed ", kRefMaxDim, " (reference kernel)");
+void run_reference(const AttentionArgs& a) {
   RefParams p;
-  Tensor bias;
-  if (options.bias.defined()) {
-    check_device("attention", "bias", options.bias);
-    const Tensor& bi = options.bias;
-    PARADIT_CHECK(bi.dtype() == DType::F32 && bi.ndim() == 4, "attention: bias ", bi.str(),
-                  " must be F32 (B|1, H|1, Sq, Sk)");
-    const int64_t want[4] = {c.B, c.H, c.Sq, c.Sk};
-    for (int i = 0; i < 4; ++i) {
-      PARADIT_CHECK(bi.dim(i) == want[i] || bi.dim(i) == 1, "attention: bias ", bi.str(),
-                    " does not broadcast to [", c.B, ", ", c.H, ", ", c.Sq, ", ", c.Sk, "]");
-    }
-    bias = contiguous(bi);
-    auto bstride = [&](int i) { return bias.dim(i) == 1 ? int64_t{0} : bias.stride(i); };
-    p.bias = static_cast<const float*>(bias.raw_data());
-    p.bias_sb = bstride(0);
-    p.bias_sh = bstride(1);
-    p.bias_sq = bstride(2);
-    p.bias_sk = bstride(3);
-  }
-  AttentionResult result;
-  result.out = Tensor::empty({c.B, c.Sq, c.H, c.Dv}, c.q.dtype(), Device::CUDA);  // (B,Sq,H,Dv)
-  if (options.return_lse) {
-    result.lse = Tensor::empty({c.B, c.H, c.Sq}, DType::F32, Device::CUDA);  // (B, H, Sq)
-  }
-  const int64_t rows = c.B * c.H * c.Sq;
-  if (rows == 0) return result;
-  p.q = c.q.raw_data();
-  p.k = c.k.raw_data();
-  p.v = c.v.raw_data();
-  p.out = result.out.raw_data();
-  p.lse = result.lse.defined() ? static_cast<float*>(result.lse.raw_data()) : nullptr;
-  p.keep = c.keep.defined() ? static_cast<const float*>(c.keep.raw_data()) : nullptr;
-  p.q_sb = c.q.stride(0);
-  p.q_ss = c.q.stride(1);
-  p.q_sh = c.q.stride(2);
-  p.k_sb = c.k.stride(0);
-  p.k_ss = c.k.stride(1);
-  p.k_sh = c.k.stride(2);
-  p.v_sb = c.v.stride(0);
-  p.v_ss = c.v.stride(1);
-  p.v_sh = c.v.stride(2);
-  p.B = static_cast<int>(c.B);
-  p.Sq = static_cast<int>(c.Sq);
-  p.Sk = static_cast<int>(c.Sk);
-  p.H = static_cast<int>(c.H);
-  p.D = static_cast<int>(c.D);
-  p.Dv = static_cast<int>(c.Dv);
-  p.scale = c.scale;
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.o = {a.out, a.lse, a.row_max, a.row_sum};
+  p.keep = a.key_keep;
+  p.bias = a.bias;
+  p.bias_sb = a.bias_stride_b;
+  p.bias_sh = a.bias_stride_h;
+  p.bias_sq = a.bias_stride_q;
+  p.bias_sk = a.bias_stride_k;
+  p.q_sb = a.q_stride_b;
+  p.q_ss = a.q_stride_s;
+  p.q_sh = a.q_stride_h;
+  p.k_sb = a.k_stride_b;
+  p.k_ss = a.k_stride_s;
+  p.k_sh = a.k_stride_h;
+  p.v_sb = a.v_stride_b;
+  p.v_ss = a.v_stride_s;
+  p.v_sh = a.v_stride_h;
+  p.B = a.batch;
+  p.Sq = a.seq_q;
+  p.Sk = a.seq_k;
+  p.H = a.heads;
+  p.D = a.head_dim;
+  p.Dv = a.head_dim_v;
+  p.scale_log2 = a.scale * kLog2e;
   constexpr int kRefThreads = 128;
-  const unsigned grid = static_cast<unsigned>((rows + kRefThreads - 1) / kRefThreads);
-  dispatch_float(c.q.dtype(), "attention", [&]<typename T>(T) {
-    attention_reference_kernel<T><<<grid, kRefThreads, 0, current_stream()>>>(p);
+  const int64_t rows = a.batch * a.heads * a.seq_q;
+  dispatch_float(a.dtype, "attention", [&]<typename T>(T) {
+    attention_reference_kernel<T>
+        <<<grid_for(rows, kRefThreads), kRefThreads, 0, current_stream()>>>(p);
     PARADIT_CUDA_CHECK_LAUNCH("attention_reference_kernel");
   });
-  return result;
+}
+
+// No keys at all: every row sees nothing.
+void run_without_keys(const AttentionArgs& a) {
+  const int64_t n_out = a.batch * a.seq_q * a.heads * a.head_dim_v;
+  const int64_t n_stat = a.batch * a.heads * a.seq_q;
+  fill({a.out, n_out, 0.0, a.dtype});
+  if (a.lse) fill({a.lse, n_stat, -INFINITY, DType::F32});
+  if (a.row_sum) {
+    fill({a.row_sum, n_stat, 0.0, DType::F32});
+    fill({a.row_max, n_stat, -INFINITY, DType::F32});
+  }
+}
+
+}  // namespace
+
+AttentionBackend attention_backend_for(const AttentionArgs& a) {
+  if (a.backend != AttentionBackend::kAuto) return a.backend;
+  return cudnn_refusal(a).empty() ? AttentionBackend::kCudnn : AttentionBackend::kParadit;
+}
+
+void attention(const AttentionArgs& a) {
+  if (a.batch * a.heads * a.seq_q == 0) return;
+  if (a.seq_k == 0) return run_without_keys(a);
+  if (a.backend != AttentionBackend::kParadit) {
+    const std::string refusal = cudnn_refusal(a);
+    if (refusal.empty()) {
+      std::string why;
+      if (run_cudnn(a, &why)) return;
+      // kAuto: the failure is remembered, later calls of this shape come here no more.
+      if (a.backend == AttentionBackend::kCudnn)
+        fail("attention: cuDNN has no plan for ", describe(a), ": ", why);
+      log_verbose("attention " + describe(a) + ": paradit's kernels instead of cuDNN");
+    } else if (a.backend == AttentionBackend::kCudnn) {
+      fail("attention: the cuDNN backend cannot run ", describe(a), ": ", refusal);
+    }
+  }
+  if (flash_supported(a)) {
+    run_flash(a);
+  } else {
+    run_reference(a);
+  }
 }
 
 }  // namespace paradit::backend::cuda

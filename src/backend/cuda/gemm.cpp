@@ -1,24 +1,27 @@
+// The CUDA GEMM bodies (ops.h: linear, matmul) over one cuBLASLt engine (gemm.h).
+
 #include "backend/cuda/gemm.h"
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
-#include <compare>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/check.h"
-#include "backend/cuda/common.h"
-#include "backend/cuda/kernels.h"
+#include "backend/cuda/cudnn_util.h"
+#include "backend/cuda/launch.h"
+#include "backend/cuda/layout.h"
+#include "backend/cuda/ops.h"
 #include "backend/cuda/runtime.h"
 
 namespace paradit::backend::cuda {
 
-using core::Device;
-using core::DType;
-using core::Tensor;
+namespace detail {
 
 namespace {
 
@@ -34,7 +37,7 @@ cudaDataType_t cuda_type(DType t) {
     case DType::F16:
       return CUDA_R_16F;
     default:
-      fail("gemm: dtype ", core::dtype_name(t), " is not supported (F32, BF16, F16)");
+      fail("gemm: dtype ", core::dtype_name(t), " is not supported on CUDA (F32, BF16, F16)");
   }
 }
 
@@ -52,42 +55,47 @@ cublasLtEpilogue_t lt_epilogue(Epilogue e) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-bool has_bias(Epilogue e) { return e == Epilogue::kBias || e == Epilogue::kBiasGeluTanh; }
-
-// Largest power of two (≤ 256) dividing the address: cuBLASLt picks kernels by alignment.
-uint32_t alignment(const void* p) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  uint32_t al = 256;
-  while (al > 1 && a % al != 0) al /= 2;
-  return al;
+const char* epilogue_name(Epilogue e) {
+  switch (e) {
+    case Epilogue::kNone:
+      return "none";
+    case Epilogue::kBias:
+      return "bias";
+    case Epilogue::kGeluTanh:
+      return "gelu_tanh";
+    case Epilogue::kBiasGeluTanh:
+      return "bias+gelu_tanh";
+  }
+  return "?";
 }
 
-// Everything the algorithm choice depends on.
-struct PlanKey {
-  int device;
-  bool trans_a, trans_b;
-  int64_t M, N, K, batch, lda, ldb, ldc, stride_a, stride_b, stride_c;
-  DType ab, c;
-  Epilogue epilogue;
-  uint32_t align_a, align_b, align_c, align_bias;
-  auto operator<=>(const PlanKey&) const = default;
-};
+const char* mode_name(EpilogueMode m) {
+  switch (m) {
+    case EpilogueMode::kFused:
+      return "fused";
+    case EpilogueMode::kCastBias:
+      return "fused with the bias cast to the output dtype";
+    case EpilogueMode::kKernel:
+      return "separate kernel";
+  }
+  return "?";
+}
 
-struct Plan {
-  bool ok = false;  // false: cuBLASLt has no algorithm for this problem
-  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;  // the heuristic's answer when !ok
-  cublasLtMatmulAlgo_t algo{};
-};
-
-// RAII holders for the descriptors of one call.
+// RAII holders of cuBLASLt descriptors.
 struct MatmulDesc {
   cublasLtMatmulDesc_t d = nullptr;
+  MatmulDesc() = default;
+  MatmulDesc(const MatmulDesc&) = delete;
+  MatmulDesc& operator=(const MatmulDesc&) = delete;
   ~MatmulDesc() {
     if (d) cublasLtMatmulDescDestroy(d);
   }
 };
 struct Layout {
   cublasLtMatrixLayout_t d = nullptr;
+  Layout() = default;
+  Layout(const Layout&) = delete;
+  Layout& operator=(const Layout&) = delete;
   ~Layout() {
     if (d) cublasLtMatrixLayoutDestroy(d);
   }
@@ -99,10 +107,8 @@ struct Preference {
   }
 };
 
-void make_layout(Layout& l, DType t, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
-                 int64_t stride) {
-  PARADIT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l.d, cuda_type(t), static_cast<uint64_t>(rows),
-                                                  static_cast<uint64_t>(cols), ld));
+void make_layout(Layout& l, DType t, const LtMatrix& m, int64_t batch, int64_t stride) {
+  PARADIT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l.d, cuda_type(t), m.rows, m.cols, m.ld));
   if (batch > 1) {
     const int32_t count = static_cast<int32_t>(batch);
     PARADIT_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l.d, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
@@ -112,105 +118,95 @@ void make_layout(Layout& l, DType t, int64_t rows, int64_t cols, int64_t ld, int
   }
 }
 
+// The descriptors and algorithm of one problem, built once.
+struct Plan {
+  bool ok = false;                                // false: cuBLASLt has no algorithm at all
+  bool proven = false;                            // a product has run with it
+  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;  // the heuristic's last answer when !ok
+  EpilogueMode mode = EpilogueMode::kFused;
+  Epilogue epilogue = Epilogue::kNone;  // what cuBLASLt runs (kNone in kKernel mode)
+  MatmulDesc op;
+  Layout a, b, c;
+  cublasLtMatmulAlgo_t algo{};
+};
+
 class GemmEngine {
  public:
-  // False (and *status the heuristic's answer) when cuBLASLt offers no algorithm.
-  bool run(const GemmArgs& a, cublasStatus_t* status) {
+  void run(const GemmArgs& g) {
     const int device = current_device();
     const StreamHandle stream = current_stream();
-    const PlanKey key{device,
-                      a.trans_a,
-                      a.trans_b,
-                      a.M,
-                      a.N,
-                      a.K,
-                      a.batch,
-                      a.lda,
-                      a.ldb,
-                      a.ldc,
-                      a.batch > 1 ? a.stride_a : 0,
-                      a.batch > 1 ? a.stride_b : 0,
-                      a.batch > 1 ? a.stride_c : 0,
-                      a.ab_dtype,
-                      a.c_dtype,
-                      a.epilogue,
-                      alignment(a.A),
-                      alignment(a.B),
-                      alignment(a.C),
-                      has_bias(a.epilogue) ? alignment(a.bias) : 256u};
+    const GemmPlanKey key = plan_key(g, device);
     std::lock_guard<std::mutex> lock(mu_);
-    cublasLtHandle_t handle = handle_for(device);
+    const cublasLtHandle_t handle = handle_for(device);
     void* workspace = workspace_for(device, stream);
-
-    // The row-major problem as cuBLASLt's column-major one: Cᵀ (N×M) = op(B)ᵀ · op(A)ᵀ, i.e.
-    // cuBLASLt's "A" is our B buffer and its "B" our A buffer, both read as stored.
-    MatmulDesc op;
-    PARADIT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op.d, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t op_l = a.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const cublasOperation_t op_r = a.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    PARADIT_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_TRANSA, &op_l, sizeof(op_l)));
-    PARADIT_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_TRANSB, &op_r, sizeof(op_r)));
-    const cublasLtEpilogue_t epi = lt_epilogue(a.epilogue);
-    PARADIT_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    if (has_bias(a.epilogue)) {
-      PARADIT_CHECK(a.bias != nullptr, "gemm: bias epilogue without a bias");
-      PARADIT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                          &a.bias, sizeof(a.bias)));
-    }
-    Layout l, r, c;
-    if (a.trans_b) {
-      make_layout(l, a.ab_dtype, a.K, a.N, a.ldb, a.batch, a.stride_b);
-    } else {
-      make_layout(l, a.ab_dtype, a.N, a.K, a.ldb, a.batch, a.stride_b);
-    }
-    if (a.trans_a) {
-      make_layout(r, a.ab_dtype, a.M, a.K, a.lda, a.batch, a.stride_a);
-    } else {
-      make_layout(r, a.ab_dtype, a.K, a.M, a.lda, a.batch, a.stride_a);
-    }
-    make_layout(c, a.c_dtype, a.N, a.M, a.ldc, a.batch, a.stride_c);
-
     auto it = plans_.find(key);
-    if (it == plans_.end()) {
-      Preference pref;
-      PARADIT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref.d));
-      const uint64_t ws = kWorkspaceBytes;
-      PARADIT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-          pref.d, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-      const cublasLtMatmulPreferenceAttributes_t align_attrs[] = {
-          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-      const uint32_t aligns[] = {key.align_b, key.align_a, key.align_c, key.align_c};
-      for (int i = 0; i < 4; ++i) {
-        PARADIT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.d, align_attrs[i],
-                                                                  &aligns[i], sizeof(uint32_t)));
+    if (it == plans_.end()) it = plans_.emplace(key, build(handle, g, key, modes(g))).first;
+    for (;;) {
+      Plan& p = *it->second;
+      if (!p.ok) {
+        fail("gemm: cuBLASLt has no algorithm (", cublasLtGetStatusName(p.status), ") for M=", g.M,
+             " N=", g.N, " K=", g.K, " batch=", g.batch, " lda=", g.lda, " ldb=", g.ldb,
+             " ldc=", g.ldc, " ", core::dtype_name(g.ab_dtype), "→", core::dtype_name(g.c_dtype),
+             g.trans_b ? " B transposed" : "", " epilogue ", epilogue_name(g.epilogue));
       }
-      cublasLtMatmulHeuristicResult_t result{};
-      int found = 0;
-      const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, op.d, l.d, r.d, c.d, c.d,
-                                                               pref.d, 1, &result, &found);
-      // A combination cuBLASLt does not take (NOT_SUPPORTED, or INVALID_VALUE for some
-      // epilogue/dtype pairs) is remembered as such: the caller may fall back.
-      Plan plan;
-      if (st == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
-        plan.ok = true;
-        plan.algo = result.algo;
-      } else {
-        plan.status = st != CUBLAS_STATUS_SUCCESS ? st : CUBLAS_STATUS_NOT_SUPPORTED;
+      const cublasStatus_t st = enqueue(handle, g, p, workspace, stream);
+      if (st == CUBLAS_STATUS_SUCCESS) {
+        p.proven = true;
+        break;
       }
-      it = plans_.emplace(key, plan).first;
+      // A mode whose first product cuBLASLt refuses although its heuristic offered an algorithm:
+      // the plan moves on to the next mode.
+      std::vector<EpilogueMode> rest = modes(g);
+      std::erase_if(rest, [&](EpilogueMode m) { return m <= p.mode; });
+      if (p.proven || rest.empty() ||
+          (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE)) {
+        fail_cublas(st, "cublasLtMatmul", __FILE__, __LINE__);
+      }
+      log_verbose(::paradit::detail::concat("GEMM M=", g.M, " N=", g.N, " K=", g.K,
+                                            ": cublasLtMatmul ", cublasLtGetStatusName(st),
+                                            " in mode ", mode_name(p.mode), ", trying the next"));
+      it->second = build(handle, g, key, rest);
     }
-    if (!it->second.ok) {
-      *status = it->second.status;
-      return false;
+    const Plan& p = *it->second;
+    if (p.mode == EpilogueMode::kKernel && g.epilogue != Epilogue::kNone) {
+      const Activation act =
+          g.epilogue == Epilogue::kGeluTanh || g.epilogue == Epilogue::kBiasGeluTanh
+              ? Activation::kGeluTanh
+              : Activation::kNone;
+      bias_activation(g.c_dtype, g.C, g.M, g.N, g.ldc, has_bias(g.epilogue) ? g.bias : nullptr, act,
+                      /*zero_input=*/false);
     }
-    PARADIT_CUBLAS_CHECK(cublasLtMatmul(handle, op.d, &a.alpha, a.B, l.d, a.A, r.d, &a.beta, a.C,
-                                        c.d, a.C, c.d, &it->second.algo, workspace, kWorkspaceBytes,
-                                        stream));
-    return true;
+  }
+
+  // The product of g under plan p (bias pointer set, a cast bias made first); the status of
+  // cublasLtMatmul.
+  static cublasStatus_t enqueue(cublasLtHandle_t handle, const GemmArgs& g, Plan& p,
+                                void* workspace, StreamHandle stream) {
+    // A cast bias lives until the product is enqueued; the caching allocator hands its block out
+    // again only to later work on this stream.
+    std::shared_ptr<core::Storage> cast_bias;
+    if (has_bias(p.epilogue)) {
+      const void* bias = g.bias;
+      if (p.mode == EpilogueMode::kCastBias) {
+        cast_bias = allocate_storage(static_cast<size_t>(g.N) * dtype_size(g.c_dtype));
+        CopyArgs c;
+        c.ndim = 1;
+        c.shape[0] = g.N;
+        c.src = g.bias;
+        c.src_strides[0] = 1;
+        c.src_dtype = DType::F32;
+        c.dst = cast_bias->data;
+        c.dst_strides[0] = 1;
+        c.dst_dtype = g.c_dtype;
+        copy(c);
+        bias = cast_bias->data;
+      }
+      PARADIT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                          &bias, sizeof(bias)));
+    }
+    const float alpha = 1.0f, beta = 0.0f;
+    return cublasLtMatmul(handle, p.op.d, &alpha, g.B, p.a.d, g.A, p.b.d, &beta, g.C, p.c.d, g.C,
+                          p.c.d, &p.algo, workspace, kWorkspaceBytes, stream);
   }
 
   size_t cache_size() {
@@ -219,6 +215,112 @@ class GemmEngine {
   }
 
  private:
+  static GemmPlanKey plan_key(const GemmArgs& g, int device) {
+    GemmPlanKey k;
+    k.device = device;
+    k.trans_b = g.trans_b;
+    k.M = g.M;
+    k.N = g.N;
+    k.K = g.K;
+    k.batch = g.batch;
+    k.lda = g.lda;
+    k.ldb = g.ldb;
+    k.ldc = g.ldc;
+    k.stride_a = g.batch > 1 ? g.stride_a : 0;
+    k.stride_b = g.batch > 1 ? g.stride_b : 0;
+    k.stride_c = g.batch > 1 ? g.stride_c : 0;
+    k.ab = g.ab_dtype;
+    k.c = g.c_dtype;
+    k.epilogue = g.epilogue;
+    k.align_a = pointer_alignment(g.A);
+    k.align_b = pointer_alignment(g.B);
+    k.align_c = pointer_alignment(g.C);
+    k.align_bias = has_bias(g.epilogue) ? pointer_alignment(g.bias) : 256u;
+    return k;
+  }
+
+  // The epilogue modes that apply to g, in the order they are tried (gemm.h).
+  static std::vector<EpilogueMode> modes(const GemmArgs& g) {
+    std::vector<EpilogueMode> m = {EpilogueMode::kFused};
+    if (has_bias(g.epilogue) && g.c_dtype != DType::F32) m.push_back(EpilogueMode::kCastBias);
+    if (g.epilogue != Epilogue::kNone) m.push_back(EpilogueMode::kKernel);
+    return m;
+  }
+
+  // Tries `modes` in order and keeps the first for which cuBLASLt's heuristic has an algorithm.
+  std::unique_ptr<Plan> build(cublasLtHandle_t handle, const GemmArgs& g, const GemmPlanKey& key,
+                              const std::vector<EpilogueMode>& candidates) {
+    std::unique_ptr<Plan> p;
+    for (const EpilogueMode mode : candidates) {
+      p = std::make_unique<Plan>();
+      p->mode = mode;
+      p->epilogue = mode == EpilogueMode::kKernel ? Epilogue::kNone : g.epilogue;
+      if (try_build(handle, g, key, p.get())) {
+        log_verbose(::paradit::detail::concat("GEMM plan M=", g.M, " N=", g.N, " K=", g.K,
+                                              " batch=", g.batch, " ", core::dtype_name(g.ab_dtype),
+                                              "→", core::dtype_name(g.c_dtype), " epilogue ",
+                                              epilogue_name(g.epilogue), ": ", mode_name(mode)));
+        return p;
+      }
+    }
+    return p;  // !ok, with the last heuristic status
+  }
+
+  static bool try_build(cublasLtHandle_t handle, const GemmArgs& g, const GemmPlanKey& key,
+                        Plan* p) {
+    PARADIT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op.d, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const LtProblem lt = lt_problem(g);
+    const cublasOperation_t op_a = lt.a.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = lt.b.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+    PARADIT_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op.d, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+    PARADIT_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op.d, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+    const cublasLtEpilogue_t epi = lt_epilogue(p->epilogue);
+    PARADIT_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op.d, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (has_bias(p->epilogue)) {
+      const cudaDataType_t bias_type =
+          p->mode == EpilogueMode::kCastBias ? cuda_type(g.c_dtype) : CUDA_R_32F;
+      PARADIT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+          p->op.d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+      // A placeholder of the right alignment for the heuristic; the real one is set per call.
+      const void* bias = g.bias;
+      PARADIT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+          p->op.d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    }
+    make_layout(p->a, g.ab_dtype, lt.a, g.batch, g.stride_b);  // cuBLASLt's A = our B
+    make_layout(p->b, g.ab_dtype, lt.b, g.batch, g.stride_a);  // cuBLASLt's B = our A
+    make_layout(p->c, g.c_dtype, lt.c, g.batch, g.stride_c);
+
+    Preference pref;
+    PARADIT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref.d));
+    const uint64_t ws = kWorkspaceBytes;
+    PARADIT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+        pref.d, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    const cublasLtMatmulPreferenceAttributes_t align_attrs[] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    const uint32_t aligns[] = {key.align_b, key.align_a, key.align_c, key.align_c};
+    for (int i = 0; i < 4; ++i) {
+      PARADIT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.d, align_attrs[i], &aligns[i],
+                                                                sizeof(uint32_t)));
+    }
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        handle, p->op.d, p->a.d, p->b.d, p->c.d, p->c.d, pref.d, 1, &result, &found);
+    // A combination cuBLASLt does not take (NOT_SUPPORTED, or INVALID_VALUE for some
+    // epilogue/dtype pairs) moves on to the next mode.
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0 && result.state == CUBLAS_STATUS_SUCCESS) {
+      p->ok = true;
+      p->algo = result.algo;
+      return true;
+    }
+    p->status = st != CUBLAS_STATUS_SUCCESS ? st : CUBLAS_STATUS_NOT_SUPPORTED;
+    return false;
+  }
+
   cublasLtHandle_t handle_for(int device) {
     auto it = handles_.find(device);
     if (it != handles_.end()) return it->second;
@@ -236,7 +338,7 @@ class GemmEngine {
   }
 
   std::mutex mu_;
-  std::map<PlanKey, Plan> plans_;
+  std::map<GemmPlanKey, std::unique_ptr<Plan>> plans_;
   std::map<int, cublasLtHandle_t> handles_;
   std::map<std::pair<int, StreamHandle>, std::shared_ptr<core::Storage>> workspaces_;
 };
@@ -247,137 +349,101 @@ GemmEngine& engine() {
   return *e;
 }
 
-void check_args(const GemmArgs& a) {
-  PARADIT_CHECK(a.M >= 0 && a.N >= 0 && a.K >= 0 && a.batch >= 1, "gemm: bad sizes M=", a.M,
-                " N=", a.N, " K=", a.K, " batch=", a.batch);
-  PARADIT_CHECK(a.c_dtype == DType::F32 || a.c_dtype == a.ab_dtype, "gemm: output dtype ",
-                core::dtype_name(a.c_dtype), " with ", core::dtype_name(a.ab_dtype),
-                " inputs; expected F32 or ", core::dtype_name(a.ab_dtype));
-  PARADIT_CHECK(a.batch <= 0x7fffffff, "gemm: batch ", a.batch, " too large");
-}
-
 }  // namespace
 
-bool try_gemm(const GemmArgs& args) {
-  check_args(args);
-  if (args.M == 0 || args.N == 0) return true;
-  cublasStatus_t status;
-  return engine().run(args, &status);
-}
-
-void gemm(const GemmArgs& args) {
-  check_args(args);
-  if (args.M == 0 || args.N == 0) return;
-  cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
-  if (!engine().run(args, &status)) {
-    fail("gemm: cuBLASLt has no algorithm (", cublasLtGetStatusName(status), ") for M=", args.M,
-         " N=", args.N, " K=", args.K, " batch=", args.batch, " lda=", args.lda, " ldb=", args.ldb,
-         " ldc=", args.ldc, " ", core::dtype_name(args.ab_dtype), "→",
-         core::dtype_name(args.c_dtype), " epilogue ", static_cast<int>(args.epilogue));
-  }
+void gemm(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0 || g.batch == 0) return;
+  PARADIT_CHECK(g.c_dtype == DType::F32 || g.c_dtype == g.ab_dtype, "gemm: output dtype ",
+                core::dtype_name(g.c_dtype), " with ", core::dtype_name(g.ab_dtype),
+                " inputs; expected F32 or ", core::dtype_name(g.ab_dtype));
+  PARADIT_CHECK(g.batch <= 0x7fffffff, "gemm: batch ", g.batch, " exceeds cuBLASLt's int32");
+  PARADIT_CHECK(g.batch == 1 || !has_bias(g.epilogue), "gemm: a bias epilogue with batch ",
+                g.batch);
+  engine().run(g);
 }
 
 size_t gemm_plan_cache_size() { return engine().cache_size(); }
 
-Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
-              const LinearOptions& options) {
-  detail::check_float("linear", "x", x_in);
-  detail::check_float("linear", "w", w_in);
-  PARADIT_CHECK(x_in.ndim() >= 1, "linear: x is a scalar");
-  PARADIT_CHECK(w_in.ndim() == 2 && w_in.dim(1) == x_in.dim(-1), "linear: w ", w_in.str(),
-                " does not match x ", x_in.str(), " (expected [N, ", x_in.dim(-1), "])");
-  const int64_t N = w_in.dim(0), K = w_in.dim(1);
-  const DType compute = w_in.dtype();
-  const DType out_dtype = options.out_dtype.value_or(x_in.dtype());
-  PARADIT_CHECK(detail::is_float_dtype(out_dtype), "linear: output dtype ",
-                core::dtype_name(out_dtype), " is not F32, BF16 or F16");
-  // cuBLASLt writes F32 or the compute dtype; another request is converted afterwards.
-  const DType c_dtype = out_dtype == DType::F32 || out_dtype == compute ? out_dtype : DType::F32;
+}  // namespace detail
 
-  int64_t rows, D, lda;
-  Tensor x =
-      detail::as_rows(x_in.dtype() == compute ? x_in : convert(x_in, compute), &rows, &D, &lda);
-  Tensor w = w_in.stride(1) == 1 && w_in.stride(0) >= K ? w_in : contiguous(w_in);
-  Tensor bias;
-  if (bias_in.defined()) {
-    bias = detail::vector_param("linear", "bias", bias_in, N);  // F32 contiguous
-    if (c_dtype != DType::F32) bias = convert(bias, c_dtype);
-  }
-  core::Shape out_shape = x_in.shape();
-  out_shape.back() = N;
-  Tensor out = Tensor::empty(out_shape, c_dtype, Device::CUDA);  // (..., N)
-  if (rows == 0 || N == 0) return out_dtype == c_dtype ? out : convert(out, out_dtype);
-  if (K == 0) {
-    fill(out, 0.0f);
-    Tensor y = bias.defined() ? cuda::add(out, bias) : out;
-    if (options.gelu_tanh) y = cuda::gelu(y, true);
-    return convert(y, out_dtype);
-  }
+using namespace detail;
 
-  GemmArgs a;
-  a.trans_b = true;
-  a.M = rows;
-  a.N = N;
-  a.K = K;
-  a.A = x.raw_data();
-  a.lda = lda;
-  a.B = w.raw_data();
-  a.ldb = w.stride(0);
-  a.C = out.raw_data();
-  a.ldc = N;
-  a.ab_dtype = compute;
-  a.c_dtype = c_dtype;
-  a.bias = bias.defined() ? bias.raw_data() : nullptr;
-  a.epilogue = bias.defined() ? (options.gelu_tanh ? Epilogue::kBiasGeluTanh : Epilogue::kBias)
-                              : (options.gelu_tanh ? Epilogue::kGeluTanh : Epilogue::kNone);
-  Tensor y = out;
-  if (!try_gemm(a)) {
-    // No fused kernel for this combination: plain product, then the epilogue as kernels.
-    a.epilogue = Epilogue::kNone;
-    gemm(a);
-    if (bias.defined()) y = cuda::add(y, bias);
-    if (options.gelu_tanh) y = cuda::gelu(y, true);
+void linear(const LinearArgs& l) {
+  if (l.M == 0 || l.N == 0) return;
+  if (l.x_dtype != l.w_dtype) {
+    fail("linear: x is ", core::dtype_name(l.x_dtype), " but w is ", core::dtype_name(l.w_dtype),
+         "; the CUDA body takes one dtype (the front end converts x)");
   }
-  return out_dtype == c_dtype ? y : convert(y, out_dtype);
+  if (l.x_dtype != DType::F32 && l.x_dtype != DType::BF16 && l.x_dtype != DType::F16)
+    fail("linear: dtype ", core::dtype_name(l.x_dtype),
+         " is not supported on CUDA (F32, BF16, F16)");
+  if (l.K == 0) {
+    // An empty product: y = act(bias or 0).
+    bias_activation(l.y_dtype, l.y, l.M, l.N, l.ldy, l.bias, l.activation, /*zero_input=*/true);
+    return;
+  }
+  GemmArgs g = linear_gemm(l);
+  // cuBLASLt writes F32 or the input dtype; another output dtype goes through F32 scratch
+  // (returned to the cache after enqueuing: reused only by later work on this stream).
+  std::shared_ptr<core::Storage> scratch;
+  if (l.y_dtype != DType::F32 && l.y_dtype != l.x_dtype) {
+    scratch = allocate_storage(static_cast<size_t>(l.M * l.N) * sizeof(float));
+    g.C = scratch->data;
+    g.ldc = l.N;
+    g.c_dtype = DType::F32;
+  }
+  gemm(g);
+  if (l.activation != Activation::kNone && l.activation != Activation::kGeluTanh) {
+    bias_activation(g.c_dtype, g.C, l.M, l.N, g.ldc, nullptr, l.activation,
+                    /*zero_input=*/false);
+  }
+  if (scratch) {
+    CopyArgs c;
+    c.ndim = 2;
+    c.shape[0] = l.M;
+    c.shape[1] = l.N;
+    c.src = scratch->data;
+    c.src_strides[0] = l.N;
+    c.src_strides[1] = 1;
+    c.src_dtype = DType::F32;
+    c.dst = l.y;
+    c.dst_strides[0] = l.ldy;
+    c.dst_strides[1] = 1;
+    c.dst_dtype = l.y_dtype;
+    copy(c);
+  }
 }
 
-Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_b) {
-  detail::check_float("matmul", "a", a_in);
-  detail::check_float("matmul", "b", b_in);
-  PARADIT_CHECK(a_in.ndim() == 3 && b_in.ndim() == 3, "matmul: a ", a_in.str(), " and b ",
-                b_in.str(), " must be 3-D");
-  const int64_t B = a_in.dim(0), M = a_in.dim(1), K = a_in.dim(2);
-  const int64_t N = trans_b ? b_in.dim(1) : b_in.dim(2);
-  const int64_t Kb = trans_b ? b_in.dim(2) : b_in.dim(1);
-  PARADIT_CHECK(b_in.dim(0) == B && Kb == K, "matmul: a ", a_in.str(), " and b ", b_in.str(),
-                " do not match", trans_b ? " (b transposed)" : "");
-  const Tensor a = contiguous(a_in);
-  const Tensor b = b_in.dtype() == a.dtype() ? contiguous(b_in) : convert(b_in, a.dtype());
-  Tensor out = Tensor::empty({B, M, N}, a.dtype(), Device::CUDA);  // (B, M, N)
-  if (B == 0 || M == 0 || N == 0) return out;
-  if (K == 0) {
-    fill(out, 0.0f);
-    return out;
+void matmul(const MatmulArgs& m) {
+  if (m.batch == 0 || m.M == 0 || m.N == 0) return;
+  if (m.K == 0) {
+    // An empty product: C = 0 in every batch.
+    for (int64_t b = 0; b < m.batch; ++b) {
+      void* c =
+          static_cast<char*>(m.c) + b * m.stride_c * static_cast<int64_t>(dtype_size(m.dtype));
+      bias_activation(m.dtype, c, m.M, m.N, m.ldc, nullptr, Activation::kNone,
+                      /*zero_input=*/true);
+    }
+    return;
   }
   GemmArgs g;
-  g.trans_b = trans_b;
-  g.M = M;
-  g.N = N;
-  g.K = K;
-  g.batch = B;
-  g.A = a.raw_data();
-  g.lda = K;
-  g.stride_a = M * K;
-  g.B = b.raw_data();
-  g.ldb = trans_b ? K : N;
-  g.stride_b = K * N;
-  g.C = out.raw_data();
-  g.ldc = N;
-  g.stride_c = M * N;
-  g.ab_dtype = a.dtype();
-  g.c_dtype = a.dtype();
+  g.trans_b = m.trans_b;
+  g.M = m.M;
+  g.N = m.N;
+  g.K = m.K;
+  g.batch = m.batch;
+  g.A = m.a;
+  g.lda = m.lda;
+  g.stride_a = m.stride_a;
+  g.B = m.b;
+  g.ldb = m.ldb;
+  g.stride_b = m.stride_b;
+  g.C = m.c;
+  g.ldc = m.ldc;
+  g.stride_c = m.stride_c;
+  g.ab_dtype = m.dtype;
+  g.c_dtype = m.dtype;
   gemm(g);
-  return out;
 }
 
 }  // namespace paradit::backend::cuda
