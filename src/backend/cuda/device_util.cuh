@@ -55,6 +55,12 @@ __device__ __forceinline__ float activate(float v) {
     return sigmoid_mul(v, 1.0f);
   } else if constexpr (A == Activation::kQuickGelu) {
     return sigmoid_mul(v, 1.702f);
+  } else if constexpr (A == Activation::kRelu) {
+    return v > 0.0f ? v : 0.0f;
+  } else if constexpr (A == Activation::kExp) {
+    return expf(v);
+  } else if constexpr (A == Activation::kSqrt) {
+    return sqrtf(v);
   } else {
     return v;
   }
@@ -78,6 +84,15 @@ void dispatch_activation(Activation a, Fn&& fn) {
       return;
     case Activation::kQuickGelu:
       fn(std::integral_constant<Activation, Activation::kQuickGelu>{});
+      return;
+    case Activation::kRelu:
+      fn(std::integral_constant<Activation, Activation::kRelu>{});
+      return;
+    case Activation::kExp:
+      fn(std::integral_constant<Activation, Activation::kExp>{});
+      return;
+    case Activation::kSqrt:
+      fn(std::integral_constant<Activation, Activation::kSqrt>{});
       return;
   }
   fail("activation ", static_cast<int>(a), " is not known to the CUDA backend");

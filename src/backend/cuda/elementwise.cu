@@ -246,6 +246,7 @@ struct LincombTerms {
   int terms = 0;
   float coef[kMaxTerms] = {};
   const void* t[kMaxTerms] = {};
+  float post_mul = 1.0f, post_div = 1.0f;
 };
 
 // out = ((c0·t0 + c1·t1) + c2·t2) + …, each product and sum rounded to f32 (no contraction into
@@ -262,8 +263,16 @@ __global__ void lincomb_kernel(LincombTerms c, int64_t n, T* out) {
       acc = first ? p : __fadd_rn(acc, p);
       first = false;
     }
+    // ·post_mul then /post_div, each rounded (both exact when 1).
+    acc = __fdiv_rn(__fmul_rn(acc, c.post_mul), c.post_div);
     out[i] = from_float<T>(acc);
   }
+}
+
+// y = min(max(x, lo), hi) over n elements.
+template <typename T>
+__global__ void clamp_kernel(const T* x, int64_t n, float lo, float hi, T* y) {
+  PARADIT_GRID_STRIDE(i, n) { y[i] = from_float<T>(fminf(fmaxf(to_float(x[i]), lo), hi)); }
 }
 
 // x, y contiguous (outer, C, inner) as outer·C rows of `inner`.
@@ -552,10 +561,21 @@ void lincomb(const LincombArgs& a) {
     c.coef[k] = a.coef[k];
     c.t[k] = a.t[k];
   }
+  c.post_mul = a.post_mul;
+  c.post_div = a.post_div;
   dispatch_float(a.dtype, "lincomb", [&]<typename T>(T) {
     lincomb_kernel<T><<<grid_for(a.n, kThreads), kThreads, 0, current_stream()>>>(
         c, a.n, static_cast<T*>(a.out));
     PARADIT_CUDA_CHECK_LAUNCH("lincomb_kernel");
+  });
+}
+
+void clamp(const ClampArgs& a) {
+  if (a.n == 0) return;
+  dispatch_float(a.dtype, "clamp", [&]<typename T>(T) {
+    clamp_kernel<T><<<grid_for(a.n, kThreads), kThreads, 0, current_stream()>>>(
+        static_cast<const T*>(a.x), a.n, a.lo, a.hi, static_cast<T*>(a.y));
+    PARADIT_CUDA_CHECK_LAUNCH("clamp_kernel");
   });
 }
 
