@@ -181,6 +181,11 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   if (x264) {
     av_dict_set(&codec_opts, "crf", std::to_string(options.crf).c_str(), 0);
     av_dict_set(&codec_opts, "preset", options.preset.c_str(), 0);
+    // x264's macroblock-tree rate control reads memory it never wrote on small frames: the same
+    // frames encoded twice in one process (a server) gave different streams, decoded pixels up
+    // to 16 apart, depending on what the heap held before (MALLOC_PERTURB_ made it repeatable).
+    // Without it the stream is a function of the frames alone.
+    av_dict_set(&codec_opts, "x264-params", "mbtree=0", 0);
   } else {
     enc->flags |= AV_CODEC_FLAG_QSCALE;  // constant quality, qscale 2 (high)
     enc->global_quality = FF_QP2LAMBDA * 2;
