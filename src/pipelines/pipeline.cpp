@@ -140,8 +140,9 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
     const core::Shape want = initial_latent_shape(r);
     PARADIT_CHECK(r.latents.shape() == want, "--latents: tensor 'latents' has shape ",
                   core::shape_str(r.latents.shape()), ", ", class_name_, " expects ",
-                  core::shape_str(want), " for ", batch, is_video() ? " video(s) of " : " image(s) of ",
-                  *r.height, "x", *r.width,
+                  core::shape_str(want), " for ", batch,
+                  is_video() ? " video(s) of " : " image(s) of ", *r.width, "x", *r.height,
+                  " (width x height)",
                   is_video() ? " with " + std::to_string(*r.num_frames) + " frames" : "");
     PARADIT_CHECK(core::is_floating(r.latents.dtype()), "--latents: tensor 'latents' has dtype ",
                   core::dtype_name(r.latents.dtype()), ", expected a float type");
