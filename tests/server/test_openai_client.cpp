@@ -305,8 +305,10 @@ void OpenAIClientTest::videos_case(const std::vector<std::string>& launcher) {
   ASSERT_TRUE(r.is_object());
   EXPECT_EQ(r["models"], Json::array({"wan"}));
 
-  EXPECT_EQ(r["created"]["status"], "queued");
-  EXPECT_EQ(r["created"]["progress"], 0);
+  // Answered at once: queued, or already picked up by an idle worker.
+  const std::string created = r["created"]["status"];
+  EXPECT_TRUE(created == "queued" || created == "in_progress") << created;
+  EXPECT_LT(r["created"]["progress"].get<int>(), 100);
   for (const char* key : {"final", "final_b"}) {
     const Json& v = r[key];
     EXPECT_EQ(v["status"], "completed") << v.dump();

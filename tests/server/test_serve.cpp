@@ -354,7 +354,7 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
 // response_format "url": the image is served from /v1/files/{id}/content, for --result_ttl
 // seconds only; the same bytes as the b64_json answer.
 TEST_F(ServeTest, UrlResultsExpireAfterTheirTtl) {
-  auto server = start({"--result_ttl", "2"});
+  auto server = start({"--result_ttl", "3"});
   auto cli = server->client();
   Json req = body(2, "16x16", 4);
   auto r = cli.Post("/v1/images/generations", req.dump(), "application/json");
@@ -375,7 +375,7 @@ TEST_F(ServeTest, UrlResultsExpireAfterTheirTtl) {
   auto meta = cli.Get(path.substr(0, path.size() - std::string("/content").size()));
   ASSERT_TRUE(meta && meta->status == 200);
   EXPECT_EQ(Json::parse(meta->body)["bytes"], png.size());
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // from after the answer
   f = cli.Get(path);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->status, 404) << "still served after --result_ttl";
