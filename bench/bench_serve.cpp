@@ -1,35 +1,42 @@
 // bench_serve: `paradit serve` throughput and latency with the shipped demo model.
 //   bench_serve [--requests N] [--clients C] [--steps S] [--size WxH] [--binary PATH]
-//               [--model DIR] [--np P [--mpirun PATH]] [-- SERVE FLAGS...]
+//               [--model DIR] [--format png|jpeg|webp] [--partial_images K]
+//               [--np P [--mpirun PATH]] [-- SERVE FLAGS...]
 //   bench_serve --rss [--model DIR] [--steps S] [--size WxH] [--calls K]
+//   bench_serve --encode WxH
 // Starts the real server (the `paradit` binary beside this one by default) on a free port, under
 // `mpirun -np P` when P > 1 (serve flags after `--`, e.g. `-- --data_parallel_degree 2`), and
 // prints: time from process start to "listening", to the first /health answer and to the first
 // generated image (model load + first call), then requests per minute and p50/p95 latency of
-// N synchronous generations sent by C concurrent clients.
+// N synchronous generations sent by C concurrent clients, and the mean answer size. --format
+// sets output_format; --partial_images K > 0 streams every request (stream=true, Server-Sent
+// Events) and also reports the latency to the first preview.
 // --rss: peak RSS (VmHWM) of K generate() calls in a fresh process, with the default memory mode
 // (each component freed when its phase ends) and with Pipeline::set_keep_loaded(true).
+// --encode: what each output format costs the server per image of WxH (a synthetic picture: a
+// gradient and a sharp-edged disc, with grain): encode milliseconds (median of 5) and bytes, PNG,
+// JPEG and WebP at compression 90 and 100.
 #include <httplib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <fstream>
-
 #include "pipelines/pipeline.h"
+#include "server/encoding.h"
 
 namespace {
 
@@ -50,6 +57,48 @@ double status_mib(const std::string& key) {
   return -1;
 }
 
+int encode_report(const std::string& size) {
+  const size_t x = size.find('x');
+  const int width = std::stoi(size.substr(0, x));
+  const int height = std::stoi(size.substr(x + 1));
+  std::vector<uint8_t> rgb(static_cast<size_t>(width) * height * 3);
+  for (int y = 0; y < height; ++y) {
+    for (int c = 0; c < width; ++c) {
+      uint8_t* p = rgb.data() + (static_cast<size_t>(y) * width + c) * 3;
+      const bool disc = (c - width / 3) * (c - width / 3) + (y - height / 2) * (y - height / 2) <
+                        (height / 5) * (height / 5);
+      // Grain of ±8 levels, as generated images have (a flat picture flatters PNG).
+      const uint32_t h =
+          (static_cast<uint32_t>(y) * 73856093u) ^ (static_cast<uint32_t>(c) * 19349663u);
+      const int grain = static_cast<int>((h * 2654435761u) >> 28) - 8;
+      auto level = [&](int v) { return static_cast<uint8_t>(std::clamp(v + grain, 0, 255)); };
+      p[0] = level(disc ? 220 : 40 + 100 * c / width);
+      p[1] = level(disc ? 30 : 60 + 80 * y / height);
+      p[2] = level(disc ? 40 : 200);
+    }
+  }
+  std::printf("bench_serve --encode: %dx%d (width x height)\n", width, height);
+  using paradit::server::ImageFormat;
+  const std::pair<ImageFormat, int> cases[] = {{ImageFormat::kPng, 100},
+                                               {ImageFormat::kJpeg, 90},
+                                               {ImageFormat::kJpeg, 100},
+                                               {ImageFormat::kWebp, 90},
+                                               {ImageFormat::kWebp, 100}};
+  for (const auto& [format, quality] : cases) {
+    std::vector<double> ms;
+    size_t bytes = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = Clock::now();
+      bytes = paradit::server::encode_image(rgb.data(), height, width, format, quality).size();
+      ms.push_back(1000 * since(t0));
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("  %-5s compression %3d: %8.2f ms, %9zu bytes\n",
+                paradit::server::format_name(format), quality, ms[2], bytes);
+  }
+  return 0;
+}
+
 // --rss: one child process per memory mode, so each peak is its own.
 int peak_rss_report(const std::string& model, int steps, const std::string& size, int calls) {
   const size_t x = size.find('x');
@@ -64,8 +113,8 @@ int peak_rss_report(const std::string& model, int steps, const std::string& size
       auto pipe = paradit::pipelines::Pipeline::open(model);
       pipe->set_keep_loaded(keep);
       paradit::pipelines::GenerateRequest req;
-      req.prompts = {pipe->has_text_encoder() ? "a small red circle on the left on a blue background"
-                                              : "1"};
+      req.prompts = {
+          pipe->has_text_encoder() ? "a small red circle on the left on a blue background" : "1"};
       req.width = width;
       req.height = height;
       req.num_inference_steps = steps;
@@ -76,10 +125,11 @@ int peak_rss_report(const std::string& model, int steps, const std::string& size
         req.seed = static_cast<uint64_t>(i);
         load += pipe->generate(req).times.load;
       }
-      std::printf("  %-13s peak RSS (VmHWM) %8.1f MiB, RSS after %8.1f MiB (%.1f MiB at open); "
-                  "%.2f s, of which loading %.2f s\n",
-                  keep ? "keep-loaded:" : "default:", status_mib("VmHWM:"), status_mib("VmRSS:"),
-                  base, since(t0), load);
+      std::printf(
+          "  %-13s peak RSS (VmHWM) %8.1f MiB, RSS after %8.1f MiB (%.1f MiB at open); "
+          "%.2f s, of which loading %.2f s\n",
+          keep ? "keep-loaded:" : "default:", status_mib("VmHWM:"), status_mib("VmRSS:"), base,
+          since(t0), load);
       std::fflush(stdout);
       ::_exit(0);
     }
@@ -110,6 +160,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> serve_flags;
   bool rss = false;
   int calls = 2;
+  std::string format = "png";
+  int partial_images = 0;
+  std::string encode;
   CLI::App app{"bench_serve: paradit serve requests/minute and latency"};
   app.add_option("--np", np, "Ranks (> 1: the server runs under mpirun)")->capture_default_str();
   app.add_option("--mpirun", mpirun, "mpirun executable")->capture_default_str();
@@ -122,7 +175,13 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "Image size WxH")->capture_default_str();
   app.add_option("--binary", binary, "paradit executable (default: beside bench_serve)");
   app.add_option("--model", model, "Pipeline folder (default: the shipped shapes-pixart)");
+  app.add_option("--format", format, "output_format: png, jpeg or webp")->capture_default_str();
+  app.add_option("--partial_images", partial_images,
+                 "Stream every request with this many previews (0: no streaming)")
+      ->capture_default_str();
+  app.add_option("--encode", encode, "Only time the image encoders at WxH");
   CLI11_PARSE(app, argc, argv);
+  if (!encode.empty()) return encode_report(encode);
   if (binary.empty()) {
     binary = (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "paradit").string();
   }
@@ -139,13 +198,13 @@ int main(int argc, char** argv) {
     ::close(fds[1]);
     std::vector<std::string> args;
     if (np > 1) {
-      args = {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
-              std::to_string(np)};
+      args = {mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+              "-np",  std::to_string(np)};
     }
-    for (const std::string& a : {binary, std::string("serve"), std::string("--port"),
-                                 std::string("0"), std::string("--model"), model,
-                                 std::string("--queue_size"),
-                                 std::to_string(std::max(requests, 1))}) {
+    for (const std::string& a :
+         {binary, std::string("serve"), std::string("--port"), std::string("0"),
+          std::string("--model"), model, std::string("--queue_size"),
+          std::to_string(std::max(requests, 1))}) {
       args.push_back(a);
     }
     args.insert(args.end(), serve_flags.begin(), serve_flags.end());
@@ -196,23 +255,49 @@ int main(int argc, char** argv) {
   const int groups = health_json.value("groups", 1);
 
   auto body = [&](uint64_t seed) {
-    return nlohmann::json{{"prompt", "a small red circle on the left on a blue background"},
-                          {"size", size},
-                          {"num_inference_steps", steps},
-                          {"seed", seed}}
-        .dump();
+    nlohmann::json b = {{"prompt", "a small red circle on the left on a blue background"},
+                        {"size", size},
+                        {"num_inference_steps", steps},
+                        {"seed", seed},
+                        {"output_format", format}};
+    if (partial_images > 0) {
+      b["stream"] = true;
+      b["partial_images"] = partial_images;
+    }
+    return b.dump();
   };
-  auto first = cli.Post("/v1/images/generations", body(0), "application/json");
+  // One request: its status and body; `first_event` gets the seconds to the first streamed event
+  // (previews come as events) when streaming.
+  auto generate = [&](httplib::Client& client, uint64_t seed, double* first_event) {
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/images/generations";
+    req.body = body(seed);
+    req.set_header("Content-Type", "application/json");
+    std::string answer;
+    const auto s = Clock::now();
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (first_event && *first_event < 0) *first_event = since(s);
+      answer.append(data, n);
+      return true;
+    };
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    const bool ok = client.send(req, res, error);
+    return std::pair<int, std::string>{ok ? res.status : -1, answer};
+  };
+  const auto first = generate(cli, 0, nullptr);
   const double t_first = since(t_start);
-  if (!first || first->status != 200) {
-    std::fprintf(stderr, "bench_serve: first request failed: %s\n",
-                 first ? first->body.c_str() : "no answer");
+  if (first.first != 200) {
+    std::fprintf(stderr, "bench_serve: first request failed (%d): %s\n", first.first,
+                 first.second.c_str());
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     return 1;
   }
 
-  std::vector<double> latencies;
+  std::vector<double> latencies, first_events;
+  double answer_bytes = 0;
   std::mutex mu;
   std::atomic<int> next{0}, failures{0};
   const auto t0 = Clock::now();
@@ -223,15 +308,20 @@ int main(int argc, char** argv) {
       client.set_read_timeout(600);
       for (int i = next++; i < requests; i = next++) {
         const auto s = Clock::now();
-        auto r = client.Post("/v1/images/generations", body(static_cast<uint64_t>(i + 1)),
-                             "application/json");
+        double first_event = -1;
+        const auto r = generate(client, static_cast<uint64_t>(i + 1), &first_event);
         const double dt = since(s);
-        if (!r || r->status != 200) {
+        const bool completed =
+            partial_images == 0 ||
+            r.second.find("event: image_generation.completed") != std::string::npos;
+        if (r.first != 200 || !completed) {
           ++failures;
           continue;
         }
         std::lock_guard<std::mutex> lock(mu);
         latencies.push_back(dt);
+        answer_bytes += static_cast<double>(r.second.size());
+        if (partial_images > 0) first_events.push_back(first_event);
       }
     });
   }
@@ -241,17 +331,29 @@ int main(int argc, char** argv) {
   int status = 0;
   ::waitpid(pid, &status, 0);
 
-  std::printf("bench_serve: %s, %s, %d steps, %d rank(s), %d group(s), %d client(s)\n",
-              model.c_str(), size.c_str(), steps, np, groups, clients);
+  std::printf(
+      "bench_serve: %s, %s, %d steps, %s, %d preview(s), %d rank(s), %d group(s), %d "
+      "client(s)\n",
+      model.c_str(), size.c_str(), steps, format.c_str(), partial_images, np, groups, clients);
   std::printf("  start -> listening      %8.3f s\n", t_listening);
   std::printf("  start -> first /health  %8.3f s\n", t_health);
   std::printf("  start -> first image    %8.3f s\n", t_first);
-  std::printf("  %d requests in %.2f s: %.1f requests/minute, latency p50 %.3f s, p95 %.3f s"
-              "%s\n",
-              static_cast<int>(latencies.size()), wall,
-              wall > 0 ? 60.0 * static_cast<double>(latencies.size()) / wall : 0.0,
-              quantile(latencies, 0.5), quantile(latencies, 0.95),
-              failures > 0 ? " (some requests failed)" : "");
+  std::printf(
+      "  %d requests in %.2f s: %.1f requests/minute, latency p50 %.3f s, p95 %.3f s"
+      "%s\n",
+      static_cast<int>(latencies.size()), wall,
+      wall > 0 ? 60.0 * static_cast<double>(latencies.size()) / wall : 0.0,
+      quantile(latencies, 0.5), quantile(latencies, 0.95),
+      failures > 0 ? " (some requests failed)" : "");
+  if (!latencies.empty()) {
+    std::printf("  mean answer %.0f bytes (JSON%s, base64 images)\n",
+                answer_bytes / static_cast<double>(latencies.size()),
+                partial_images > 0 ? " events" : "");
+  }
+  if (!first_events.empty()) {
+    std::printf("  first streamed event (a preview) after p50 %.3f s, p95 %.3f s\n",
+                quantile(first_events, 0.5), quantile(first_events, 0.95));
+  }
   std::printf("  server exit code after SIGTERM: %d\n",
               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return failures > 0 ? 1 : 0;

@@ -23,9 +23,11 @@ PACKAGES=(build-essential cmake ninja-build pkg-config ccache
           libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
           libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev)
 # Testing: clang + its libFuzzer runtime (the fuzz test), iproute2 (two "hosts" in network
-# namespaces), ffmpeg (ffprobe, an independent reader of the MP4s), python3 (PNG checks).
+# namespaces), ffmpeg (ffprobe, an independent reader of the MP4s), python3 (PNG checks),
+# python3-venv and python3-pip (the venv with the official OpenAI client that the serve tests
+# drive the server with: scripts/openai-venv.sh, run by scripts/test.sh).
 if ((TESTS)); then
-  PACKAGES+=(clang libclang-rt-14-dev iproute2 ffmpeg python3)
+  PACKAGES+=(clang libclang-rt-14-dev iproute2 ffmpeg python3 python3-venv python3-pip)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -300,7 +300,7 @@ int run_generate(const GenerateOptions& opt) {
     }
     const long long count = latent_output ? batch : block_end - block_begin;
     std::string what = std::to_string(count) + (video ? " video(s) " : " image(s) ") +
-                       std::to_string(*resolved.height) + "x" + std::to_string(*resolved.width);
+                       std::to_string(*resolved.width) + "x" + std::to_string(*resolved.height);
     if (video) {
       char rate[64];
       std::snprintf(rate, sizeof rate, " x %lld frames at %g fps",

@@ -1,7 +1,8 @@
 // `paradit info PATH [--json] [--tensors]`: what a checkpoint holds — the pipeline class, then
 // per component its library, class, config highlights, tensor and parameter counts, dtypes and
-// weight file sizes, and the totals. PATH is a pipeline or component folder, a model id in the
-// Hugging Face cache, or a single .safetensors / .safetensors.index.json file.
+// weight file sizes, and the totals; for a pipeline paradit serves, the model id `paradit serve`
+// gives it and one curl and one OpenAI-client example. PATH is a pipeline or component folder, a
+// model id in the Hugging Face cache, or a single .safetensors / .safetensors.index.json file.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -14,6 +15,8 @@
 #include "core/error.h"
 #include "io/diffusers.h"
 #include "io/safetensors.h"
+#include "pipelines/pipeline.h"
+#include "server/server.h"
 
 namespace paradit::cli {
 
@@ -21,6 +24,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using io::Json;
+
+struct ServeInfo {
+  std::string model_id;
+  bool video = false;
+  std::string default_size;  // "WxH"
+};
 
 struct InfoOptions {
   std::string path;
@@ -357,10 +366,38 @@ int run_info(const InfoOptions& opt) {
       reports.push_back(inspect_component(c, /*require_class=*/!folder->is_pipeline()));
     }
   }
+  // How `paradit serve` would serve a pipeline paradit can run (configs only, no weights).
+  std::optional<ServeInfo> serve;
+  if (folder && folder->is_pipeline()) {
+    try {
+      const std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(opt.path);
+      if (pipe->class_name() != "HunyuanVideoPipeline") {  // needs embeddings: not servable
+        serve = ServeInfo{
+            server::served_model_id(opt.path, pipe->root()), pipe->is_video(),
+            std::to_string(pipe->defaults().width) + "x" + std::to_string(pipe->defaults().height)};
+      }
+    } catch (const Error&) {
+      // Not a pipeline paradit runs: no serve section.
+    }
+  }
   if (opt.json) {
-    std::printf("%s\n", to_json(opt.path, folder.get(), reports, opt.tensors).dump(2).c_str());
+    Json out = to_json(opt.path, folder.get(), reports, opt.tensors);
+    if (serve) {
+      out["serve"] = {{"model_id", serve->model_id},
+                      {"kind", serve->video ? "video" : "image"},
+                      {"default_size", serve->default_size}};
+    }
+    std::printf("%s\n", out.dump(2).c_str());
   } else {
     print_text(header, reports, opt.tensors);
+    if (serve) {
+      std::printf(
+          "\nserve: `paradit serve --model %s` answers the OpenAI %s API as model '%s' "
+          "(default size %s, width x height); e.g.\n%s",
+          opt.path.c_str(), serve->video ? "videos" : "images", serve->model_id.c_str(),
+          serve->default_size.c_str(),
+          server::api_examples(serve->model_id, serve->video, serve->default_size).c_str());
+    }
   }
   return 0;
 }

@@ -1,8 +1,11 @@
 // `paradit serve`: the HTTP generation server (see server/server.h).
-//   paradit serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--queue_size N]
-//       [--request_timeout S] [--max_body_bytes B] [parallel flags, see cli/parallel_flags.h]
+//   paradit serve [--model DIR] [--served_model_name ID] [--host 127.0.0.1] [--port 8000]
+//       [--api_key KEY] [--queue_size N] [--request_timeout S] [--max_body_bytes B]
+//       [--max_pixels P] [--max_steps N] [--max_frames F] [--max_n N] [--result_ttl S]
+//       [--max_result_mib M] [parallel flags, see cli/parallel_flags.h]
 // Under mpirun: --data_parallel_degree D groups serve D requests at the same time.
 // Every multi-word flag is accepted with '_' and with '-'.
+#include <cstdlib>
 #include <memory>
 
 #include "cli/commands.h"
@@ -13,22 +16,39 @@ namespace paradit::cli {
 
 void add_serve_command(CLI::App& app, Commands& commands) {
   auto opt = std::make_shared<server::ServeOptions>();
+  auto result_mib = std::make_shared<size_t>(opt->max_result_bytes >> 20);
   CLI::App* sub = app.add_subcommand(
-      "serve", "Serve image (and video) generation over HTTP (OpenAI images API shape, jobs, metrics)");
+      "serve",
+      "Serve image and video generation over HTTP with the OpenAI API (images, videos, "
+      "models), a jobs API and metrics");
   sub->footer(
-      "Endpoints: POST /v1/images/generations, POST /v1/jobs, GET|DELETE /v1/jobs/{id}, "
-      "GET /health, GET /metrics. Video models (Wan) are served through /v1/jobs only, with "
-      "num_frames (4k+1) and fps; a finished job carries the MP4 as b64_mp4. Prints 'paradit serve: listening on http://HOST:PORT' when "
-      "ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted ones and exit 0. Under "
-      "mpirun, rank 0 listens and --data_parallel_degree groups of ranks each run one request "
-      "at a time (the other parallel flags apply inside a group); signal rank 0 (its pid is in "
-      "GET /health) to drain. Every multi-word flag also accepts '-' for '_'.");
+      "Endpoints: POST /v1/images/generations (OpenAI images API: model, prompt, n, size WxH|auto, "
+      "response_format b64_json|url, output_format png|jpeg|webp, output_compression, stream + "
+      "partial_images 0-3; background/quality/style/moderation/user accepted and ignored; plus "
+      "negative_prompt, num_inference_steps, guidance_scale, seed), GET /v1/models[/{id}], "
+      "POST /v1/videos and GET|DELETE /v1/videos/{id}[/content] (video models: seconds or "
+      "num_frames, size, fps), GET /v1/files/{id}/content (url results, --result_ttl), "
+      "POST /v1/jobs and GET|DELETE /v1/jobs/{id}, GET /health, GET /metrics. Unknown request "
+      "fields are ignored and named once in the log; invalid values and values over a limit "
+      "are 400 with the OpenAI error body, a wrong model 404. Prints 'paradit serve: listening "
+      "on http://HOST:PORT' when ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted "
+      "ones and exit 0. Under mpirun, rank 0 listens and --data_parallel_degree groups of ranks "
+      "each run one request at a time (the other parallel flags apply inside a group); signal "
+      "rank 0 (its pid is in GET /health) to drain. Every multi-word flag also accepts '-' for "
+      "'_'.\n\nExamples (the shipped model):\n" +
+      server::api_examples("shapes-pixart", /*video=*/false, "64x64"));
   sub->add_option("--model", opt->model,
                   "Pipeline folder (model_index.json) or Hugging Face cache id; default: the "
                   "shipped models/shapes-pixart");
+  sub->add_option("--served_model_name,--served-model-name", opt->served_model_name,
+                  "The model id clients send as 'model' and GET /v1/models lists (default: the "
+                  "model folder's name)");
   sub->add_option("--host", opt->host, "Address to listen on")->capture_default_str();
   sub->add_option("--port", opt->port, "TCP port (0: any free port, printed)")
       ->capture_default_str();
+  sub->add_option("--api_key,--api-key", opt->api_key,
+                  "Require 'Authorization: Bearer KEY' on /v1 (default: $PARADIT_API_KEY, else "
+                  "none)");
   sub->add_option("--queue_size,--queue-size", opt->queue_size,
                   "Jobs waiting at most; a full queue answers 429")
       ->capture_default_str();
@@ -38,8 +58,30 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   sub->add_option("--max_body_bytes,--max-body-bytes", opt->max_body_bytes,
                   "Largest request body accepted (larger: 413)")
       ->capture_default_str();
+  sub->add_option("--max_pixels,--max-pixels", opt->max_pixels,
+                  "Largest width x height a request may ask for (default: 4 x the model's "
+                  "default image area)");
+  sub->add_option("--max_steps,--max-steps", opt->max_steps, "Most num_inference_steps")
+      ->capture_default_str();
+  sub->add_option("--max_frames,--max-frames", opt->max_frames,
+                  "Most video frames (at least the model's default)")
+      ->capture_default_str();
+  sub->add_option("--max_n,--max-n", opt->max_n, "Most images per request (n)")
+      ->capture_default_str();
+  sub->add_option("--result_ttl,--result-ttl", opt->result_ttl,
+                  "Seconds url results and finished videos stay downloadable")
+      ->capture_default_str();
+  sub->add_option("--max_result_mib,--max-result-mib", *result_mib,
+                  "MiB of downloadable results kept at most (the oldest go first)")
+      ->capture_default_str();
   add_parallel_flags(sub, &opt->parallel);
-  commands.push_back({sub, [opt] { return server::serve(*opt); }});
+  commands.push_back({sub, [opt, result_mib] {
+                        if (opt->api_key.empty()) {
+                          if (const char* key = std::getenv("PARADIT_API_KEY")) opt->api_key = key;
+                        }
+                        opt->max_result_bytes = *result_mib << 20;
+                        return server::serve(*opt);
+                      }});
 }
 
 }  // namespace paradit::cli

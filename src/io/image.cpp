@@ -55,8 +55,8 @@ std::vector<uint8_t> to_rgb8(const core::Tensor& image) {
 
 void save_png(const fs::path& path, const uint8_t* rgb, int height, int width) {
   const std::string where = path.string();
-  PARADIT_CHECK(height > 0 && width > 0, where, ": cannot write PNG of ", height, "x", width,
-                " pixels (expected positive sizes)");
+  PARADIT_CHECK(height > 0 && width > 0, where, ": cannot write PNG of ", width, "x", height,
+                " (width x height) pixels (expected positive sizes)");
   PARADIT_CHECK(width <= std::numeric_limits<png_int_32>::max() / 3, where, ": cannot write PNG ",
                 width, " pixels wide (too wide)");
   PARADIT_CHECK(rgb != nullptr, where, ": cannot write PNG (no pixel data)");

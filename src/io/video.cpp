@@ -123,10 +123,10 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   auto fail_write = [&](const std::string& why) { fail(where, ": cannot write MP4 (", why, ")"); };
   PARADIT_CHECK(frames >= 1, where, ": cannot write MP4 of ", frames,
                 " frames (expected at least 1)");
-  PARADIT_CHECK(height > 0 && width > 0, where, ": cannot write MP4 of ", height, "x", width,
-                " pixels (expected positive sizes)");
-  PARADIT_CHECK(height <= 16384 && width <= 16384, where, ": cannot write MP4 of ", height, "x",
-                width, " pixels (the largest is 16384 per side)");
+  PARADIT_CHECK(height > 0 && width > 0, where, ": cannot write MP4 of ", width, "x", height,
+                " (width x height) pixels (expected positive sizes)");
+  PARADIT_CHECK(height <= 16384 && width <= 16384, where, ": cannot write MP4 of ", width, "x",
+                height, " (width x height) pixels (the largest is 16384 per side)");
   PARADIT_CHECK(std::isfinite(fps) && fps > 0.0 && fps <= 1000.0, where, ": cannot write MP4 at ",
                 fps, " frames per second (expected 0 < fps <= 1000)");
   PARADIT_CHECK(rgb != nullptr, where, ": cannot write MP4 (no pixel data)");
@@ -181,6 +181,11 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   if (x264) {
     av_dict_set(&codec_opts, "crf", std::to_string(options.crf).c_str(), 0);
     av_dict_set(&codec_opts, "preset", options.preset.c_str(), 0);
+    // x264's macroblock-tree rate control reads memory it never wrote on small frames: the same
+    // frames encoded twice in one process (a server) gave different streams, decoded pixels up
+    // to 16 apart, depending on what the heap held before (MALLOC_PERTURB_ made it repeatable).
+    // Without it the stream is a function of the frames alone.
+    av_dict_set(&codec_opts, "x264-params", "mbtree=0", 0);
   } else {
     enc->flags |= AV_CODEC_FLAG_QSCALE;  // constant quality, qscale 2 (high)
     enc->global_quality = FF_QP2LAMBDA * 2;
@@ -293,9 +298,9 @@ void save_mp4(const fs::path& path, const std::vector<RgbImage>& frames, double 
   all.reserve(bytes * frames.size());
   for (size_t i = 0; i < frames.size(); ++i) {
     PARADIT_CHECK(frames[i].height == H && frames[i].width == W && frames[i].rgb.size() == bytes,
-                  path.string(), ": cannot write MP4: frame ", i, " is ", frames[i].height, "x",
-                  frames[i].width, " with ", frames[i].rgb.size(), " bytes, frame 0 is ", H, "x",
-                  W);
+                  path.string(), ": cannot write MP4: frame ", i, " is ", frames[i].width, "x",
+                  frames[i].height, " (width x height) with ", frames[i].rgb.size(),
+                  " bytes, frame 0 is ", W, "x", H);
     all.insert(all.end(), frames[i].rgb.begin(), frames[i].rgb.end());
   }
   save_mp4(path, all.data(), static_cast<int>(frames.size()), H, W, fps, options);

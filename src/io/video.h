@@ -39,7 +39,8 @@ struct Mp4Options {
 
 // Writes `frames` RGB frames of height × width (rgb: frames·H·W·3 bytes, HWC, frame after
 // frame) as an MP4 at `fps` frames per second: H.264 (libx264, yuv420p, BT.601 limited range,
-// moov atom in front for streaming). yuv420p needs even sizes: an odd height or width is padded
+// moov atom in front for streaming; macroblock-tree rate control off, so the same frames always
+// give the same stream). yuv420p needs even sizes: an odd height or width is padded
 // by repeating the last row or column, so the stored size is rounded up to even. The file is
 // written beside `path` under a temporary name and renamed, so a failed write leaves no file.
 // Error "<path>: cannot write MP4 (<why>)".

@@ -140,8 +140,9 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
     const core::Shape want = initial_latent_shape(r);
     PARADIT_CHECK(r.latents.shape() == want, "--latents: tensor 'latents' has shape ",
                   core::shape_str(r.latents.shape()), ", ", class_name_, " expects ",
-                  core::shape_str(want), " for ", batch, is_video() ? " video(s) of " : " image(s) of ",
-                  *r.height, "x", *r.width,
+                  core::shape_str(want), " for ", batch,
+                  is_video() ? " video(s) of " : " image(s) of ", *r.width, "x", *r.height,
+                  " (width x height)",
                   is_video() ? " with " + std::to_string(*r.num_frames) + " frames" : "");
     PARADIT_CHECK(core::is_floating(r.latents.dtype()), "--latents: tensor 'latents' has dtype ",
                   core::dtype_name(r.latents.dtype()), ", expected a float type");
@@ -345,8 +346,19 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     const Tensor noise_pred = predict_noise(*model, model_input, t, conditioning, r);  // latents'
     const Tensor noise =
         step_noise(*scheduler, i, latents.shape(), full_batch, block_begin, block_end, r.seed);
+    const Tensor sample = latents;
     latents = scheduler->step(noise_pred, static_cast<size_t>(i), latents, noise);
-    if (on_step) on_step({i, steps, t, seconds_between(step_start, Clock::now()), latents});
+    if (on_step) {
+      StepEvent e{i, steps, t, seconds_between(step_start, Clock::now()), latents};
+      if (r.decode && !is_video()) {
+        e.preview = [&, sample, noise_pred, i]() -> Tensor {
+          const Tensor x0 = scheduler->predict_original(noise_pred, static_cast<size_t>(i), sample);
+          if (!x0.defined()) return {};
+          return decode_latents(*vae_for_call(), x0, r);  // (B, 3, H, W)
+        };
+      }
+      on_step(e);
+    }
   }
   res.times.denoise = seconds_between(denoise_start, Clock::now()) - pipefusion_load_seconds_;
   model.reset();  // the transformer's weights go before the VAE's come (unless kept)

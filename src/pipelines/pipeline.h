@@ -101,6 +101,12 @@ struct StepEvent {
   double timestep = 0;
   double seconds = 0;  // this step's wall-clock time
   core::Tensor latents;  // the latents after this step (shared, do not modify)
+  // Decodes this step's predicted clean latents (the scheduler's x0 from the step's model output)
+  // into images as the final decode would: (B, 3, H, W). Costs a VAE decode on the calling rank
+  // alone (not collective), so call it only for the steps that need a preview, inside the
+  // callback. Empty where there is none: video pipelines, PipeFusion, a scheduler without a data
+  // prediction.
+  std::function<core::Tensor()> preview = {};
 };
 using StepCallback = std::function<void(const StepEvent&)>;
 

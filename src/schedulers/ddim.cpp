@@ -4,6 +4,7 @@
 
 #include "core/ops.h"
 #include "core/error.h"
+#include "schedulers/multistep.h"
 
 namespace paradit::schedulers {
 
@@ -84,6 +85,25 @@ core::Tensor DDIMScheduler::step(const core::Tensor& model_output, size_t step_i
 
   const core::Tensor z = eta_ > 0 ? step_input(noise, "noise", x.shape(), who) : core::Tensor();
   return core::lincomb({{c_x0, x0}, {c_dir, eps}, {std_dev, z}});  // (same as sample)
+}
+
+core::Tensor DDIMScheduler::predict_original(const core::Tensor& model_output, size_t step_index,
+                                             const core::Tensor& sample) const {
+  if (step_index >= timesteps_.size()) return {};
+  const int64_t t = static_cast<int64_t>(timesteps_[step_index]);
+  if (t < 0 || t >= static_cast<int64_t>(alphas_cumprod_.size())) return {};
+  const std::string_view who = class_name();
+  const core::Tensor x = step_input(sample, "sample", {}, who);
+  const core::Tensor m = step_input(model_output, "model_output", x.shape(), who);
+  // σ = √((1 − ᾱ)/ᾱ) stands for (α, σ) = (√ᾱ, √(1 − ᾱ)): step()'s pred_original_sample.
+  const float a = alphas_cumprod_[static_cast<size_t>(t)];
+  OutputConversion x0;
+  x0.prediction = config_.prediction_type;
+  x0.predict_x0 = true;
+  x0.who = who;
+  core::Tensor out = convert_model_output(m, x, std::sqrt((1.0f - a) / a), x0);
+  config_.clipping.apply(out);  // as step() clips its x0
+  return out;
 }
 
 }  // namespace paradit::schedulers

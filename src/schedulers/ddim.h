@@ -29,6 +29,8 @@ class DDIMScheduler : public Scheduler {
   bool needs_noise(size_t) const override { return eta_ > 0; }
   core::Tensor step(const core::Tensor& model_output, size_t step_index, const core::Tensor& sample,
                     const core::Tensor& noise = {}) override;
+  core::Tensor predict_original(const core::Tensor& model_output, size_t step_index,
+                                const core::Tensor& sample) const override;
 
   // The step's eta (0 = DDIM, 1 = DDPM-like); pipelines pass it per call in diffusers.
   void set_eta(double eta) { eta_ = eta; }

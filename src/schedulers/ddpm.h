@@ -36,6 +36,8 @@ class DDPMScheduler : public Scheduler {
   // that half itself before calling step).
   core::Tensor step(const core::Tensor& model_output, size_t step_index, const core::Tensor& sample,
                     const core::Tensor& noise = {}) override;
+  core::Tensor predict_original(const core::Tensor& model_output, size_t step_index,
+                                const core::Tensor& sample) const override;
 
   const std::vector<float>& alphas_cumprod() const { return alphas_cumprod_; }
   const DDPMConfig& config() const { return config_; }

@@ -353,4 +353,17 @@ core::Tensor DPMSolverMultistepScheduler::step(const core::Tensor& model_output,
   return prev;
 }
 
+core::Tensor DPMSolverMultistepScheduler::predict_original(const core::Tensor& model_output,
+                                                           size_t step_index,
+                                                           const core::Tensor& sample) const {
+  if (step_index >= timesteps_.size()) return {};
+  const std::string_view who = class_name();
+  const core::Tensor x = step_input(sample, "sample", {}, who);
+  const core::Tensor m = step_input(model_output, "model_output", x.shape(), who);
+  OutputConversion x0 = conversion_;  // the data prediction, whichever the solver integrates
+  x0.predict_x0 = true;
+  x0.threshold_epsilon = false;
+  return convert_model_output(m, x, sigmas_f32_[step_index], x0);
+}
+
 }  // namespace paradit::schedulers

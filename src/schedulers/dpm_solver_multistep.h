@@ -47,6 +47,8 @@ class DPMSolverMultistepScheduler : public Scheduler {
   bool needs_noise(size_t) const override { return sde_; }
   core::Tensor step(const core::Tensor& model_output, size_t step_index, const core::Tensor& sample,
                     const core::Tensor& noise = {}) override;
+  core::Tensor predict_original(const core::Tensor& model_output, size_t step_index,
+                                const core::Tensor& sample) const override;
 
   const std::vector<float>& alphas_cumprod() const { return alphas_cumprod_; }
   const DPMSolverConfig& config() const { return config_; }

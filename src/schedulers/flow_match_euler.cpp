@@ -180,4 +180,20 @@ core::Tensor FlowMatchEulerScheduler::scale_noise(const core::Tensor& sample, si
   return core::lincomb({{sigma, z}, {1.0f - sigma, x}});  // (same as sample)
 }
 
+core::Tensor FlowMatchEulerScheduler::predict_original(const core::Tensor& model_output,
+                                                       size_t step_index,
+                                                       const core::Tensor& sample) const {
+  if (step_index >= timesteps_.size()) return {};
+  const std::string_view who = "FlowMatchEulerDiscreteScheduler.predict_original";
+  const core::Tensor x = step_input(sample, "sample", {}, who);
+  const core::Tensor v = step_input(model_output, "model_output", x.shape(), who);
+  const float sigma = sigmas_f32_[step_index];
+  core::Tensor x0 = core::Tensor::empty(x.shape());  // (same as sample)
+  const float* xs = x.data<float>();
+  const float* vs = v.data<float>();
+  float* o = x0.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) o[i] = xs[i] - sigma * vs[i];  // as step()'s x0
+  return x0;
+}
+
 }  // namespace paradit::schedulers

@@ -36,6 +36,8 @@ class FlowMatchEulerScheduler : public Scheduler {
   bool needs_noise(size_t) const override { return config_.stochastic_sampling; }
   core::Tensor step(const core::Tensor& model_output, size_t step_index, const core::Tensor& sample,
                     const core::Tensor& noise = {}) override;
+  core::Tensor predict_original(const core::Tensor& model_output, size_t step_index,
+                                const core::Tensor& sample) const override;
 
   const FlowMatchEulerConfig& config() const { return config_; }
   // mu for an image of `image_seq_len` tokens from this config's base/max shift and lengths.

@@ -72,6 +72,14 @@ class Scheduler {
   virtual core::Tensor step(const core::Tensor& model_output, size_t step_index,
                             const core::Tensor& sample, const core::Tensor& noise = {}) = 0;
 
+  // The clean sample x0 that `model_output` at step `step_index` predicts for `sample` (diffusers'
+  // pred_original_sample, the data prediction), leaving the scheduler's state unchanged: what
+  // streaming previews decode. F32 in sample's shape; undefined where a scheduler has none.
+  virtual core::Tensor predict_original(const core::Tensor& model_output, size_t step_index,
+                                        const core::Tensor& sample) const {
+    return {};
+  }
+
  protected:
   std::vector<double> timesteps_;
   std::vector<double> sigmas_;

@@ -45,6 +45,8 @@ class UniPCMultistepScheduler : public Scheduler {
   void set_timesteps(int num_inference_steps, const TimestepOptions& options = {}) override;
   core::Tensor step(const core::Tensor& model_output, size_t step_index, const core::Tensor& sample,
                     const core::Tensor& noise = {}) override;
+  core::Tensor predict_original(const core::Tensor& model_output, size_t step_index,
+                                const core::Tensor& sample) const override;
 
   const std::vector<float>& alphas_cumprod() const { return alphas_cumprod_; }
   const UniPCConfig& config() const { return config_; }

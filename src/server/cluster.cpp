@@ -98,6 +98,9 @@ std::string request_to_json(const ImageRequest& r) {
   if (r.guidance_scale) j["guidance_scale"] = *r.guidance_scale;  // exact: shortest round trip
   if (r.num_frames) j["num_frames"] = *r.num_frames;
   if (r.fps) j["fps"] = *r.fps;
+  j["output_format"] = static_cast<int>(r.output_format);
+  j["output_compression"] = r.output_compression;
+  j["partial_images"] = r.partial_images;
   return j.dump();
 }
 
@@ -116,10 +119,14 @@ ImageRequest request_from_json(const std::string& text) {
   if (j.contains("guidance_scale")) r.guidance_scale = j["guidance_scale"].get<double>();
   if (j.contains("num_frames")) r.num_frames = j["num_frames"].get<int64_t>();
   if (j.contains("fps")) r.fps = j["fps"].get<double>();
+  r.output_format = static_cast<ImageFormat>(j.at("output_format").get<int>());
+  r.output_compression = j.at("output_compression").get<int>();
+  r.partial_images = j.at("partial_images").get<int>();
   return r;
 }
 
-// PNG files as one byte string: for each, its length (8 bytes, little-endian host order) then it.
+// Image (or video) files as one byte string: for each, its length (8 bytes, little-endian host
+// order) then it.
 std::string pack_images(const std::vector<std::string>& images) {
   std::string out;
   for (const std::string& png : images) {
@@ -168,7 +175,8 @@ class RemoteExecutor final : public Executor {
       if (m.kind == kProgress) {
         if (stop || !on_step) continue;
         try {
-          on_step(static_cast<int>(m.a), static_cast<int>(m.b), static_cast<double>(m.c) * 1e-6);
+          on_step({static_cast<int>(m.a), static_cast<int>(m.b), static_cast<double>(m.c) * 1e-6,
+                   unpack_images(m.payload)});
         } catch (...) {
           // Cancelled or timed out: the group stops at its next step boundary.
           stop = std::current_exception();
@@ -270,11 +278,11 @@ std::vector<std::string> Cluster::run_in_group(pipelines::Pipeline& pipe,
                                                const StepHook& leader_hook) {
   const bool leader = group_rank_ == 0;
   std::exception_ptr stop;
-  const StepHook hook = [&](int step, int total, double seconds) {
+  const StepHook hook = [&](const StepProgress& progress) {
     int64_t go_on = 1;
     if (leader && leader_hook) {
       try {
-        leader_hook(step, total, seconds);
+        leader_hook(progress);
       } catch (...) {
         stop = std::current_exception();
         go_on = 0;
@@ -301,9 +309,11 @@ void Cluster::lead_remote_job(pipelines::Pipeline& pipe, const ImageRequest& req
   // The one control message of this job (kCancel or kAck), posted before the job starts.
   Tensor control = Tensor::empty({kHeaderLength}, DType::I64);
   comm::Request control_request = control_->irecv(control, 0, kTagControl);
-  const StepHook hook = [&](int step, int total, double seconds) {
+  const StepHook hook = [&](const StepProgress& p) {
+    // The previews (if any) travel with the step's report.
     send(*control_, 0, kTagReport,
-         {kProgress, step, total, static_cast<int64_t>(seconds * 1e6)});
+         {kProgress, p.step, p.total, static_cast<int64_t>(p.seconds * 1e6),
+          pack_images(p.previews)});
     if (control_request.test() && control.data<int64_t>()[0] == kCancel) throw CancelRequested{};
   };
   Message report;

@@ -8,8 +8,9 @@
 // Rank 0 (leader of group 0) owns the HTTP listener and the dispatcher, which has one executor
 // per group. Jobs and answers travel as point-to-point messages on a communicator of their own:
 //   rank 0 → every rank of group g   kJob (the request as JSON), or kStop when the server ends
-//   leader of g → rank 0              kProgress after each step, then one of kDone (the PNG
-//                                     bytes), kFailed (the error) or kStopped (after a cancel)
+//   leader of g → rank 0              kProgress after each step (with the step's previews, if
+//                                     any), then one of kDone (the image / MP4 files), kFailed
+//                                     (the error) or kStopped (after a cancel)
 //   rank 0 → leader of g              exactly one per job: kCancel (stop at the next step) or,
 //                                     when the job ended without one, kAck
 // Inside a group of more than one rank the leader decides at each step boundary whether the job
@@ -65,8 +66,9 @@ class Cluster {
   void stop_followers();
 
   // The job on this rank's group (every rank of the group calls it with the same request):
-  // the PNGs on the leader, nothing elsewhere. `leader_hook` runs on the leader after each step;
-  // when it throws, every rank leaves at that step and this throws Stopped{that exception}.
+  // the image (or MP4) files on the leader, nothing elsewhere. `leader_hook` runs on the leader
+  // after each step; when it throws, every rank leaves at that step and this throws Stopped{that
+  // exception}.
   struct Stopped {
     std::exception_ptr why;
   };

@@ -34,16 +34,22 @@ struct Job {
   std::string id;
   ImageRequest request;
   bool keep = false;
+  bool store_files = false;
+  uint64_t seq = 0;  // submission order
   Clock::time_point submitted;
   Clock::time_point deadline;
   std::atomic<bool> cancel_requested{false};
+  std::atomic<bool> forgotten{false};  // no reader is left: erase it when it ends
   // Guarded by the dispatcher's mutex.
   JobStatus status = JobStatus::kQueued;
   int step = 0;
   int total = 0;
   double created = 0;
+  double finished = 0;
   std::string error;
   std::shared_ptr<const std::vector<std::string>> images;
+  std::vector<std::string> files;
+  std::vector<std::shared_ptr<const std::vector<std::string>>> partials;
 };
 
 const char* status_name(JobStatus s) {
@@ -61,8 +67,11 @@ const char* status_name(JobStatus s) {
 bool is_final(JobStatus s) { return s != JobStatus::kQueued && s != JobStatus::kRunning; }
 
 Dispatcher::Dispatcher(std::vector<std::unique_ptr<Executor>> executors, size_t queue_size,
-                       double timeout_seconds)
-    : queue_size_(queue_size), timeout_(timeout_seconds), executors_(std::move(executors)) {
+                       double timeout_seconds, FileStore* files)
+    : queue_size_(queue_size),
+      timeout_(timeout_seconds),
+      executors_(std::move(executors)),
+      files_(files) {
   PARADIT_CHECK(!executors_.empty(), "serve: the dispatcher needs at least one executor");
   PARADIT_CHECK(queue_size_ >= 1, "--queue_size: must be at least 1, found ", queue_size_);
   PARADIT_CHECK(timeout_seconds > 0, "--request_timeout: must be positive, found ",
@@ -84,11 +93,15 @@ Dispatcher::~Dispatcher() {
   for (auto& w : workers_) w.join();
 }
 
-Dispatcher::Submit Dispatcher::submit(const ImageRequest& request, bool keep, std::string* id) {
+Dispatcher::Submit Dispatcher::submit(const ImageRequest& request, const SubmitOptions& options,
+                                      std::string* id) {
   executors_.front()->check(request);  // BadRequest before anything is queued
+  PARADIT_CHECK(!options.store_files || files_ != nullptr,
+                "serve: a job stores files but the dispatcher has no file store");
   auto job = std::make_shared<Job>();
   job->request = request;
-  job->keep = keep;
+  job->keep = options.keep;
+  job->store_files = options.store_files;
   job->submitted = Clock::now();
   job->deadline = job->submitted + std::chrono::duration_cast<Clock::duration>(timeout_);
   job->created = unix_now();
@@ -103,9 +116,10 @@ Dispatcher::Submit Dispatcher::submit(const ImageRequest& request, bool keep, st
       return Submit::kQueueFull;
     }
     char buf[40];
-    const uint64_t bits = (next_id_++ * uint64_t{0x9E3779B97F4A7C15}) ^ id_salt_;
-    std::snprintf(buf, sizeof(buf), "job_%016" PRIx64, bits);
-    job->id = buf;
+    job->seq = next_id_++;
+    const uint64_t bits = (job->seq * uint64_t{0x9E3779B97F4A7C15}) ^ id_salt_;
+    std::snprintf(buf, sizeof(buf), "_%016" PRIx64, bits);
+    job->id = options.id_prefix + buf;
     *id = job->id;
     jobs_[job->id] = job;
     queue_.push_back(job);
@@ -120,6 +134,11 @@ std::shared_ptr<Job> Dispatcher::find(const std::string& id) const {
   return it == jobs_.end() ? nullptr : it->second;
 }
 
+void Dispatcher::erase(const std::string& id) {
+  jobs_.erase(id);
+  kept_order_.erase(std::remove(kept_order_.begin(), kept_order_.end(), id), kept_order_.end());
+}
+
 namespace {
 JobView view_of(const Job& job) {
   JobView v;
@@ -128,21 +147,40 @@ JobView view_of(const Job& job) {
   v.step = job.step;
   v.total = job.total;
   v.created = job.created;
+  v.finished = job.finished;
   v.error = job.error;
   v.images = job.images;
+  v.files = job.files;
+  v.partials = job.partials;
+  v.request = job.request;
   v.fps = job.request.fps;
   return v;
 }
 }  // namespace
 
-JobView Dispatcher::wait(const std::string& id) {
+JobView Dispatcher::wait(const std::string& id, size_t partials_seen) {
   std::unique_lock<std::mutex> lock(mu_);
   const std::shared_ptr<Job> job = find(id);
   PARADIT_CHECK(job != nullptr, "serve: no job ", id);
-  done_cv_.wait(lock, [&] { return is_final(job->status); });
+  done_cv_.wait(lock, [&] {
+    return is_final(job->status) ||
+           (partials_seen != SIZE_MAX && job->partials.size() > partials_seen);
+  });
   JobView v = view_of(*job);
-  if (!job->keep) jobs_.erase(id);  // the synchronous answer was its only reader
+  if (is_final(job->status) && !job->keep) jobs_.erase(id);  // its only reader has it
   return v;
+}
+
+std::vector<JobView> Dispatcher::list(const std::string& prefix) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const Job*> found;
+  for (const auto& [id, job] : jobs_) {
+    if (job->keep && id.rfind(prefix + "_", 0) == 0) found.push_back(job.get());
+  }
+  std::sort(found.begin(), found.end(), [](const Job* a, const Job* b) { return a->seq < b->seq; });
+  std::vector<JobView> out;
+  for (const Job* job : found) out.push_back(view_of(*job));
+  return out;
 }
 
 bool Dispatcher::view(const std::string& id, JobView* out) const {
@@ -163,6 +201,38 @@ bool Dispatcher::cancel(const std::string& id) {
     finish(*job, JobStatus::kCancelled, "cancelled while queued");
   }
   return true;
+}
+
+bool Dispatcher::forget(const std::string& id) {
+  std::vector<std::string> files;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::shared_ptr<Job> job = find(id);
+    if (job == nullptr || !job->keep) return false;
+    job->forgotten = true;
+    job->cancel_requested = true;
+    if (job->status == JobStatus::kQueued) {
+      queue_.erase(std::remove(queue_.begin(), queue_.end(), job), queue_.end());
+      finish(*job, JobStatus::kCancelled, "deleted while queued");
+    }
+    files = job->files;
+    erase(id);
+  }
+  for (const std::string& f : files) files_->remove(f);
+  return true;
+}
+
+void Dispatcher::abandon(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::shared_ptr<Job> job = find(id);
+  if (job == nullptr || job->keep) return;
+  job->forgotten = true;
+  job->cancel_requested = true;
+  if (job->status == JobStatus::kQueued) {
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), job), queue_.end());
+    finish(*job, JobStatus::kCancelled, "the client went away while it was queued");
+  }
+  if (is_final(job->status)) erase(id);
 }
 
 void Dispatcher::cancel_all() {
@@ -195,11 +265,15 @@ void Dispatcher::count_request(const std::string& status) {
 void Dispatcher::finish(Job& job, JobStatus status, std::string error) {
   job.status = status;
   job.error = std::move(error);
+  job.finished = unix_now();
   ++requests_[status_name(status)];
   const double seconds = std::chrono::duration<double>(Clock::now() - job.submitted).count();
   std::fprintf(stderr, "paradit serve: %s %s after %.2f s%s%s\n", job.id.c_str(),
                status_name(status), seconds, job.error.empty() ? "" : ": ", job.error.c_str());
-  if (job.keep) {
+  if (job.forgotten) {
+    // Nobody will read it (a deleted video, a stream whose client left).
+    jobs_.erase(job.id);
+  } else if (job.keep) {
     kept_order_.push_back(job.id);
     // Forget the oldest ended jobs beyond the limit, so memory stays bounded.
     while (kept_order_.size() > kKeptJobs) {
@@ -233,12 +307,18 @@ void Dispatcher::work(Executor& executor) {
     JobStatus status = JobStatus::kSucceeded;
     std::string error;
     std::shared_ptr<const std::vector<std::string>> images;
+    std::vector<std::string> files;
     try {
-      const StepHook hook = [&](int step, int total, double seconds) {
+      const StepHook hook = [&](const StepProgress& p) {
+        const double seconds = p.seconds;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          job->step = step;
-          job->total = total;
+          job->step = p.step;
+          job->total = p.total;
+          if (!p.previews.empty()) {
+            job->partials.push_back(std::make_shared<const std::vector<std::string>>(p.previews));
+            done_cv_.notify_all();
+          }
           if (step_window_.size() < kStepWindow) {
             step_window_.push_back(seconds);
           } else {
@@ -250,11 +330,23 @@ void Dispatcher::work(Executor& executor) {
         }
         if (job->cancel_requested) throw JobStopped{JobStatus::kCancelled, "cancelled"};
         if (Clock::now() >= job->deadline) {
-          throw JobStopped{JobStatus::kTimedOut, "timed out after step " + std::to_string(step) +
-                                                     " of " + std::to_string(total)};
+          throw JobStopped{JobStatus::kTimedOut, "timed out after step " + std::to_string(p.step) +
+                                                     " of " + std::to_string(p.total)};
         }
       };
       images = std::make_shared<const std::vector<std::string>>(executor.run(job->request, hook));
+      if (job->store_files && !job->forgotten) {
+        const bool video = job->request.fps.has_value();
+        const char* type = video ? "video/mp4" : format_mime_type(job->request.output_format);
+        const std::string ext =
+            video ? ".mp4" : std::string(".") + format_name(job->request.output_format);
+        for (size_t i = 0; i < images->size(); ++i) {
+          const std::string name =
+              job->id + (images->size() > 1 ? "_" + std::to_string(i) : std::string()) + ext;
+          files.push_back(files_->put((*images)[i], type, name));
+        }
+        images = nullptr;  // the store holds them
+      }
     } catch (const JobStopped& stop) {
       status = stop.status;
       error = stop.why;
@@ -264,6 +356,7 @@ void Dispatcher::work(Executor& executor) {
     }
     std::lock_guard<std::mutex> lock(mu_);
     job->images = std::move(images);
+    job->files = std::move(files);
     --busy_;
     finish(*job, status, std::move(error));
   }

@@ -1,7 +1,8 @@
 #pragma once
 // The job queue of `paradit serve`: a bounded FIFO of generation jobs served in arrival order by
-// one worker thread per Executor (one today). Jobs can be cancelled or time out; either stops the
-// job at the next denoising step boundary and frees its worker. Also keeps the counters that
+// one worker thread per Executor (one per data-parallel group). Jobs can be cancelled or time out;
+// either stops the job at the next denoising step boundary and frees its worker. A job's previews
+// (streaming) are kept as they come, for wait() to hand out. Also keeps the counters that
 // GET /metrics reports.
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "server/executor.h"
+#include "server/file_store.h"
 #include "server/request.h"
 
 namespace paradit::server {
@@ -32,10 +34,16 @@ struct JobView {
   JobStatus status = JobStatus::kQueued;
   int step = 0;   // steps done
   int total = 0;  // 0 until the denoising loop starts
-  double created = 0;  // unix seconds
-  std::string error;   // failed / cancelled / timed_out: why
-  std::shared_ptr<const std::vector<std::string>> images;  // PNG bytes when succeeded
-                                                           // (video models: MP4 bytes)
+  double created = 0;   // unix seconds
+  double finished = 0;  // unix seconds; 0 until the job ends
+  std::string error;    // failed / cancelled / timed_out: why
+  // Succeeded: the image files in the request's output format (video models: MP4 files). Null
+  // when the results went to the file store (SubmitOptions::store_files): see `files`.
+  std::shared_ptr<const std::vector<std::string>> images;
+  std::vector<std::string> files;  // file store ids, one per result (store_files)
+  // The previews so far (streaming), oldest first; each holds one file per image.
+  std::vector<std::shared_ptr<const std::vector<std::string>>> partials;
+  ImageRequest request;       // as submitted
   std::optional<double> fps;  // video models: the MP4s' frame rate
 };
 
@@ -44,25 +52,40 @@ struct Job;
 class Dispatcher {
  public:
   enum class Submit { kAccepted, kQueueFull, kClosed };
+  struct SubmitOptions {
+    // The job stays findable by id (the jobs and videos APIs) after it ends, until newer ones
+    // push it out or it is forgotten.
+    bool keep = false;
+    std::string id_prefix = "job";  // ids read "<prefix>_<16 hex digits>"
+    // The results go to the file store (for url answers and video downloads) instead of the job.
+    bool store_files = false;
+  };
 
   // `queue_size`: jobs waiting (not running) at most. `timeout_seconds`: from submission to the
-  // end of the job.
+  // end of the job. `files` (may be null when no job stores files) must outlive the dispatcher.
   Dispatcher(std::vector<std::unique_ptr<Executor>> executors, size_t queue_size,
-             double timeout_seconds);
+             double timeout_seconds, FileStore* files = nullptr);
   ~Dispatcher();  // cancels what is left and joins the workers
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Checks the request against the pipeline (BadRequest), then queues it. `keep`: the job stays
-  // findable by id (the jobs API) after it ends, until newer ones push it out.
-  Submit submit(const ImageRequest& request, bool keep, std::string* id);
-  // Blocks until the job ends; its final state.
-  JobView wait(const std::string& id);
+  // Checks the request against the pipeline (BadRequest), then queues it.
+  Submit submit(const ImageRequest& request, const SubmitOptions& options, std::string* id);
+  // Blocks until the job ends, or (partials_seen given) until it has more than `partials_seen`
+  // previews; its state then. A job that is not kept is forgotten once its final state is read.
+  JobView wait(const std::string& id, size_t partials_seen = SIZE_MAX);
   // False when no kept job has this id.
   bool view(const std::string& id, JobView* out) const;
+  // The kept jobs whose ids start with `prefix` + "_", oldest first.
+  std::vector<JobView> list(const std::string& prefix) const;
   // Asks the job to stop: a queued job ends now, a running one at its next step boundary.
   // False when no kept job has this id.
   bool cancel(const std::string& id);
+  // Cancels a kept job if it still runs and forgets it (its stored files too). False when no kept
+  // job has this id.
+  bool forget(const std::string& id);
+  // The client of a job that is not kept went away: cancel it and forget it when it ends.
+  void abandon(const std::string& id);
   void cancel_all();
 
   // Draining: no new jobs (submit answers kClosed); true once nothing is queued or running.
@@ -80,10 +103,12 @@ class Dispatcher {
   void work(Executor& executor);
   void finish(Job& job, JobStatus status, std::string error);  // under mu_
   std::shared_ptr<Job> find(const std::string& id) const;     // under mu_
+  void erase(const std::string& id);                          // under mu_
 
   const size_t queue_size_;
   const std::chrono::duration<double> timeout_;
   std::vector<std::unique_ptr<Executor>> executors_;
+  FileStore* const files_;
   std::vector<std::thread> workers_;
 
   mutable std::mutex mu_;

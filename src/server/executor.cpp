@@ -1,5 +1,7 @@
 #include "server/executor.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "io/image.h"
 #include "io/video.h"
@@ -73,15 +75,10 @@ void check_request(const pipelines::Pipeline& pipe, const ImageRequest& request)
   }
 }
 
-std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageRequest& request,
-                                     const StepHook& on_step, bool encode) {
-  const pipelines::GenerateResult result =
-      pipe.generate(to_generate_request(request), [&](const pipelines::StepEvent& e) {
-        if (on_step) on_step(e.index + 1, e.total, e.seconds);
-      });
-  if (!encode) return {};
-  if (pipe.is_video()) return encode_videos(pipe, request, result.images);
-  const core::Tensor& images = result.images;  // (n, 3, H, W)
+namespace {
+
+// Each image of a (n, 3, H, W) batch as a file in the request's output format.
+std::vector<std::string> encode_images(const ImageRequest& request, const core::Tensor& images) {
   PARADIT_CHECK(images.defined() && images.ndim() == 4 && images.dim(0) == request.n,
                 "serve: the pipeline returned ",
                 images.defined() ? core::shape_str(images.shape()) : std::string("no images"),
@@ -90,11 +87,34 @@ std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageReque
   const int w = static_cast<int>(images.dim(3));
   const std::vector<uint8_t> rgb = io::to_rgb8(images);  // n·H·W·3, HWC per image
   const size_t per_image = static_cast<size_t>(h) * static_cast<size_t>(w) * 3;
-  std::vector<std::string> pngs;
+  std::vector<std::string> files;
   for (int i = 0; i < request.n; ++i) {
-    pngs.push_back(encode_png(rgb.data() + static_cast<size_t>(i) * per_image, h, w));
+    files.push_back(encode_image(rgb.data() + static_cast<size_t>(i) * per_image, h, w,
+                                 request.output_format, request.output_compression));
   }
-  return pngs;
+  return files;
+}
+
+}  // namespace
+
+std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageRequest& request,
+                                     const StepHook& on_step, bool encode) {
+  std::vector<int> previews;  // the steps that show one
+  const pipelines::GenerateResult result =
+      pipe.generate(to_generate_request(request), [&](const pipelines::StepEvent& e) {
+        if (previews.empty() && e.index == 0)
+          previews = preview_steps(request.partial_images, e.total);
+        StepProgress p{e.index + 1, e.total, e.seconds, {}};
+        if (encode && e.preview &&
+            std::find(previews.begin(), previews.end(), p.step) != previews.end()) {
+          const core::Tensor images = e.preview();  // (n, 3, H, W)
+          if (images.defined()) p.previews = encode_images(request, images);
+        }
+        if (on_step) on_step(p);
+      });
+  if (!encode) return {};
+  if (pipe.is_video()) return encode_videos(pipe, request, result.images);
+  return encode_images(request, result.images);
 }
 
 std::unique_ptr<Executor> make_local_executor(pipelines::Pipeline& pipe) {

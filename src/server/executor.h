@@ -16,22 +16,33 @@ class Pipeline;
 
 namespace paradit::server {
 
-// Called after every denoising step: 1-based step, total steps, the step's seconds. It may throw
-// (the dispatcher's JobStopped) to end the job at this step boundary.
-using StepHook = std::function<void(int step, int total, double seconds)>;
+// What an executor reports after every denoising step.
+struct StepProgress {
+  int step = 0;  // 1-based
+  int total = 0;
+  double seconds = 0;  // the step's wall-clock time
+  // At the request's preview steps (preview_steps(request.partial_images, total)): one preview
+  // per image, decoded from the step's predicted clean latents and encoded as the request's
+  // output_format. Empty at the other steps.
+  std::vector<std::string> previews;
+};
+// Called after every denoising step. It may throw (the dispatcher's JobStopped) to end the job at
+// this step boundary.
+using StepHook = std::function<void(const StepProgress& progress)>;
 
 class Executor {
  public:
   virtual ~Executor() = default;
   // BadRequest when the pipeline would refuse the request (checked before queueing).
   virtual void check(const ImageRequest& request) const = 0;
-  // The request's images as PNG file bytes, request.n of them, in order; for a video pipeline
-  // its videos as MP4 file bytes.
+  // The request's images as file bytes in its output_format (PNG, JPEG, WebP), request.n of
+  // them, in order; for a video pipeline its videos as MP4 file bytes.
   virtual std::vector<std::string> run(const ImageRequest& request, const StepHook& on_step) = 0;
 };
 
 // One request through pipe.generate (collective over the pipeline's runtime when it has one):
-// its images as PNG file bytes (videos: MP4 file bytes), or nothing when !encode (the ranks of a group that do not answer).
+// its images as file bytes in the request's output_format (videos: MP4 file bytes), or nothing
+// when !encode (the ranks of a group that do not answer; they make no previews either).
 std::vector<std::string> run_request(pipelines::Pipeline& pipe, const ImageRequest& request,
                                      const StepHook& on_step, bool encode = true);
 // BadRequest when pipe.resolve refuses the request.

@@ -31,8 +31,8 @@ void on_png_warning(png_structp, png_const_charp) {}
 }  // namespace
 
 std::string encode_png(const uint8_t* rgb, int height, int width) {
-  PARADIT_CHECK(height > 0 && width > 0, "encode_png: image size must be positive, found ", height,
-                "x", width);
+  PARADIT_CHECK(height > 0 && width > 0, "encode_png: image size must be positive, found ", width,
+                "x", height, " (width x height)");
   std::string out;
   std::string why;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &why, on_png_error,

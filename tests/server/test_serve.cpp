@@ -242,11 +242,11 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
   auto cli = server->client();
   const std::string p = std::string("\"prompt\": \"") + kPrompt + "\"";
   const std::vector<std::string> bad = {
-      "{",                                        // malformed JSON
+      "{",  // malformed JSON
       "not json at all",
-      "[1, 2]",                                   // not an object
-      "{}",                                       // no prompt
-      "{\"prompt\": 5}",                          // wrong types
+      "[1, 2]",           // not an object
+      "{}",               // no prompt
+      "{\"prompt\": 5}",  // wrong types
       "{\"prompt\": \"\"}",
       "{" + p + ", \"n\": \"2\"}",
       "{" + p + ", \"n\": 2.5}",
@@ -256,7 +256,7 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
       "{" + p + ", \"seed\": \"1\"}",
       "{" + p + ", \"guidance_scale\": \"high\"}",
       "{" + p + ", \"size\": 64}",
-      "{" + p + ", \"n\": 0}",                    // out of range
+      "{" + p + ", \"n\": 0}",  // out of range
       "{" + p + ", \"n\": 1000}",
       "{" + p + ", \"num_inference_steps\": 0}",
       "{" + p + ", \"num_inference_steps\": 201}",
@@ -267,9 +267,19 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
       "{" + p + ", \"size\": \"8192x8192\"}",
       "{" + p + ", \"size\": \"64*64\"}",
       "{" + p + ", \"size\": \"-64x64\"}",
-      "{" + p + ", \"response_format\": \"url\"}",
-      "{" + p + ", \"model\": \"x\"}",             // unknown fields
-      "{" + p + ", \"output\": \"/etc/passwd\"}",
+      "{" + p + ", \"response_format\": \"xml\"}",  // invalid values of OpenAI fields
+      "{" + p + ", \"output_format\": \"gif\"}",
+      "{" + p + ", \"output_format\": 1}",
+      "{" + p + ", \"output_compression\": 101}",
+      "{" + p + ", \"quality\": \"ultra\"}",
+      "{" + p + ", \"background\": \"purple\"}",
+      "{" + p + ", \"style\": \"noir\"}",
+      "{" + p + ", \"moderation\": \"none\"}",
+      "{" + p + ", \"user\": 5}",
+      "{" + p + ", \"stream\": \"yes\"}",
+      "{" + p + ", \"partial_images\": 4}",
+      "{" + p + ", \"model\": 5}",
+      "{" + p + ", \"size\": \"4096x4096\"}",  // over --max_pixels
       "{\"prompt\": \"" + std::string(3000, 'a') + "\", \"negative_prompt\": \"" +
           std::string(3000, 'b') + "\"}",  // too large as a whole: 413
   };
@@ -282,10 +292,53 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
       } else {
         EXPECT_EQ(r->status, 400) << b << " -> " << r->body;
       }
+      // The OpenAI error body: message, type, param, code.
       const Json j = Json::parse(r->body, nullptr, false);
-      EXPECT_TRUE(!j.is_discarded() && j["error"]["message"].is_string()) << r->body;
+      ASSERT_TRUE(!j.is_discarded() && j.contains("error")) << r->body;
+      const Json& e = j["error"];
+      EXPECT_TRUE(e["message"].is_string()) << r->body;
+      EXPECT_EQ(e["type"], "invalid_request_error") << r->body;
+      EXPECT_TRUE(e.contains("param") && e.contains("code")) << r->body;
     }
   }
+  // The field a bad value is in is named as `param`.
+  for (const std::string& field : {"output_compression", "quality", "partial_images", "n"}) {
+    const Json b = {{"prompt", kPrompt}, {field, true}};
+    auto r = cli.Post("/v1/jobs", b.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+    EXPECT_EQ(Json::parse(r->body)["error"]["param"], field) << r->body;
+  }
+  // A wrong model is 404 with the OpenAI code; unknown fields and nulls are accepted.
+  for (const std::string& path : {"/v1/images/generations", "/v1/jobs"}) {
+    auto r = cli.Post(path, "{" + p + ", \"model\": \"dall-e-3\"}", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404);
+    EXPECT_EQ(Json::parse(r->body)["error"]["code"], "model_not_found") << r->body;
+  }
+  // Bytes that are not UTF-8, in JSON (the parser refuses them) and in a multipart form (the
+  // form's text is checked): 400, not a 500 from the JSON library when the answer echoes them.
+  auto r_utf = cli.Post("/v1/images/generations", "{\"prompt\": \"a \xff\xfe b\"}",
+                        "application/json");
+  ASSERT_TRUE(r_utf);
+  EXPECT_EQ(r_utf->status, 400) << r_utf->body;
+  const httplib::MultipartFormDataItems form = {{"prompt", "a \xff\xfe b", "", ""},
+                                                {"quality", "\xc3", "", ""}};
+  r_utf = cli.Post("/v1/images/generations", form);
+  ASSERT_TRUE(r_utf);
+  EXPECT_EQ(r_utf->status, 400) << r_utf->body;
+  EXPECT_FALSE(Json::parse(r_utf->body, nullptr, false).is_discarded()) << r_utf->body;
+
+  Json lenient = body(1, "16x16", 1);
+  lenient["output"] = "/etc/passwd";  // unknown: ignored, nothing written
+  lenient["some_future_field"] = {{"x", 1}};
+  lenient["quality"] = nullptr;
+  lenient["size"] = "auto";  // the model's default, 64x64
+  lenient["model"] = "shapes-pixart";
+  auto accepted = cli.Post("/v1/images/generations", lenient.dump(), "application/json");
+  ASSERT_TRUE(accepted);
+  ASSERT_EQ(accepted->status, 200) << accepted->body;
+  EXPECT_EQ(Json::parse(accepted->body)["size"], "64x64");
   auto r = cli.Post("/v1/images/generations", std::string(100000, 'x'), "application/json");
   if (r) EXPECT_EQ(r->status, 413);  // the server may also close the connection early
   r = cli.Get("/health");
@@ -293,6 +346,67 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(Json::parse(r->body)["status"], "ok");
   r = cli.Post("/v1/images/generations", body(1, "16x16", 1).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(server->stop(SIGTERM, 30), 0);
+}
+
+// response_format "url": the image is served from /v1/files/{id}/content, for --result_ttl
+// seconds only; the same bytes as the b64_json answer.
+TEST_F(ServeTest, UrlResultsExpireAfterTheirTtl) {
+  auto server = start({"--result_ttl", "3"});
+  auto cli = server->client();
+  Json req = body(2, "16x16", 4);
+  auto r = cli.Post("/v1/images/generations", req.dump(), "application/json");
+  ASSERT_TRUE(r && r->status == 200);
+  const std::string png = server_test::decode_base64(Json::parse(r->body)["data"][0]["b64_json"]);
+  req["response_format"] = "url";
+  r = cli.Post("/v1/images/generations", req.dump(), "application/json");
+  ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "");
+  const std::string url = Json::parse(r->body)["data"][0]["url"];
+  const std::string prefix = "http://127.0.0.1:" + std::to_string(server->port());
+  ASSERT_EQ(url.rfind(prefix + "/v1/files/file-", 0), 0u) << url;
+  const std::string path = url.substr(prefix.size());
+  auto f = cli.Get(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->status, 200);
+  EXPECT_EQ(f->get_header_value("Content-Type"), "image/png");
+  EXPECT_TRUE(f->body == png) << "the url's bytes differ from the b64_json answer";
+  auto meta = cli.Get(path.substr(0, path.size() - std::string("/content").size()));
+  ASSERT_TRUE(meta && meta->status == 200);
+  EXPECT_EQ(Json::parse(meta->body)["bytes"], png.size());
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // from after the answer
+  f = cli.Get(path);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->status, 404) << "still served after --result_ttl";
+  EXPECT_EQ(Json::parse(f->body)["error"]["code"], "not_found");
+  EXPECT_EQ(server->stop(SIGTERM, 30), 0);
+}
+
+// --api_key: the /v1 API wants "Authorization: Bearer KEY" (401 otherwise); /health stays open.
+TEST_F(ServeTest, ApiKeyGuardsTheApi) {
+  auto server = start({"--api_key", "sekret"});
+  auto cli = server->client();
+  auto r = cli.Get("/v1/models");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "invalid_api_key");
+  r = cli.Post("/v1/images/generations", body(1, "16x16", 1).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  const httplib::Headers wrong = {{"Authorization", "Bearer other"}};
+  r = cli.Get("/v1/models", wrong);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  const httplib::Headers right = {{"Authorization", "Bearer sekret"}};
+  r = cli.Get("/v1/models", right);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(Json::parse(r->body)["data"][0]["id"], "shapes-pixart");
+  r = cli.Post("/v1/images/generations", right, body(1, "16x16", 1).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  r = cli.Get("/health");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(server->stop(SIGTERM, 30), 0);
