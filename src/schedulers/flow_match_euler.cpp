@@ -188,12 +188,7 @@ core::Tensor FlowMatchEulerScheduler::predict_original(const core::Tensor& model
   const core::Tensor x = step_input(sample, "sample", {}, who);
   const core::Tensor v = step_input(model_output, "model_output", x.shape(), who);
   const float sigma = sigmas_f32_[step_index];
-  core::Tensor x0 = core::Tensor::empty(x.shape());  // (same as sample)
-  const float* xs = x.data<float>();
-  const float* vs = v.data<float>();
-  float* o = x0.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) o[i] = xs[i] - sigma * vs[i];  // as step()'s x0
-  return x0;
+  return core::lincomb({{1.0f, x}, {-sigma, v}});  // x − σ·v, as step()'s x0 (same as sample)
 }
 
 }  // namespace paradit::schedulers
