@@ -1,0 +1,25 @@
+#include "models/registry_llm_families.h"
+
+#include "models/flux2/flux2.h"
+
+namespace paradit::models {
+
+std::unique_ptr<Transformer> make_llm_family_transformer(const io::Config& config,
+                                                         const common::WeightProvider& weights,
+                                                         core::DType matrix_dtype) {
+  const std::string cls = config.class_name();
+  if (cls == "Flux2Transformer2DModel") {
+    return flux2::make_flux2_transformer(config, weights, matrix_dtype);
+  }
+  return nullptr;
+}
+
+std::vector<std::string> llm_family_layer_prefixes(const io::Config& config) {
+  const std::string cls = config.class_name();
+  if (cls == "Flux2Transformer2DModel") return flux2::flux2_layer_prefixes(config);
+  return {};
+}
+
+const char* llm_family_class_names() { return ", Flux2Transformer2DModel"; }
+
+}  // namespace paradit::models
