@@ -13,7 +13,7 @@ std::unique_ptr<Transformer> make_llm_family_transformer(const io::Config& confi
   if (cls == "Flux2Transformer2DModel") {
     return flux2::make_flux2_transformer(config, weights, matrix_dtype);
   }
-  if (cls == "QwenImageTransformer2DModel, ZImageTransformer2DModel") {
+  if (cls == "QwenImageTransformer2DModel") {
     return qwen_image::make_qwen_image_transformer(config, weights, matrix_dtype);
   }
   if (cls == "ZImageTransformer2DModel") {
@@ -25,10 +25,12 @@ std::unique_ptr<Transformer> make_llm_family_transformer(const io::Config& confi
 std::vector<std::string> llm_family_layer_prefixes(const io::Config& config) {
   const std::string cls = config.class_name();
   if (cls == "Flux2Transformer2DModel") return flux2::flux2_layer_prefixes(config);
-  if (cls == "QwenImageTransformer2DModel, ZImageTransformer2DModel") return qwen_image::qwen_image_layer_prefixes(config);
+  if (cls == "QwenImageTransformer2DModel") return qwen_image::qwen_image_layer_prefixes(config);
   return {};
 }
 
-const char* llm_family_class_names() { return ", Flux2Transformer2DModel, QwenImageTransformer2DModel, ZImageTransformer2DModel"; }
+const char* llm_family_class_names() {
+  return ", Flux2Transformer2DModel, QwenImageTransformer2DModel, ZImageTransformer2DModel";
+}
 
 }  // namespace paradit::models
