@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,7 @@ GenerateRequest base_request(const Case& c) {
   if (c.call.contains("guidance_scale")) r.guidance_scale = c.call["guidance_scale"].get<double>();
   if (c.call.contains("true_cfg_scale")) r.true_cfg_scale = c.call["true_cfg_scale"].get<double>();
   r.max_sequence_length = c.call["max_sequence_length"].get<int>();
+  if (c.call.contains("num_frames")) r.num_frames = c.call["num_frames"].get<int64_t>();
   if (c.call.contains("negative_prompt")) {
     r.negative_prompt = c.call["negative_prompt"].get<std::string>();
   }
@@ -60,10 +62,14 @@ GenerateRequest base_request(const Case& c) {
 // Recorded embeddings by the names the pipelines take (Z-Image's lists as one-row batches).
 NamedTensors recorded_embeddings(const Case& c) {
   NamedTensors e;
-  for (const char* n : {"prompt_embeds", "negative_prompt_embeds"}) {
+  std::vector<std::string> names = {"prompt_embeds", "negative_prompt_embeds"};
+  if (c.name == "hunyuan_video_text") {  // its masks are encode_prompt outputs too
+    names.insert(names.end(), {"pooled_prompt_embeds", "negative_pooled_prompt_embeds",
+                               "prompt_attention_mask", "negative_prompt_attention_mask"});
+  }
+  for (const std::string& n : names) {
     if (c.tensors.has(n)) e[n] = c.tensors.load(n);
-    const std::string list = std::string(n) + ".0";
-    if (c.tensors.has(list)) e[n] = c.tensors.load(list).unsqueeze(0);
+    if (c.tensors.has(n + ".0")) e[n] = c.tensors.load(n + ".0").unsqueeze(0);
   }
   return e;
 }
@@ -100,6 +106,18 @@ void run_from_embeddings(const std::string& name) {
       pipe->generate(r, [&](const StepEvent& e) { steps.push_back(e.latents.clone()); });
   check_trajectory(*pipe, c, res, steps);
   ASSERT_TRUE(res.images.defined());
+  if (pipe->is_video()) {
+    // (B, 3, F, H, W) in [-1, 1] → (B, F, H, W, 3) clamped to [0, 1], as output_type "np"
+    std::vector<float> v = res.images.permute({0, 2, 3, 4, 1}).to_vector();
+    for (float& x : v) x = std::min(1.0f, std::max(0.0f, x / 2.0f + 0.5f));
+    const Tensor in = res.images;
+    const Tensor np =
+        Tensor::from_vector(v, {in.dim(0), in.dim(2), in.dim(3), in.dim(4), in.dim(1)});
+    const double err = max_abs(np, c.tensors.load("video"));
+    std::printf("%s video max-abs %.2e\n", name.c_str(), err);
+    EXPECT_LE(err, 1e-3) << name;
+    return;
+  }
   const Tensor image = c.tensors.load("image");  // (1, H, W, 3) in [0, 1]
   const double err = max_abs(to_np_image(res.images), image);
   std::printf("%s image max-abs %.2e\n", name.c_str(), err);
@@ -132,6 +150,8 @@ TEST(LLMPipelines, ZImageFromEmbeddings) { run_from_embeddings("z_image"); }
 TEST(LLMPipelines, ZImageFromText) { run_from_text("z_image"); }
 TEST(LLMPipelines, QwenImageFromEmbeddings) { run_from_embeddings("qwen_image"); }
 TEST(LLMPipelines, QwenImageFromText) { run_from_text("qwen_image"); }
+TEST(LLMPipelines, HunyuanVideoFromEmbeddings) { run_from_embeddings("hunyuan_video_text"); }
+TEST(LLMPipelines, HunyuanVideoFromText) { run_from_text("hunyuan_video_text"); }
 
 }  // namespace
 }  // namespace paradit::pipelines
