@@ -95,7 +95,14 @@ class HunyuanVideoPipeline : public Pipeline {
     if (r.true_cfg_scale) {
       PARADIT_CHECK(std::isfinite(*r.true_cfg_scale), "--true_cfg_scale: must be a finite number");
     }
-    if (r.prompt_embeds.empty()) return;  // encoded from the prompt text
+    if (r.prompt_embeds.empty()) {  // encoded from the prompt text
+      for (const char* c : {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
+        PARADIT_CHECK(folder_.has_component(c), "--prompt: ", root_.string(), " has no ", c,
+                      " to encode the prompt text; give --prompt_embeds FILE with "
+                      "prompt_embeds, pooled_prompt_embeds and prompt_attention_mask");
+      }
+      return;
+    }
     const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds");
     detail::check_embedding(pe, "prompt_embeds", 3);
     const Tensor pooled = detail::find(r.prompt_embeds, "pooled_prompt_embeds");
