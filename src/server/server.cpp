@@ -2,16 +2,17 @@
 
 #include <httplib.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <csignal>
+
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <thread>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "comm/runtime.h"
 #include "core/error.h"
@@ -66,12 +67,9 @@ Json job_json(const JobView& v) {
 // The answer to a synchronous generation that did not succeed.
 void send_job_failure(httplib::Response& res, const JobView& v) {
   switch (v.status) {
-    case JobStatus::kTimedOut:
-      return send_error(res, 504, "request timed out: " + v.error);
-    case JobStatus::kCancelled:
-      return send_error(res, 503, "request cancelled: " + v.error);
-    default:
-      return send_error(res, 500, "generation failed: " + v.error);
+    case JobStatus::kTimedOut: return send_error(res, 504, "request timed out: " + v.error);
+    case JobStatus::kCancelled: return send_error(res, 503, "request cancelled: " + v.error);
+    default: return send_error(res, 500, "generation failed: " + v.error);
   }
 }
 
@@ -119,8 +117,8 @@ int serve(const ServeOptions& opt) {
   // embeddings, and a request cannot bring tensors or file paths.
   PARADIT_CHECK(pipe->class_name() != "HunyuanVideoPipeline" ||
                     io::ModelFolder::open(model_dir.string()).has_component("text_encoder"),
-                "--model ", model_dir.string(), ": ", pipe->class_name(),
-                " needs precomputed prompt embeddings, which cannot "
+                "--model ", model_dir.string(),
+                ": ", pipe->class_name(), " needs precomputed prompt embeddings, which cannot "
                 "be sent over HTTP; serve it with `paradit generate --prompt_embeds` instead");
   // The server's point: every component is loaded once and kept for every request.
   pipe->set_keep_loaded(true);
@@ -150,12 +148,10 @@ int serve(const ServeOptions& opt) {
     try {
       const ImageRequest r = parse_image_request(req.body, limits);
       switch (dispatcher.submit(r, keep, id)) {
-        case Dispatcher::Submit::kAccepted:
-          return true;
+        case Dispatcher::Submit::kAccepted: return true;
         case Dispatcher::Submit::kQueueFull:
-          send_error(res, 429,
-                     "the queue is full (" + std::to_string(opt.queue_size) +
-                         " jobs waiting); retry later");
+          send_error(res, 429, "the queue is full (" + std::to_string(opt.queue_size) +
+                                   " jobs waiting); retry later");
           return false;
         case Dispatcher::Submit::kClosed:
           send_error(res, 503, "the server is shutting down");
@@ -172,10 +168,8 @@ int serve(const ServeOptions& opt) {
     if (pipe->is_video()) {
       // A video takes minutes; a synchronous request would hold its connection that long.
       dispatcher.count_request("invalid");
-      return send_error(res, 400,
-                        pipe->class_name() +
-                            " makes videos: video models are served "
-                            "through /v1/jobs (POST, then poll GET /v1/jobs/{id})");
+      return send_error(res, 400, pipe->class_name() + " makes videos: video models are served "
+                                  "through /v1/jobs (POST, then poll GET /v1/jobs/{id})");
     }
     std::string id;
     if (!submit(req, res, false, &id)) return;
@@ -206,31 +200,28 @@ int serve(const ServeOptions& opt) {
                 send_json(res, 200, job_json(v));
               });
   http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200,
-              {{"status", dispatcher.closed() ? "draining" : "ok"},
-               {"model", pipe->class_name()},
-               {"groups", cluster.groups()},
-               {"ranks_per_group", cluster.group_size()},
-               {"pid", static_cast<int64_t>(::getpid())}});
+    send_json(res, 200, {{"status", dispatcher.closed() ? "draining" : "ok"},
+                         {"model", pipe->class_name()},
+                         {"groups", cluster.groups()},
+                         {"ranks_per_group", cluster.group_size()},
+                         {"pid", static_cast<int64_t>(::getpid())}});
   });
   http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(dispatcher.metrics_text(load_seconds), "text/plain; version=0.0.4");
   });
   // Answers httplib makes itself (404 unknown path, 413 body too large, 400 bad HTTP) get the
   // same JSON error shape.
-  http.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string message = "HTTP error " + std::to_string(res.status);
-        if (res.status == 404)
-          message =
-              "not found: the API is /v1/images/generations, /v1/jobs, "
-              "/v1/jobs/{id}, /health, /metrics";
-        if (res.status == 413) message = "request body too large (see --max_body_bytes)";
-        if (res.status == 400) message = "bad HTTP request";
-        send_error(res, res.status, message);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string message = "HTTP error " + std::to_string(res.status);
+    if (res.status == 404) message = "not found: the API is /v1/images/generations, /v1/jobs, "
+                                     "/v1/jobs/{id}, /health, /metrics";
+    if (res.status == 413) message = "request body too large (see --max_body_bytes)";
+    if (res.status == 400) message = "bad HTTP request";
+    send_error(res, res.status, message);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
   http.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         std::string message = "internal error";
@@ -267,9 +258,7 @@ int serve(const ServeOptions& opt) {
   // Drain: refuse new jobs, let the accepted ones finish (their clients are waiting), then stop.
   dispatcher.close();
   std::fprintf(stderr, "paradit serve: %s, draining\n",
-               signo == SIGINT    ? "SIGINT"
-               : signo == SIGTERM ? "SIGTERM"
-                                  : "listener stopped");
+               signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "listener stopped");
   bool cancelled = false;
   while (!dispatcher.idle()) {
     if (sigtimedwait(&stop_signals, nullptr, &tick) > 0 && !cancelled) {
