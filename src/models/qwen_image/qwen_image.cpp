@@ -258,9 +258,6 @@ std::unique_ptr<TransformerPass> QwenImageTransformer2DModel::begin_pass(
   const int64_t S_txt = context.dim(1);
   const Tensor text_mask =
       visible_text(common::optional_input(inputs, "encoder_hidden_states_mask"), B, S_txt);
-  PARADIT_CHECK(!text_mask.defined() || plan == nullptr, kModel,
-                ": PipeFusion with a padded text mask is not supported (encode each prompt alone, "
-                "as QwenImagePipeline does, so that no token is masked)");
 
   auto pass = std::make_unique<Pass>();
   pass->batch = B;
