@@ -50,16 +50,17 @@ TEST(ForwardCli, QwenImageImgShapesFromMetadata) {
   EXPECT_LE(testing::rel_l2_err(got, testing::reference_sample(kData / "qwen_image")), 1e-4);
   // Under mpirun: Ulysses 2 × CFG 2 equals the single-process file.
   const fs::path out4 = kDir / "qwen_image_np4.safetensors";
-  const Proc p4 = run_np(4, forward(kData / "qwen_image", in, out4,
-                                    "--ulysses_degree 2 --use_cfg_parallel"));
+  const Proc p4 =
+      run_np(4, forward(kData / "qwen_image", in, out4, "--ulysses_degree 2 --use_cfg_parallel"));
   ASSERT_EQ(p4.status, 0) << p4.output;
   EXPECT_LE(testing::latent_rel_diff(out4, out, "sample"), 1e-5);
 }
 
 TEST(ForwardCli, QwenImageWithoutImgShapesExits2) {
   fs::create_directories(kDir);
-  const Proc p = run_np(1, forward(kData / "qwen_image", kData / "qwen_image" / "inputs.safetensors",
-                                   kDir / "never.safetensors"));
+  const Proc p =
+      run_np(1, forward(kData / "qwen_image", kData / "qwen_image" / "inputs.safetensors",
+                        kDir / "never.safetensors"));
   EXPECT_EQ(p.status, 2) << p.output;
   EXPECT_NE(p.output.find("img_shapes"), std::string::npos) << p.output;
   EXPECT_FALSE(fs::exists(kDir / "never.safetensors"));
@@ -76,8 +77,8 @@ TEST(ForwardCli, ZImageListArgumentsAndOutputs) {
     EXPECT_LE(testing::rel_l2_err(got.load(name), ref.load(name)), 1e-4) << name;
   }
   const fs::path out4 = kDir / "z_np4.safetensors";
-  const Proc p4 = run_np(4, forward(kData / "z_image", in, out4,
-                                    "--ring_degree 2 --data_parallel_degree 2"));
+  const Proc p4 =
+      run_np(4, forward(kData / "z_image", in, out4, "--ring_degree 2 --data_parallel_degree 2"));
   ASSERT_EQ(p4.status, 0) << p4.output;
   EXPECT_LE(testing::latent_rel_diff(out4, out, "sample.1"), 1e-5);
 }
