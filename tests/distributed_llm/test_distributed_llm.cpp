@@ -11,7 +11,11 @@
 
 #include "comm/mpi_test_env.h"
 #include "comm/runtime.h"
+#include "core/error.h"
 #include "core/ops.h"
+#include "io/diffusers.h"
+#include "models/common/random_weights.h"
+#include "models/presets.h"
 #include "models/transformer.h"
 #include "models/z_image/z_image.h"
 #include "parallel/pipefusion.h"
@@ -86,6 +90,36 @@ TEST(DistributedLLM, ZImage) {
       {{"fixture", widen_batch(fixture, 4)},
        {"captions 40 / 5, 9 image tokens",
         widen_batch(models::z_image::ZImageTransformer2DModel::batch_list_inputs(uneven), 4)}});
+}
+
+// A Z-Image whose head count the Ulysses degrees do not all divide (the real model has 30 heads;
+// here 6 of 16, random weights): every layout with Ulysses 1 or 2 (and Ring 1, 2, 4) equals one
+// process, and Ulysses 4 is refused naming the heads.
+TEST(DistributedLLM, ZImageSixHeads) {
+  io::Json cfg = models::preset_config("z-image", "tiny");
+  cfg["dim"] = 96;
+  cfg["n_heads"] = 6;
+  cfg["n_kv_heads"] = 6;
+  models::common::RandomWeights weights(11);
+  const auto model = models::make_transformer(io::Config(cfg, "z-image 6 heads"), weights);
+  const NamedTensors fixture = models::z_image::ZImageTransformer2DModel::batch_list_inputs(
+      load_inputs(kData / "z_image" / "inputs.safetensors"));
+  testing::check_layouts(*model, "z_image (6 heads)", {{"fixture", widen_batch(fixture, 4)}}, 6);
+  const comm::Communicator& world = comm::world();
+  if (world.size() < 4) return;
+  const auto four = world.split(world.rank() < 4 ? 0 : 1, world.rank());
+  if (world.rank() < 4) {
+    parallel::ParallelConfig pc;
+    pc.ulysses = 4;
+    const parallel::ParallelRuntime runtime(*four, pc);
+    try {
+      models::parallel_forward(*model, fixture, runtime);
+      ADD_FAILURE() << "Ulysses 4 over 6 heads should be refused";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("head"), std::string::npos) << e.what();
+    }
+  }
+  world.barrier();
 }
 
 // PipeFusion's stage split in one process: a warm-up pass (every patch) through two stages equals
