@@ -322,8 +322,8 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   auto opt = std::make_shared<GenerateOptions>();
   CLI::App* sub = app.add_subcommand(
       "generate",
-      "Generate images or videos from text with a diffusers pipeline folder (Flux, SD3, PixArt, "
-      "DiT; Wan and HunyuanVideo make videos)");
+      "Generate images or videos from text with a diffusers pipeline folder (Flux, FLUX.2, SD3, "
+      "PixArt, DiT, Qwen-Image, Z-Image; Wan and HunyuanVideo make videos)");
   sub->footer(
       "Several --prompt values make one image each: --output out.png then writes out_0.png, "
       "out_1.png, ... (one file per prompt, in order). --output_type latent writes the final "
