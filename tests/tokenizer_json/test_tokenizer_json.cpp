@@ -111,6 +111,46 @@ TEST(TokenizerJson, ClipTokenizerJson) {
   }
 }
 
+// T5's tokenizer.json (Precompiled nmt_nfkc charsmap, WhitespaceSplit + Metaspace, a Unigram
+// model, "$A </s>"): the ids transformers' T5Tokenizer and `tokenizers` give.
+TEST(TokenizerJson, T5UnigramTokenizerJson) {
+  const auto dir = tokenizer_data() / "t5";
+  Tokenizer tok = Tokenizer::load(dir);
+  tok.set_warn_on_truncation(false);
+  EXPECT_EQ(tok.vocab_size(), 1100);
+  EXPECT_EQ(tok.pad_id(), 0);
+  const nlohmann::json ref = load_reference(dir / "cases.json");
+  ASSERT_EQ(ref["cases"].size(), 40u);
+  for (const auto& c : ref["cases"]) {
+    const std::string text = c["text"].get<std::string>();
+    SCOPED_TRACE(text);
+    EXPECT_EQ(tok.encode(text), int_list(c["ids_unpadded"]));
+    for (int L : {16, 77, 256}) {
+      const auto& want = c["max_length_" + std::to_string(L)];
+      const auto enc = tok.encode(text, L, true);
+      EXPECT_EQ(enc.ids, int_list(want["input_ids"]));
+      EXPECT_EQ(enc.mask, int_list(want["attention_mask"]));
+    }
+  }
+  // tokenizers' own encode of further strings (combining marks, odd spaces, …)
+  const nlohmann::json extra = load_reference(tokenizer_data() / "extra_cases.json");
+  ASSERT_GT(extra["t5"].size(), 10u);
+  for (const auto& c : extra["t5"]) {
+    SCOPED_TRACE(c["text"].get<std::string>());
+    EXPECT_EQ(tok.encode(c["text"].get<std::string>()), int_list(c["ids_unpadded"]));
+  }
+}
+
+TEST(TokenizerJson, ClipExtraCases) {
+  Tokenizer tok = Tokenizer::load(tokenizer_data() / "clip");
+  const nlohmann::json extra = load_reference(tokenizer_data() / "extra_cases.json");
+  ASSERT_GT(extra["clip"].size(), 10u);
+  for (const auto& c : extra["clip"]) {
+    SCOPED_TRACE(c["text"].get<std::string>());
+    EXPECT_EQ(tok.encode(c["text"].get<std::string>()), int_list(c["ids_unpadded"]));
+  }
+}
+
 // Padding and truncation as the pipelines call them.
 TEST(TokenizerJson, PadsAndTruncatesKeepingSpecialTokens) {
   Tokenizer tok = Tokenizer::load(tokenizer_data() / "bpe_bytelevel_llama3");

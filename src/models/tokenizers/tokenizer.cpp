@@ -1,6 +1,7 @@
 #include "models/tokenizers/tokenizer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <queue>
 #include <tuple>
 
@@ -75,6 +76,55 @@ std::vector<std::pair<size_t, size_t>> find_matches(const Regex& regex,
   return out;
 }
 
+// Standard base64 (the Precompiled normalizer's charsmap in tokenizer.json).
+std::string base64_decode(const std::string& in, const std::string& where) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v = 0;
+    if (ch >= 'A' && ch <= 'Z') {
+      v = ch - 'A';
+    } else if (ch >= 'a' && ch <= 'z') {
+      v = ch - 'a' + 26;
+    } else if (ch >= '0' && ch <= '9') {
+      v = ch - '0' + 52;
+    } else if (ch == '+') {
+      v = 62;
+    } else if (ch == '/') {
+      v = 63;
+    } else if (ch == '=' || ch == '\n' || ch == '\r') {
+      continue;
+    } else {
+      fail(where, ": precompiled_charsmap is not base64");
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+// Whether cp continues the grapheme cluster before it (UAX #29 Extend / SpacingMark / ZWJ, and
+// CR LF). An approximation that is exact for the clusters shorter than 6 UTF-8 bytes, the only
+// ones the Precompiled normalizer treats as a whole.
+bool continues_cluster(char32_t prev, char32_t cp) {
+  if (prev == U'\r') return cp == U'\n';
+  const GeneralCategory pc = general_category(prev);
+  if (prev == U'\n' || pc == GeneralCategory::kCc || pc == GeneralCategory::kZl ||
+      pc == GeneralCategory::kZp) {
+    return false;
+  }
+  const GeneralCategory c = general_category(cp);
+  return c == GeneralCategory::kMn || c == GeneralCategory::kMe || c == GeneralCategory::kMc ||
+         cp == 0x200C || cp == 0x200D || (cp >= 0xFE00 && cp <= 0xFE0F) ||
+         (cp >= 0xE0100 && cp <= 0xE01EF) || (cp >= 0x1F3FB && cp <= 0x1F3FF) || cp == 0xFF9E ||
+         cp == 0xFF9F;
+}
+
 }  // namespace
 
 const char32_t* byte_level_alphabet() { return alphabet().symbol; }
@@ -117,6 +167,20 @@ Tokenizer Tokenizer::from_json(const json& tj, const std::string& where, const j
     } else if (type == "Prepend") {
       out.kind = Normalizer::kPrepend;
       out.content = common::utf8_to_u32(get_string(n, "prepend"));
+    } else if (type == "Precompiled") {
+      out.kind = Normalizer::kPrecompiled;
+      const std::string blob = base64_decode(get_string(n, "precompiled_charsmap"), where);
+      if (!blob.empty()) {
+        PARADIT_CHECK(blob.size() >= 4, where, ": precompiled_charsmap is truncated");
+        uint32_t trie_bytes = 0;
+        std::memcpy(&trie_bytes, blob.data(), 4);
+        PARADIT_CHECK(trie_bytes % 4 == 0 && 4 + static_cast<size_t>(trie_bytes) <= blob.size(),
+                      where, ": precompiled_charsmap trie size ", trie_bytes, " exceeds its ",
+                      blob.size(), " bytes");
+        tok.charsmap_units_.resize(trie_bytes / 4);
+        std::memcpy(tok.charsmap_units_.data(), blob.data() + 4, trie_bytes);
+        tok.charsmap_normalized_ = blob.substr(4 + trie_bytes);
+      }
     } else {
       fail(where, ": normalizer type '", type, "' is not supported");
     }
@@ -158,6 +222,16 @@ Tokenizer Tokenizer::from_json(const json& tj, const std::string& where, const j
       tok.byte_level_ = true;
     } else if (type == "WhitespaceSplit") {
       out.kind = PreTokenizer::kWhitespaceSplit;
+    } else if (type == "Metaspace") {
+      out.kind = PreTokenizer::kMetaspace;
+      const std::u32string rep = common::utf8_to_u32(get_string(p, "replacement"));
+      if (!rep.empty()) out.replacement = rep[0];
+      std::string scheme = get_string(p, "prepend_scheme");
+      if (scheme.empty()) scheme = get_bool(p, "add_prefix_space", true) ? "always" : "never";
+      out.prepend = scheme == "first"   ? PreTokenizer::kFirst
+                    : scheme == "never" ? PreTokenizer::kNever
+                                        : PreTokenizer::kAlways;
+      out.split = get_bool(p, "split", true);
     } else {
       fail(where, ": pre_tokenizer type '", type, "' is not supported");
     }
@@ -168,15 +242,40 @@ Tokenizer Tokenizer::from_json(const json& tj, const std::string& where, const j
   // ---- model
   const json& model = tj.at("model");
   const std::string model_type = type_of(model);
-  PARADIT_CHECK(model_type == "BPE" || (model_type.empty() && model.contains("merges")), where,
-                ": model type '", model_type,
-                "' is not supported (the tokenizer.json tokenizer implements BPE)");
-  PARADIT_CHECK(model.contains("vocab") && model.at("vocab").is_object(), where,
-                ": model.vocab is missing or not an object");
-  for (const auto& [token, id] : model.at("vocab").items()) {
-    PARADIT_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0, where, ": vocab entry '", token,
-                  "' has id ", id.dump(), ", expected a non-negative integer");
-    tok.vocab_[token] = id.get<int64_t>();
+  PARADIT_CHECK(model_type == "BPE" || model_type == "Unigram" ||
+                    (model_type.empty() && model.contains("merges")),
+                where, ": model type '", model_type,
+                "' is not supported (the tokenizer.json tokenizer implements BPE and Unigram)");
+  if (model_type == "Unigram") {
+    tok.unigram_ = true;
+    PARADIT_CHECK(model.contains("vocab") && model.at("vocab").is_array(), where,
+                  ": model.vocab of a Unigram model must be a list of [piece, score]");
+    PARADIT_CHECK(!get_bool(model, "byte_fallback", false), where,
+                  ": Unigram byte_fallback is not supported");
+    double min_score = 0.0;
+    for (const json& entry : model.at("vocab")) {
+      PARADIT_CHECK(
+          entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_number(),
+          where, ": Unigram vocab entry ", entry.dump(), " is not [piece, score]");
+      const std::string piece = entry[0].get<std::string>();
+      const double score = entry[1].get<double>();
+      tok.vocab_.emplace(piece, static_cast<int64_t>(tok.scores_.size()));
+      tok.scores_.push_back(score);
+      min_score = std::min(min_score, score);
+      tok.max_piece_bytes_ = std::max(tok.max_piece_bytes_, piece.size());
+    }
+    tok.unk_score_ = min_score - 10.0;  // tokenizers' kUnkPenalty
+    if (model.contains("unk_id") && model.at("unk_id").is_number_integer()) {
+      tok.unk_id_ = model.at("unk_id").get<int64_t>();
+    }
+  } else {
+    PARADIT_CHECK(model.contains("vocab") && model.at("vocab").is_object(), where,
+                  ": model.vocab is missing or not an object");
+    for (const auto& [token, id] : model.at("vocab").items()) {
+      PARADIT_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0, where, ": vocab entry '",
+                    token, "' has id ", id.dump(), ", expected a non-negative integer");
+      tok.vocab_[token] = id.get<int64_t>();
+    }
   }
   int32_t rank = 0;
   if (model.contains("merges")) {
@@ -227,7 +326,7 @@ Tokenizer Tokenizer::from_json(const json& tj, const std::string& where, const j
   tok.id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   for (const auto& [token, id] : tok.vocab_) tok.id_to_token_[static_cast<size_t>(id)] = token;
   const std::string unk = get_string(model, "unk_token");
-  if (!unk.empty()) tok.unk_id_ = tok.token_to_id(unk);
+  if (!unk.empty() && !tok.unigram_) tok.unk_id_ = tok.token_to_id(unk);
 
   // ---- post-processor: the special tokens before and after a single sequence
   std::function<void(const json&)> add_post = [&](const json& p) {
@@ -265,6 +364,9 @@ Tokenizer Tokenizer::from_json(const json& tj, const std::string& where, const j
   tok.decoder_ = dec == "ByteLevel"   ? Decoder::kByteLevel
                  : dec == "Metaspace" ? Decoder::kMetaspace
                                       : Decoder::kNone;
+  if (tok.decoder_ == Decoder::kMetaspace) {
+    tok.metaspace_strip_first_ = get_string(tj.at("decoder"), "prepend_scheme") != "never";
+  }
 
   // ---- config: special tokens, lengths, sides
   tok.settings_ = common::read_tokenizer_settings(config, "tokenizer_config.json", tj, where);
@@ -277,6 +379,11 @@ Tokenizer Tokenizer::from_json(const json& tj, const std::string& where, const j
     tok.pad_id_ = tok.token_to_id(tok.settings_.pad_token);
   }
   tok.eos_id_ = special("eos_token");
+  // The name warnings use: the config's tokenizer class ("T5Tokenizer" …), else the file.
+  tok.name_ = config.is_object() && config.contains("tokenizer_class") &&
+                      config.at("tokenizer_class").is_string()
+                  ? config.at("tokenizer_class").get<std::string>()
+                  : where;
   tok.bos_id_ = special("bos_token");
   return tok;
 }
@@ -317,6 +424,9 @@ std::u32string Tokenizer::normalize(std::u32string text) const {
       case Normalizer::kPrepend:
         if (!text.empty()) text = n.content + text;
         break;
+      case Normalizer::kPrecompiled:
+        text = precompiled(text);
+        break;
     }
   }
   return text;
@@ -334,6 +444,29 @@ std::vector<std::u32string> Tokenizer::pre_tokenize(const std::u32string& text) 
           const size_t b = i;
           while (i < piece.size() && !common::is_whitespace(piece[i])) ++i;
           if (i > b) next.push_back(piece.substr(b, i - b));
+        }
+        continue;
+      }
+      if (p.kind == PreTokenizer::kMetaspace) {
+        for (char32_t& c : piece) {
+          if (c == U' ') c = p.replacement;
+        }
+        const bool first = &piece == &pieces.front();
+        if ((p.prepend == PreTokenizer::kAlways || (p.prepend == PreTokenizer::kFirst && first)) &&
+            (piece.empty() || piece[0] != p.replacement)) {
+          piece = std::u32string(1, p.replacement) + piece;
+        }
+        if (!p.split) {
+          next.push_back(piece);
+          continue;
+        }
+        // MergedWithNext: each replacement starts a new piece
+        size_t start = 0;
+        for (size_t i = 1; i <= piece.size(); ++i) {
+          if (i == piece.size() || piece[i] == p.replacement) {
+            if (i > start) next.push_back(piece.substr(start, i - start));
+            start = i;
+          }
         }
         continue;
       }
@@ -525,6 +658,97 @@ void Tokenizer::bpe(const std::u32string& piece, std::vector<int64_t>& ids) cons
   }
 }
 
+std::u32string Tokenizer::precompiled(const std::u32string& text) const {
+  if (charsmap_units_.empty()) return text;
+  const std::vector<uint32_t>& u = charsmap_units_;
+  const auto offset = [](uint32_t unit) -> size_t {
+    return (unit >> 10) << ((unit & (1u << 9)) >> 6);
+  };
+  // darts-clone: the value of the shortest key that is a prefix of `key`, or -1
+  const auto first_prefix = [&](const std::string& key) -> int64_t {
+    size_t node = offset(u[0]);
+    for (unsigned char c : key) {
+      if (c == 0) return -1;
+      node ^= c;
+      if (node >= u.size()) return -1;
+      const uint32_t unit = u[node];
+      if ((unit & ((1u << 31) | 0xFF)) != c) return -1;
+      node ^= offset(unit);
+      if (node >= u.size()) return -1;
+      if ((unit >> 8) & 1) return u[node] & ((1u << 31) - 1);
+    }
+    return -1;
+  };
+  const auto transform = [&](const std::string& chunk, std::string& out) {
+    const int64_t at = first_prefix(chunk);
+    if (at < 0 || static_cast<size_t>(at) > charsmap_normalized_.size()) return false;
+    const size_t begin = static_cast<size_t>(at);
+    const size_t end = charsmap_normalized_.find('\0', begin);
+    out += charsmap_normalized_.substr(begin, end == std::string::npos ? end : end - begin);
+    return true;
+  };
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = i + 1;
+    while (j < text.size() && continues_cluster(text[j - 1], text[j])) ++j;
+    const std::string grapheme = common::u32_to_utf8(text.substr(i, j - i));
+    // A grapheme shorter than 6 bytes is looked up whole, else (or when absent) each character.
+    if (!(grapheme.size() < 6 && transform(grapheme, out))) {
+      for (size_t k = i; k < j; ++k) {
+        const std::string ch = common::u32_to_utf8(text.substr(k, 1));
+        if (!transform(ch, out)) out += ch;
+      }
+    }
+    i = j;
+  }
+  return common::utf8_to_u32(out);
+}
+
+void Tokenizer::unigram(const std::u32string& piece, std::vector<int64_t>& ids) const {
+  const size_t n = piece.size();
+  if (n == 0) return;
+  struct Best {
+    double score = 0;
+    int64_t id = -1;
+    int64_t start = -1;  // -1: not reached
+  };
+  std::vector<Best> best(n + 1);
+  best[0].start = 0;
+  for (size_t s = 0; s < n; ++s) {
+    if (s > 0 && best[s].start < 0) continue;
+    const double base = best[s].score;
+    bool single = false;
+    std::string key;
+    for (size_t e = s; e < n; ++e) {
+      common::append_utf8(piece[e], key);
+      if (key.size() > max_piece_bytes_) break;
+      auto it = vocab_.find(key);
+      if (it == vocab_.end()) continue;
+      const double cand = base + scores_[static_cast<size_t>(it->second)];
+      Best& b = best[e + 1];
+      if (b.start < 0 || cand > b.score) b = {cand, it->second, static_cast<int64_t>(s)};
+      if (e == s) single = true;
+    }
+    if (!single) {
+      PARADIT_CHECK(unk_id_ >= 0, where_,
+                    ": a character is not in the Unigram vocabulary and the model has no unk_id");
+      const double cand = base + unk_score_;
+      Best& b = best[s + 1];
+      if (b.start < 0 || cand > b.score) b = {cand, unk_id_, static_cast<int64_t>(s)};
+    }
+  }
+  std::vector<int64_t> path;
+  for (size_t e = n; e > 0; e = static_cast<size_t>(best[e].start)) path.push_back(best[e].id);
+  std::reverse(path.begin(), path.end());
+  bool previous_unk = false;
+  for (int64_t id : path) {
+    const bool is_unk = id == unk_id_;
+    if (!(is_unk && previous_unk)) ids.push_back(id);  // consecutive unknowns fuse (fuse_unk)
+    previous_unk = is_unk;
+  }
+}
+
 std::vector<int64_t> Tokenizer::encode_part(const std::string& part) const {
   std::vector<int64_t> ids;
   const std::u32string normalized = normalize(common::utf8_to_u32(part));
@@ -541,7 +765,11 @@ std::vector<int64_t> Tokenizer::encode_part(const std::string& part) const {
       continue;
     }
     for (const std::u32string& piece : pre_tokenize(common::utf8_to_u32(p.text))) {
-      bpe(piece, ids);
+      if (unigram_) {
+        unigram(piece, ids);
+      } else {
+        bpe(piece, ids);
+      }
     }
   }
   return ids;
@@ -581,7 +809,7 @@ Encoding Tokenizer::encode(const std::string& text, int max_length, bool pad_to_
       add_special_tokens ? prefix_ : none, content, add_special_tokens ? suffix_ : none, max_length,
       pad_to_max, pad_id_, where_, &removed, settings_.padding_side, settings_.truncation_side);
   if (!removed.empty() && warn_on_truncation_) {
-    common::warn_truncated(where_, max_length, removed.size(), decode(removed));
+    common::warn_truncated(name_, max_length, removed.size(), decode(removed, true));
   }
   return enc;
 }
@@ -608,6 +836,13 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
           common::append_utf8(c, out);
         }
       }
+    } else if (decoder_ == Decoder::kMetaspace && !is_added) {
+      std::string t = token;
+      for (size_t at = t.find("\u2581"); at != std::string::npos; at = t.find("\u2581", at + 1)) {
+        t.replace(at, 3, " ");
+      }
+      if (out.empty() && metaspace_strip_first_ && !t.empty() && t[0] == ' ') t.erase(0, 1);
+      out += t;
     } else {
       out += token;
     }

@@ -8,14 +8,16 @@
 //   3. the pre-tokenizer splits it (Split with a regex and a delimiter behaviour, ByteLevel with
 //      or without GPT-2's regex, Sequence);
 //   4. the model turns each piece into tokens: byte-level BPE with merges by rank (with an
-//      end-of-word suffix, a continuing-subword prefix, byte fallback or an unknown token);
+//      end-of-word suffix, a continuing-subword prefix, byte fallback or an unknown token), or
+//      a Unigram model (Viterbi over piece scores: T5's tokenizer.json) after SentencePiece's
+//      Precompiled normalizer and the WhitespaceSplit + Metaspace pre-tokenizers;
 //   5. the post-processor adds the special tokens (TemplateProcessing, RobertaProcessing,
 //      BertProcessing, ByteLevel, Sequence).
 // Truncation and padding follow the transformers call
 // `tok(text, padding='max_length', max_length=L, truncation=True)`: the content is cut so that
 // the special tokens still fit, then padded with the folder's pad token on its padding side.
-// A component type this does not implement (a Unigram or WordPiece model, a Precompiled
-// normalizer …) is an Error naming the file and the type.
+// A component type this does not implement (a WordPiece model, NFKC …) is an Error naming the
+// file and the type.
 
 #include <cstdint>
 #include <filesystem>
@@ -69,19 +71,24 @@ class Tokenizer {
 
   // ---- pipeline stages (public so the steps can be tested one by one)
   struct Normalizer {
-    enum Kind { kNFC, kLowercase, kReplace, kStrip, kPrepend } kind = kNFC;
+    enum Kind { kNFC, kLowercase, kReplace, kStrip, kPrepend, kPrecompiled } kind = kNFC;
     Regex pattern;  // kReplace with a regex
     std::u32string literal, content;
     bool strip_left = false, strip_right = false;
   };
   struct PreTokenizer {
-    enum Kind { kSplit, kByteLevel, kWhitespaceSplit } kind = kSplit;
+    enum Kind { kSplit, kByteLevel, kWhitespaceSplit, kMetaspace } kind = kSplit;
     Regex pattern;
     std::u32string literal;  // kSplit on a string
     enum Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
     Behavior behavior = kIsolated;
     bool invert = false;
     bool add_prefix_space = false, use_regex = false;
+    // kMetaspace: the replacement for ' ', prepended to every piece ("always") or the first
+    // ("first"), then split before each replacement (split true)
+    char32_t replacement = U'\u2581';
+    enum Prepend { kAlways, kFirst, kNever } prepend = kAlways;
+    bool split = true;
   };
 
  private:
@@ -89,11 +96,16 @@ class Tokenizer {
   std::u32string normalize(std::u32string text) const;
   std::vector<std::u32string> pre_tokenize(const std::u32string& text) const;
   void bpe(const std::u32string& piece, std::vector<int64_t>& ids) const;
+  // Unigram: the Viterbi segmentation of `piece` by piece scores (unknown characters score
+  // min − 10 and consecutive unknowns fuse into one unk_token).
+  void unigram(const std::u32string& piece, std::vector<int64_t>& ids) const;
+  // A Precompiled (SentencePiece) charsmap normalization.
+  std::u32string precompiled(const std::u32string& text) const;
   // Content ids of `text` (no post-processor tokens).
   std::vector<int64_t> encode_content(const std::string& text) const;
   std::vector<int64_t> encode_part(const std::string& part) const;
 
-  std::string where_;
+  std::string where_, name_;
   std::vector<Normalizer> normalizers_;
   std::vector<PreTokenizer> pre_tokenizers_;
   bool byte_level_ = false;  // a ByteLevel pre-tokenizer maps bytes to symbols
@@ -104,6 +116,14 @@ class Tokenizer {
   std::unordered_map<std::string, int32_t> merge_ranks_;  // "left\x01right" → rank
   std::string end_of_word_suffix_, continuing_subword_prefix_;
   int64_t unk_id_ = -1;
+  // Unigram model
+  bool unigram_ = false;
+  std::vector<double> scores_;
+  double unk_score_ = 0;
+  size_t max_piece_bytes_ = 0;
+  // Precompiled normalizer: darts-clone double-array units and the replacement strings
+  std::vector<uint32_t> charsmap_units_;
+  std::string charsmap_normalized_;
   bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
 
   // added tokens
@@ -113,6 +133,7 @@ class Tokenizer {
   std::vector<int64_t> prefix_, suffix_;
 
   enum class Decoder { kNone, kByteLevel, kMetaspace } decoder_ = Decoder::kNone;
+  bool metaspace_strip_first_ = true;
   int64_t pad_id_ = -1, eos_id_ = -1, bos_id_ = -1;
   common::TokenizerSettings settings_;
   bool warn_on_truncation_ = true;
