@@ -14,6 +14,7 @@
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/forward_arguments.h"
 #include "models/transformer.h"
 
 namespace paradit::cli {
@@ -56,15 +57,27 @@ int run_forward(const ForwardOptions& opt) {
     if (core::is_floating(t.dtype()) && t.dtype() != core::DType::F32) t = t.to(core::DType::F32);
     inputs[name] = t;
   }
+  // Non-tensor arguments (Qwen-Image's img_shapes) as JSON under their name in __metadata__.
+  for (const auto& [name, t] : models::metadata_arguments(source.files().at(0).metadata(),
+                                                          opt.inputs)) {
+    inputs.emplace(name, t);
+  }
 
   const auto t0 = Clock::now();
   auto model = models::load_transformer(opt.model, place);
   const auto t1 = Clock::now();
-  const core::Tensor sample =
-      models::parallel_forward(*model, inputs, runtime);  // diffusers' layout
+  // List arguments (Z-Image's x.i, cap_feats.i) in the family's batched form; the output is
+  // then written back as a list, sample.0, sample.1 ….
+  const bool list_form = models::has_list_arguments(inputs);
+  const core::Tensor sample = models::parallel_forward(
+      *model, models::batched_arguments(*model, inputs), runtime);  // diffusers' layout
   const auto t2 = Clock::now();
   if (!runtime.writes_output()) return 0;
-  io::save_safetensors(opt.output, {{"sample", sample}});
+  if (list_form) {
+    io::save_safetensors(opt.output, models::list_outputs(sample));
+  } else {
+    io::save_safetensors(opt.output, {{"sample", sample}});
+  }
 
   const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   std::printf("%s: sample %s written to %s (load %.3f s, forward %.3f s; %s)\n",

@@ -322,8 +322,8 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   auto opt = std::make_shared<GenerateOptions>();
   CLI::App* sub = app.add_subcommand(
       "generate",
-      "Generate images or videos from text with a diffusers pipeline folder (Flux, SD3, PixArt, "
-      "DiT; Wan and HunyuanVideo make videos)");
+      "Generate images or videos from text with a diffusers pipeline folder (Flux, FLUX.2, SD3, "
+      "PixArt, DiT, Qwen-Image, Z-Image; Wan and HunyuanVideo make videos)");
   sub->footer(
       "Several --prompt values make one image each: --output out.png then writes out_0.png, "
       "out_1.png, ... (one file per prompt, in order). --output_type latent writes the final "
@@ -343,7 +343,7 @@ void add_generate_command(CLI::App& app, Commands& commands) {
       "--warmup_steps whole-image steps: with as many warm-up steps as steps the images equal "
       "the single-process ones, with fewer the patches see their neighbours' K/V of the "
       "previous step (close, not equal). "
-      "Video pipelines (WanPipeline; HunyuanVideoPipeline from --prompt_embeds only) write an "
+      "Video pipelines (WanPipeline, HunyuanVideoPipeline) write an "
       "H.264 MP4 (--output out.mp4, --fps, default the model's: Wan 16, HunyuanVideo 15), or "
       "with --output_type frames numbered PNGs (out.png → out_0000.png, out_0001.png, ...); "
       "--num_frames must be 4k+1 (1, 5, 9, ..., 81).");

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/clip/encoder.h"
+#include "models/pipeline_maker_llm.h"
 #include "models/presets.h"
 #include "models/t5/encoder.h"
 #include "models/vae/autoencoder_kl.h"
@@ -242,6 +243,11 @@ void write_component(const fs::path& root, const std::string& component, const J
 void fill_pipeline(const fs::path& root, const std::string& arch, const std::string& preset,
                    uint64_t seed, core::DType dtype, const Json& transformer_config,
                    const common::RandomWeights& transformer_weights) {
+  if (is_llm_pipeline_arch(arch)) {
+    fill_llm_pipeline(root, arch, preset, seed, dtype, transformer_config, transformer_weights,
+                      tokenizers_dir());
+    return;
+  }
   const Family f = family_of(arch);
   const bool tiny = preset == "tiny";
   const io::Config tcfg(transformer_config, "transformer config");
@@ -327,6 +333,7 @@ void fill_pipeline(const fs::path& root, const std::string& arch, const std::str
 }  // namespace
 
 Json pipeline_transformer_config(const std::string& arch, const std::string& size) {
+  if (is_llm_pipeline_arch(arch)) return llm_pipeline_transformer_config(arch, size);
   Json c = preset_config(arch, size);
   if (arch == "pixart-alpha") {
     c["use_additional_conditions"] = c.value("sample_size", 128) == 128;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "models/presets_llm.h"
 
 namespace paradit::models {
 
@@ -187,8 +188,12 @@ io::Json dit(int size) {
 }  // namespace
 
 const std::vector<std::string>& preset_archs() {
-  static const std::vector<std::string> archs = {"flux",         "flux-schnell", "sd3", "sd35",
-                                                 "pixart-sigma", "pixart-alpha", "dit"};
+  static const std::vector<std::string> archs = [] {
+    std::vector<std::string> a = {"flux",         "flux-schnell", "sd3", "sd35",
+                                  "pixart-sigma", "pixart-alpha", "dit"};
+    a.insert(a.end(), llm_family_archs().begin(), llm_family_archs().end());
+    return a;
+  }();
   return archs;
 }
 
@@ -218,6 +223,8 @@ io::Json preset_config(const std::string& arch, const std::string& size) {
     c = pixart(s, true);
   } else if (arch == "dit") {
     c = dit(s);
+  } else if (io::Json l = llm_family_preset(arch, s); !l.is_null()) {
+    c = l;
   } else {
     fail("--arch: '", arch, "' is not an architecture (expected ", joined(preset_archs()), ")");
   }

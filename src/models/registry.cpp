@@ -4,6 +4,7 @@
 #include "models/flux/flux.h"
 #include "models/hunyuan_video/hunyuan_video.h"
 #include "models/pixart/pixart.h"
+#include "models/registry_llm_families.h"
 #include "models/sd3/sd3.h"
 #include "models/transformer.h"
 #include "models/wan/wan.h"
@@ -70,6 +71,7 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
   if (cls == "HunyuanVideoTransformer3DModel") {
     return hunyuan_video::make_hunyuan_video_transformer(config, weights, place);
   }
+  if (auto model = make_llm_family_transformer(config, weights, place)) return model;
   // Checkpoints converted before diffusers 0.28 (facebook/DiT-*, PixArt-α) name the generic class;
   // diffusers remaps them by norm_type, and so do we. The tensor names are the same.
   if (cls == "Transformer2DModel") {
@@ -82,7 +84,7 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
          "' is not supported (expected ada_norm_single or ada_norm_zero)");
   }
   fail(config.where(), ": _class_name '", cls,
-       "' is not a supported transformer (supported: ", kSupported, ")");
+       "' is not a supported transformer (supported: ", kSupported, llm_family_class_names(), ")");
 }
 
 std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
@@ -111,6 +113,8 @@ std::vector<std::string> pipeline_layer_prefixes(const io::Config& config) {
   } else if (cls == "PixArtTransformer2DModel" ||
              (cls == "Transformer2DModel" && norm == "ada_norm_single")) {
     add("transformer_blocks", config.get_int("num_layers", 28));
+  } else {
+    out = llm_family_layer_prefixes(config);
   }
   return out;
 }

@@ -131,8 +131,15 @@ Tensor stale_kv_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   };
   put(buf.k, k);
   put(buf.v, v);
-  // This rank's rows (padded ones included; they are dropped when gathered) against every key.
-  return core::attention(q, buf.k, buf.v).out;  // (B, n, H, Dv)
+  // This rank's rows (padded ones included; they are dropped when gathered) against every key,
+  // padded prompt tokens masked (Qwen-Image's [negative, prompt] batch of two text lengths).
+  core::AttentionOptions options;
+  if (layout.text_key_mask.defined()) {
+    const Tensor image = Tensor::full({B, S_img}, 1.0f);
+    options.key_mask = layout.text_first ? cat_rows(layout.text_key_mask, image)
+                                         : cat_rows(image, layout.text_key_mask);  // (B, S)
+  }
+  return core::attention(q, buf.k, buf.v, options).out;  // (B, n, H, Dv)
 }
 
 }  // namespace
@@ -140,11 +147,7 @@ Tensor stale_kv_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 Tensor joint_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                        const TokenLayout& layout) {
   const bool text_masked = layout.text_key_mask.defined();
-  if (layout.kv != nullptr) {
-    PARADIT_CHECK(!text_masked, "joint_attention: PipeFusion's stale K/V does not support a text "
-                  "key mask (", layout.text_key_mask.str(), ")");
-    return stale_kv_attention(q, k, v, layout);
-  }
+  if (layout.kv != nullptr) return stale_kv_attention(q, k, v, layout);
   const int64_t n = q.dim(1), B = q.dim(0);
   const int64_t nt = layout.local_text, ni = n - nt;
   if (text_masked) {

@@ -36,7 +36,7 @@ struct TokenLayout {
   int64_t local_image = 0;               // image rows this rank holds (padded block)
   core::Tensor image_key_mask;           // (B, local_image) F32 when padded, else {}
   // Optional, set by the model: (B, text_len) F32 over the whole text, 1 keep / 0 drop (padded
-  // prompt tokens, HunyuanVideo); {} = every text key visible. Not with stale K/V (PipeFusion).
+  // prompt tokens, HunyuanVideo, Qwen-Image); {} = every text key visible.
   core::Tensor text_key_mask;
 
   // ---- PipeFusion (plan_tokens with a PassPlan); the defaults describe an ordinary forward.

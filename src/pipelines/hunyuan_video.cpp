@@ -1,17 +1,19 @@
-// HunyuanVideoPipeline (diffusers pipelines/hunyuan_video/pipeline_hunyuan_video.py) from
-// precomputed text conditioning: prompt_embeds (the LLaMA states), prompt_attention_mask and
-// pooled_prompt_embeds (CLIP's pooled output). Its LLaMA text encoder is not implemented, so a
-// prompt without --prompt_embeds is refused. Flow-match Euler over sigmas linspace(1, 0, N + 1)
-// minus the last (shifted by the scheduler's `shift`); the guidance embedding gets
-// guidance_scale · 1000; "true" classifier-free guidance over negative embeddings when
-// true_cfg_scale > 1, batched as [uncond, cond]; latents (B, C, (F − 1)/4 + 1, H/8, W/8);
-// decode with AutoencoderKLHunyuanVideo after latents / scaling_factor.
+// HunyuanVideoPipeline (diffusers pipelines/hunyuan_video/pipeline_hunyuan_video.py): the text
+// conditioning is prompt_embeds (the LLaMA hidden state 2 layers before the last, from the
+// template's crop_start 95 on), prompt_attention_mask and pooled_prompt_embeds (CLIP's pooled
+// output), encoded from the prompt text (pipelines/llm_text.h) or given precomputed. Flow-match
+// Euler over sigmas linspace(1, 0, N + 1) minus the last (shifted by the scheduler's `shift`); the
+// guidance embedding gets guidance_scale · 1000; "true" classifier-free guidance over negative
+// embeddings when true_cfg_scale > 1, batched as [uncond, cond]; latents (B, C, (F − 1)/4 + 1, H/8,
+// W/8); decode with AutoencoderKLHunyuanVideo after latents / scaling_factor.
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
 #include "core/ops.h"
 #include "pipelines/families.h"
+#include "pipelines/llm_text.h"
+#include "pipelines/text_encoding.h"
 #include "schedulers/scheduler.h"
 
 namespace paradit::pipelines {
@@ -23,7 +25,7 @@ using core::Tensor;
 // A mask as the transformer takes it: F32 1/0. Undefined → all ones for `embeds`' tokens.
 Tensor float_mask(const Tensor& mask, const Tensor& embeds) {
   if (!mask.defined()) return Tensor::full({embeds.dim(0), embeds.dim(1)}, 1.0f);  // (B, L)
-  return mask.to(core::DType::F32).contiguous();                            // (B, L)
+  return mask.to(core::DType::F32).contiguous();                                   // (B, L)
 }
 
 class HunyuanVideoPipeline : public Pipeline {
@@ -54,40 +56,52 @@ class HunyuanVideoPipeline : public Pipeline {
   }
 
   NamedTensors encode_prompt(const GenerateRequest& r) override {
-    // Everything comes from the request (check_request made sure it is there).
     NamedTensors out;
-    const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds").to(core::DType::F32);
-    out["prompt_embeds"] = pe;
-    out["pooled_prompt_embeds"] =
-        detail::find(r.prompt_embeds, "pooled_prompt_embeds").to(core::DType::F32);
-    out["prompt_attention_mask"] =
-        float_mask(detail::find(r.prompt_embeds, "prompt_attention_mask"), pe);
+    if (r.prompt_embeds.empty()) {
+      encode_text(r.prompts, *r.max_sequence_length, "", out);
+    } else {
+      const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds").to(core::DType::F32);
+      out["prompt_embeds"] = pe;
+      out["pooled_prompt_embeds"] =
+          detail::find(r.prompt_embeds, "pooled_prompt_embeds").to(core::DType::F32);
+      out["prompt_attention_mask"] =
+          float_mask(detail::find(r.prompt_embeds, "prompt_attention_mask"), pe);
+    }
     if (uses_cfg(r)) {
-      const Tensor ne =
-          detail::find(r.prompt_embeds, "negative_prompt_embeds").to(core::DType::F32);
-      out["negative_prompt_embeds"] = ne;
-      out["negative_pooled_prompt_embeds"] =
-          detail::find(r.prompt_embeds, "negative_pooled_prompt_embeds").to(core::DType::F32);
-      out["negative_prompt_attention_mask"] =
-          float_mask(detail::find(r.prompt_embeds, "negative_prompt_attention_mask"), ne);
+      const Tensor ne = detail::find(r.prompt_embeds, "negative_prompt_embeds");
+      if (!ne.defined()) {
+        encode_text(detail::negative_texts(r, out["prompt_embeds"].dim(0)), *r.max_sequence_length,
+                    "negative_", out);
+      } else {
+        out["negative_prompt_embeds"] = ne.to(core::DType::F32);
+        out["negative_pooled_prompt_embeds"] =
+            detail::find(r.prompt_embeds, "negative_pooled_prompt_embeds").to(core::DType::F32);
+        out["negative_prompt_attention_mask"] =
+            float_mask(detail::find(r.prompt_embeds, "negative_prompt_attention_mask"), ne);
+      }
     }
     return out;
   }
 
  protected:
-  // do_true_cfg: true_cfg_scale > 1 and negative conditioning given.
+  // do_true_cfg: true_cfg_scale > 1 and a negative prompt or its embeddings given.
   bool uses_cfg(const GenerateRequest& r) const override {
     return r.true_cfg_scale.value_or(1.0) > 1.0 &&
-           detail::find(r.prompt_embeds, "negative_prompt_embeds").defined();
+           (detail::find(r.prompt_embeds, "negative_prompt_embeds").defined() ||
+            (r.prompt_embeds.empty() && r.negative_prompt.has_value()));
   }
 
   void check_request(const GenerateRequest& r) const override {
-    PARADIT_CHECK(!r.prompt_embeds.empty(), "--prompt: ", class_name_,
-                  " runs from precomputed text conditioning only (its LLaMA text encoder is not "
-                  "supported): give --prompt_embeds FILE with prompt_embeds, "
-                  "pooled_prompt_embeds and prompt_attention_mask");
     if (r.true_cfg_scale) {
       PARADIT_CHECK(std::isfinite(*r.true_cfg_scale), "--true_cfg_scale: must be a finite number");
+    }
+    if (r.prompt_embeds.empty()) {  // encoded from the prompt text
+      for (const char* c : {"tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2"}) {
+        PARADIT_CHECK(folder_.has_component(c), "--prompt: ", root_.string(), " has no ", c,
+                      " to encode the prompt text; give --prompt_embeds FILE with "
+                      "prompt_embeds, pooled_prompt_embeds and prompt_attention_mask");
+      }
+      return;
     }
     const Tensor pe = detail::find(r.prompt_embeds, "prompt_embeds");
     detail::check_embedding(pe, "prompt_embeds", 3);
@@ -100,17 +114,18 @@ class HunyuanVideoPipeline : public Pipeline {
     const Tensor ne = detail::find(r.prompt_embeds, "negative_prompt_embeds");
     const bool wants_cfg = r.true_cfg_scale.value_or(1.0) > 1.0;
     if (wants_cfg && !ne.defined()) {
-      PARADIT_CHECK(!r.negative_prompt, "--negative_prompt: ", class_name_,
-                    " cannot encode text; give negative_prompt_embeds, "
-                    "negative_pooled_prompt_embeds (and negative_prompt_attention_mask) in "
-                    "--prompt_embeds");
+      PARADIT_CHECK(!r.negative_prompt,
+                    "--negative_prompt: with --prompt_embeds, give "
+                    "negative_prompt_embeds, negative_pooled_prompt_embeds (and "
+                    "negative_prompt_attention_mask) in the same file");
     }
     if (!ne.defined()) return;
     detail::check_negative_embeds(ne, pe);
     const Tensor np = detail::find(r.prompt_embeds, "negative_pooled_prompt_embeds");
     PARADIT_CHECK(np.defined() && np.shape() == pooled.shape(),
                   "--prompt_embeds: tensor 'negative_pooled_prompt_embeds' must come with "
-                  "negative_prompt_embeds, shaped ", core::shape_str(pooled.shape()));
+                  "negative_prompt_embeds, shaped ",
+                  core::shape_str(pooled.shape()));
     check_mask(r, "negative_prompt_attention_mask", ne);
   }
 
@@ -155,6 +170,35 @@ class HunyuanVideoPipeline : public Pipeline {
   }
 
  private:
+  // _get_llama_prompt_embeds (DEFAULT_PROMPT_TEMPLATE, crop_start 95, hidden_states[-3]) and
+  // _get_clip_prompt_embeds (pooler_output over 77 tokens) into out[prefix + …].
+  void encode_text(const std::vector<std::string>& prompts, int max_length,
+                   const std::string& prefix, NamedTensors& out) {
+    constexpr int kCropStart = 95;
+    // DEFAULT_PROMPT_TEMPLATE around the prompt
+    static const std::string kBefore =
+        "<|start_header_id|>system<|end_header_id|>\n\nDescribe the video by detailing the "
+        "following aspects: 1. The main content and theme of the video.2. The color, shape, size, "
+        "texture, quantity, text, and spatial relationships of the objects.3. Actions, events, "
+        "behaviors temporal relationships, physical movement changes of the objects.4. background "
+        "environment, light, style and atmosphere.5. camera angles, movements, and transitions "
+        "used in the video:<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n";
+    static const std::string kAfter = "<|eot_id|>";
+    std::vector<std::string> texts;
+    for (const std::string& p : prompts) texts.push_back(kBefore + p + kAfter);
+    const TokenBatch llama = tokenize_llm(folder_.component("tokenizer").dir, texts,
+                                          max_length + kCropStart, /*pad_to_max=*/true);
+    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, llama, {-3},
+                                    &text_load_seconds_)[0];  // (B, L + 95, D)
+    out[prefix + "prompt_embeds"] = h.slice(1, kCropStart, h.dim(1)).contiguous();  // (B, L, D)
+    out[prefix + "prompt_attention_mask"] =
+        llama.mask.slice(1, kCropStart, llama.mask.dim(1)).to(core::DType::F32).contiguous();
+    const TokenBatch clip = tokenize_clip(folder_.component("tokenizer_2").dir, prompts, 77);
+    out[prefix + "pooled_prompt_embeds"] =
+        run_clip(folder_.component("text_encoder_2").dir, clip, &text_load_seconds_)
+            .pooled;  // (B, P)
+  }
+
   // A given mask must be (B, L) like its embeddings.
   static void check_mask(const GenerateRequest& r, const std::string& name, const Tensor& embeds) {
     const Tensor m = detail::find(r.prompt_embeds, name);

@@ -13,6 +13,7 @@
 #include "models/vae/autoencoder_kl.h"
 #include "parallel/vae_patch.h"
 #include "pipelines/families.h"
+#include "pipelines/llm_families.h"
 #include "schedulers/scheduler.h"
 
 namespace paradit::pipelines {
@@ -60,10 +61,12 @@ std::unique_ptr<Pipeline> Pipeline::open(const fs::path& dir) {
   if (cls == "DiTPipeline") return make_dit_pipeline(folder);
   if (cls == "WanPipeline") return make_wan_pipeline(folder);
   if (cls == "HunyuanVideoPipeline") return make_hunyuan_video_pipeline(folder);
+  if (auto pipeline = make_llm_family_pipeline(folder)) return pipeline;
   fail((folder.root() / "model_index.json").string(), ": pipeline class '", cls,
        "' is not supported (supported: FluxPipeline, StableDiffusion3Pipeline, "
        "PixArtSigmaPipeline, PixArtAlphaPipeline, DiTPipeline, WanPipeline, "
-       "HunyuanVideoPipeline)");
+       "HunyuanVideoPipeline, Flux2Pipeline, Flux2KleinPipeline, ZImagePipeline, "
+       "QwenImagePipeline)");
 }
 
 // ---------------------------------------------------------------- requests
@@ -366,7 +369,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   res.latents = latents;
 
   // 5. Decode.
-  if (r.decode && is_video()) {
+  if (r.decode && (is_video() || own_decoder())) {
     vae_group_ = vae_group.get();
     try {
       res.images = decode_video(latents, r, &res.times);  // (B, 3, F, H, W)

@@ -250,6 +250,9 @@ class Pipeline {
   // (row-parallel over vae_group_ when set). Adds its load and decode seconds to `times`.
   virtual core::Tensor decode_video(const core::Tensor& latents, const GenerateRequest& resolved,
                                     PhaseTimes* times) const;
+  // An image pipeline whose VAE is not an AutoencoderKL (Qwen-Image's Wan-style VAE): generate()
+  // then decodes through decode_video, which returns (B, 3, H, W) images.
+  virtual bool own_decoder() const { return false; }
 
   // model.forward(inputs) through the runtime, when there is one: the batch split across the
   // cfg ranks ([uncond, cond] halves, one all-gather) when it divides, sequence parallel inside.

@@ -11,6 +11,7 @@
 #include "models/common/text.h"
 #include "models/t5/encoder.h"
 #include "models/t5/tokenizer.h"
+#include "models/tokenizers/tokenizer.h"
 #include "pipelines/tokenizer_files.h"
 
 namespace paradit::pipelines {
@@ -58,9 +59,24 @@ int tokenizer_max_length(const fs::path& tokenizer_dir, int fallback) {
   return static_cast<int>(v);
 }
 
+namespace {
+// Every folder with a tokenizer.json goes through the tokenizer.json tokenizer
+// (models/tokenizers), as transformers' fast tokenizers do.
+TokenBatch tokenize_json(const fs::path& tokenizer_dir, const std::vector<std::string>& texts,
+                         int max_length) {
+  const models::tokenizers::Tokenizer tok = models::tokenizers::Tokenizer::load(tokenizer_dir);
+  std::vector<models::common::Encoding> encodings;
+  for (const std::string& text : texts) encodings.push_back(tok.encode(text, max_length, true));
+  return to_batch(encodings, max_length);
+}
+}  // namespace
+
 TokenBatch tokenize_t5(const fs::path& tokenizer_dir, const std::vector<std::string>& texts,
                        int max_length) {
-  const models::t5::T5Tokenizer tok = load_t5_tokenizer(tokenizer_dir);
+  if (fs::exists(tokenizer_dir / "tokenizer.json")) {
+    return tokenize_json(tokenizer_dir, texts, max_length);
+  }
+  const models::t5::T5Tokenizer tok = load_t5_tokenizer(tokenizer_dir);  // spiece.model only
   std::vector<models::common::Encoding> encodings;
   for (const std::string& text : texts) encodings.push_back(tok.encode(text, max_length, true));
   return to_batch(encodings, max_length);
@@ -68,6 +84,10 @@ TokenBatch tokenize_t5(const fs::path& tokenizer_dir, const std::vector<std::str
 
 TokenBatch tokenize_clip(const fs::path& tokenizer_dir, const std::vector<std::string>& texts,
                          int max_length) {
+  if (fs::exists(tokenizer_dir / "tokenizer.json")) {
+    return tokenize_json(tokenizer_dir, texts, max_length);
+  }
+  // vocab.json + merges.txt only
   const models::clip::ClipTokenizer tok = load_clip_tokenizer(tokenizer_dir);
   std::vector<models::common::Encoding> encodings;
   for (const std::string& text : texts) encodings.push_back(tok.encode(text, max_length, true));

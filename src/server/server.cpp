@@ -16,6 +16,7 @@
 
 #include "comm/runtime.h"
 #include "core/error.h"
+#include "io/diffusers.h"
 #include "pipelines/pipeline.h"
 #include "server/cluster.h"
 #include "server/dispatcher.h"
@@ -198,11 +199,12 @@ int serve(const ServeOptions& opt) {
   const std::filesystem::path model_dir =
       opt.model.empty() ? pipelines::default_model_dir() : std::filesystem::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
-  // HunyuanVideo takes its prompts as precomputed embeddings (no text encoder is run), and a
-  // request cannot bring tensors or file paths.
-  PARADIT_CHECK(pipe->class_name() != "HunyuanVideoPipeline", "--model ", model_dir.string(), ": ",
-                pipe->class_name(),
-                " needs precomputed prompt embeddings, which cannot "
+  // A HunyuanVideo folder without its text encoders takes its prompts as precomputed
+  // embeddings, and a request cannot bring tensors or file paths.
+  PARADIT_CHECK(pipe->class_name() != "HunyuanVideoPipeline" ||
+                    io::ModelFolder::open(model_dir.string()).has_component("text_encoder"),
+                "--model ", model_dir.string(),
+                ": ", pipe->class_name(), " needs precomputed prompt embeddings, which cannot "
                 "be sent over HTTP; serve it with `paradit generate --prompt_embeds` instead");
   // The server's point: every component is loaded once and kept for every request.
   pipe->set_keep_loaded(true);

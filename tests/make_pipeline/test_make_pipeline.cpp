@@ -228,16 +228,17 @@ TEST(MakePipelineErrors, BadTokenizerFileIsOneLineExit2) {
     EXPECT_FALSE(fs::exists(root / "out.png"));
   };
   const fs::path tok = p / "tokenizer";
-  std::ofstream(tok / "spiece.model", std::ios::binary) << "not a model";
-  expect_one_line_naming("tokenizer/spiece.model");
-  // Without spiece.model the model comes from tokenizer.json: cut short, then not a T5 model.
-  fs::remove(tok / "spiece.model");
+  // tokenizer.json comes first (as transformers' fast tokenizer): cut short, then not a model.
   const std::string json = read_file(tok / "tokenizer.json");
   std::ofstream(tok / "tokenizer.json", std::ios::binary) << json.substr(0, json.size() / 2);
   expect_one_line_naming("tokenizer/tokenizer.json");
   std::ofstream(tok / "tokenizer.json", std::ios::binary) << R"({"model": {"type": "BPE"}})";
   expect_one_line_naming("tokenizer/tokenizer.json");
+  // Without tokenizer.json the model comes from spiece.model.
   fs::remove(tok / "tokenizer.json");
+  std::ofstream(tok / "spiece.model", std::ios::binary) << "not a model";
+  expect_one_line_naming("tokenizer/spiece.model");
+  fs::remove(tok / "spiece.model");
   expect_one_line_naming("neither spiece.model nor tokenizer.json");
   fs::remove_all(root);
 }

@@ -96,9 +96,10 @@ inline std::vector<Layout> layouts(int world) {
 // Every layout that fits the world, on the first ranks of the world (a sub-communicator; the
 // others wait at a barrier), for each named input variant: parallel_forward must equal the
 // single-process forward computed on each rank (≤ 1e-5 relative).
+// `heads` > 0: only the layouts whose Ulysses degree divides the head count (Z-Image's 30 heads).
 using InputVariants = std::vector<std::pair<std::string, models::NamedTensors>>;
 inline void check_layouts(const models::Transformer& model, const std::string& model_dir,
-                          const InputVariants& variants) {
+                          const InputVariants& variants, int64_t heads = 0) {
   const comm::Communicator& world = comm::world();
   // One sub-communicator per job size 1, 2, 4, 8: the first n ranks (color 0), the rest idle.
   std::vector<std::unique_ptr<comm::Communicator>> firsts(world.size() + 1);
@@ -109,6 +110,7 @@ inline void check_layouts(const models::Transformer& model, const std::string& m
   for (const auto& [what, inputs] : variants) {
     const core::Tensor reference = model.forward(inputs);  // single process, on every rank
     for (const Layout& l : layouts(world.size())) {
+      if (heads > 0 && heads % l.ulysses != 0) continue;
       if (world.rank() < l.size()) {
         parallel::ParallelConfig cfg;
         cfg.ulysses = l.ulysses;

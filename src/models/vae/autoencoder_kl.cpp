@@ -40,8 +40,11 @@ AutoencoderKLConfig AutoencoderKLConfig::from(const io::Config& config) {
   AutoencoderKLConfig c;
   const std::string& where = config.where();
   const std::string cls = config.class_name();
-  PARADIT_CHECK(cls.empty() || cls == "AutoencoderKL", where, ": _class_name '", cls,
-                "' is not supported (expected AutoencoderKL)");
+  // AutoencoderKLFlux2 has the same encoder and decoder (its BatchNorm statistics are the
+  // FLUX.2 pipelines' latent normalisation).
+  PARADIT_CHECK(cls.empty() || cls == "AutoencoderKL" || cls == "AutoencoderKLFlux2", where,
+                ": _class_name '", cls,
+                "' is not supported (expected AutoencoderKL or AutoencoderKLFlux2)");
   c.in_channels = config.get_int("in_channels", c.in_channels);
   c.out_channels = config.get_int("out_channels", c.out_channels);
   c.down_block_types = string_list(config, "down_block_types", c.down_block_types);

@@ -96,8 +96,10 @@ AutoencoderKLWanConfig AutoencoderKLWanConfig::from(const io::Config& config) {
   AutoencoderKLWanConfig c;
   const std::string& where = config.where();
   const std::string cls = config.class_name();
-  PARADIT_CHECK(cls.empty() || cls == "AutoencoderKLWan", where, ": _class_name '", cls,
-                "' is not supported (expected AutoencoderKLWan)");
+  // AutoencoderKLQwenImage is the same VAE (same modules and names) with Qwen-Image's statistics.
+  PARADIT_CHECK(cls.empty() || cls == "AutoencoderKLWan" || cls == "AutoencoderKLQwenImage", where,
+                ": _class_name '", cls,
+                "' is not supported (expected AutoencoderKLWan or AutoencoderKLQwenImage)");
   c.base_dim = config.get_int("base_dim", c.base_dim);
   c.decoder_base_dim = config.get_int("decoder_base_dim", 0);
   c.z_dim = config.get_int("z_dim", c.z_dim);
