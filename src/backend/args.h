@@ -31,6 +31,7 @@ enum class Activation : uint8_t {
   kRelu,       // max(x, 0)
   kExp,        // eˣ
   kSqrt,       // √x
+  kTanh,       // tanh(x)
 };
 
 // ---------------------------------------------------------------- GEMM

@@ -28,6 +28,7 @@ constexpr std::array kOps = {
     Entry{Op::kRelu, "relu", false},
     Entry{Op::kExp, "exp", false},
     Entry{Op::kSqrt, "sqrt", false},
+    Entry{Op::kTanh, "tanh", false},
     Entry{Op::kSoftmax, "softmax", false},
     Entry{Op::kApplyRope, "apply_rope", false},
     Entry{Op::kAttention, "attention", false},

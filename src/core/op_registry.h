@@ -25,6 +25,7 @@ enum class Op : uint8_t {
   kRelu,
   kExp,
   kSqrt,
+  kTanh,
   kSoftmax,
   kApplyRope,
   kAttention,

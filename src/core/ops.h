@@ -72,6 +72,7 @@ Tensor quick_gelu(const Tensor& x);  // x * sigmoid(1.702 x)
 Tensor relu(const Tensor& x);        // max(x, 0)
 Tensor exp(const Tensor& x);         // eˣ
 Tensor sqrt(const Tensor& x);        // √x
+Tensor tanh(const Tensor& x);        // tanh(x)
 Tensor softmax(const Tensor& x);     // over the last dim
 
 // ---------------------------------------------------------------- rotary embedding

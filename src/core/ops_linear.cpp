@@ -23,6 +23,7 @@ Op activation_op(Activation act) {
          : act == Activation::kRelu      ? Op::kRelu
          : act == Activation::kExp       ? Op::kExp
          : act == Activation::kSqrt      ? Op::kSqrt
+         : act == Activation::kTanh      ? Op::kTanh
                                          : Op::kGelu;
 }
 

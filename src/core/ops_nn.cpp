@@ -39,6 +39,7 @@ Op activation_op_id(Activation act) {
     case Activation::kRelu: return Op::kRelu;
     case Activation::kExp: return Op::kExp;
     case Activation::kSqrt: return Op::kSqrt;
+    case Activation::kTanh: return Op::kTanh;
     case Activation::kNone: break;
   }
   fail("activation: kNone is not an op");
@@ -195,6 +196,8 @@ Tensor relu(const Tensor& x) { return activation_op(Op::kRelu, x, Activation::kR
 Tensor exp(const Tensor& x) { return activation_op(Op::kExp, x, Activation::kExp); }
 
 Tensor sqrt(const Tensor& x) { return activation_op(Op::kSqrt, x, Activation::kSqrt); }
+
+Tensor tanh(const Tensor& x) { return activation_op(Op::kTanh, x, Activation::kTanh); }
 
 Tensor channel_norm(const Tensor& x, const Tensor& gamma, float scale, float eps) {
   const Op op = Op::kChannelNorm;

@@ -60,6 +60,9 @@ void activation_f32(Activation act, const float* x, int64_t row_stride, int64_t 
     case Activation::kSqrt:
       apply_rows(x, row_stride, rows, D, y, [](float v) { return std::sqrt(v); });
       break;
+    case Activation::kTanh:
+      apply_rows(x, row_stride, rows, D, y, [](float v) { return std::tanh(v); });
+      break;
   }
 }
 

@@ -46,7 +46,8 @@ enum class Activation {
   kQuickGelu,  // x·sigmoid(1.702·x)
   kRelu,       // max(x, 0)
   kExp,        // eˣ
-  kSqrt        // √x
+  kSqrt,       // √x
+  kTanh        // tanh(x)
 };
 // y: contiguous (rows, D); may alias x when x is contiguous.
 void activation_f32(Activation act, const float* x, int64_t row_stride, int64_t rows, int64_t D,

@@ -36,6 +36,7 @@ cpu::Activation cpu_activation(backend::Activation a) {
     case backend::Activation::kRelu: return cpu::Activation::kRelu;
     case backend::Activation::kExp: return cpu::Activation::kExp;
     case backend::Activation::kSqrt: return cpu::Activation::kSqrt;
+    case backend::Activation::kTanh: return cpu::Activation::kTanh;
     case backend::Activation::kNone: break;
   }
   paradit::fail("cpu activation: kNone has no kernel");

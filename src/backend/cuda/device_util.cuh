@@ -61,6 +61,8 @@ __device__ __forceinline__ float activate(float v) {
     return expf(v);
   } else if constexpr (A == Activation::kSqrt) {
     return sqrtf(v);
+  } else if constexpr (A == Activation::kTanh) {
+    return tanhf(v);
   } else {
     return v;
   }
@@ -93,6 +95,9 @@ void dispatch_activation(Activation a, Fn&& fn) {
       return;
     case Activation::kSqrt:
       fn(std::integral_constant<Activation, Activation::kSqrt>{});
+      return;
+    case Activation::kTanh:
+      fn(std::integral_constant<Activation, Activation::kTanh>{});
       return;
   }
   fail("activation ", static_cast<int>(a), " is not known to the CUDA backend");

@@ -168,7 +168,7 @@ Tensor Flux2SingleTransformerBlock::forward(const Tensor& joint, const Tensor& m
 Flux2Transformer2DModel::Flux2Transformer2DModel(const Flux2Config& cfg,
                                                  const common::WeightProvider& weights,
                                                  const core::Placement& place)
-    : cfg_(cfg) {
+    : cfg_(cfg), place_(place) {
   const WeightScope w(weights, "", place);
   const int64_t D = cfg.inner_dim(), T = cfg.timestep_guidance_channels;
   x_embedder_.bind(w / "x_embedder", cfg.in_channels, D, false);
@@ -272,13 +272,15 @@ std::unique_ptr<TransformerPass> Flux2Transformer2DModel::begin_pass(
   // ---- conditioning: timestep (+ guidance) embedding, the three shared modulations
   const common::Timesteps time_proj{cfg_.timestep_guidance_channels, true, 0.0, 1.0};
   Tensor t = core::scale(common::batch_vector(timestep, B, "timestep", kModel), 1000.0f);  // (B)
-  Tensor temb = timestep_linear_2_(core::silu(timestep_linear_1_(time_proj(t))));          // (B, D)
+  Tensor temb = timestep_linear_2_(
+      core::silu(timestep_linear_1_(place_.activation(time_proj(t)))));  // (B, D)
   if (cfg_.guidance_embeds && inputs.count("guidance") != 0) {
     // Flux2KleinPipeline passes guidance=None; a model with a guidance embedder then skips it.
     Tensor g = core::scale(
         common::batch_vector(common::optional_input(inputs, "guidance"), B, "guidance", kModel),
         1000.0f);  // (B)
-    temb = core::add(temb, guidance_linear_2_(core::silu(guidance_linear_1_(time_proj(g)))));
+    temb = core::add(temb, guidance_linear_2_(
+                               core::silu(guidance_linear_1_(place_.activation(time_proj(g))))));
   }
   pass->temb = temb;                                   // (B, D)
   const Tensor act = core::silu(temb);                 // (B, D)
@@ -290,8 +292,9 @@ std::unique_ptr<TransformerPass> Flux2Transformer2DModel::begin_pass(
   pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
   const parallel::TokenLayout& tokens = pass->tokens;
   if (embed) {
-    pass->streams = {context_embedder_(tokens.shard_text(context, 1)),  // (B, S_txt_local, D)
-                     x_embedder_(tokens.shard_image(hidden, 1))};       // (B, S_img_local, D)
+    pass->streams = {
+        context_embedder_(place_.activation(tokens.shard_text(context, 1))),  // (B, S_txt_l, D)
+        x_embedder_(place_.activation(tokens.shard_image(hidden, 1)))};      // (B, S_img_l, D)
   }
   flux::Rope rope = flux::flux_rope(core::concat({txt_ids, img_ids}, 0), cfg_.axes_dims_rope,
                                     cfg_.rope_theta);  // (S_txt + S_img, hd) each
@@ -303,7 +306,7 @@ std::unique_ptr<TransformerPass> Flux2Transformer2DModel::begin_pass(
     };
     rope = {local(rope.cos), local(rope.sin)};
   }
-  pass->rope = rope;
+  pass->rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
   return pass;
 }
 

@@ -114,6 +114,7 @@ class Flux2Transformer2DModel : public Transformer {
  private:
   struct Pass;
   Flux2Config cfg_;
+  core::Placement place_;
   // Members named after their checkpoint modules.
   common::Linear x_embedder_, context_embedder_;
   common::Linear timestep_linear_1_, timestep_linear_2_;  // time_guidance_embed.timestep_embedder

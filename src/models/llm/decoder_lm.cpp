@@ -279,18 +279,20 @@ std::vector<Tensor> DecoderLM::hidden_states(const Tensor& input_ids, const Tens
   if (attention_mask.defined()) {
     std::vector<float> mask_values = attention_mask.to_vector();
     for (float& m : mask_values) m = m != 0.0f ? 1.0f : 0.0f;
-    key_mask = Tensor::from_vector(mask_values, {B, S});  // (B, S)
+    key_mask = Tensor::from_vector(mask_values, {B, S}, embed_tokens_.device());  // (B, S)
   }
   std::vector<float> causal(static_cast<size_t>(S * S), 0.0f);
   for (int64_t i = 0; i < S; ++i) {
     for (int64_t j = i + 1; j < S; ++j) causal[i * S + j] = -std::numeric_limits<float>::infinity();
   }
-  const Tensor causal_bias = Tensor::from_vector(causal, {1, 1, S, S});
+  const Tensor causal_bias = Tensor::from_vector(causal, {1, 1, S, S}, embed_tokens_.device());
   // Position ids 0 … S-1 for every model here: transformers 5 gives Qwen2.5-VL's text-only M-RoPE
   // the same position on its three axes (1-D RoPE), padded positions included.
   std::vector<int64_t> pos(static_cast<size_t>(S));
   for (int64_t s = 0; s < S; ++s) pos[s] = s;
-  const auto [rope_cos, rope_sin] = rope_tables(pos);  // (S, hd) each
+  const auto [rope_cos_host, rope_sin_host] = rope_tables(pos);  // (S, hd) each
+  const Tensor rope_cos = rope_cos_host.to_device(embed_tokens_.device());
+  const Tensor rope_sin = rope_sin_host.to_device(embed_tokens_.device());
 
   // ---- layers
   std::vector<Tensor> states(static_cast<size_t>(L + 1));

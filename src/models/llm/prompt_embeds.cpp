@@ -44,7 +44,7 @@ PaddedEmbeds pad_rows(const std::vector<Tensor>& rows, int64_t length) {
   for (const Tensor& r : rows) {
     const int64_t n = std::min(r.dim(0), L);
     std::vector<Tensor> parts{r.slice(0, 0, n)};
-    if (n < L) parts.push_back(Tensor::zeros({L - n, D}));
+    if (n < L) parts.push_back(Tensor::zeros({L - n, D}, r.dtype(), r.device()));
     samples.push_back(core::concat(parts, 0).unsqueeze(0));  // (1, L, D)
     for (int64_t s = 0; s < L; ++s) mask.push_back(s < n ? 1 : 0);
   }

@@ -189,7 +189,7 @@ std::pair<Tensor, Tensor> QwenImageTransformerBlock::forward(
 QwenImageTransformer2DModel::QwenImageTransformer2DModel(const QwenImageConfig& cfg,
                                                          const common::WeightProvider& weights,
                                                          const core::Placement& place)
-    : cfg_(cfg) {
+    : cfg_(cfg), place_(place) {
   const WeightScope w(weights, "", place);
   const int64_t D = cfg.inner_dim();
   time_proj_ = common::Timesteps{256, true, 0.0, 1000.0};
@@ -266,18 +266,21 @@ std::unique_ptr<TransformerPass> QwenImageTransformer2DModel::begin_pass(
 
   // ---- token layout (parallel/joint.h): text first, padded text keys masked
   pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
-  pass->tokens.text_key_mask = text_mask;  // (B, S_txt) or {}
+  pass->tokens.text_key_mask =
+      text_mask.defined() ? text_mask.to_device(place_.device) : text_mask;  // (B, S_txt) or {}
   const parallel::TokenLayout& tokens = pass->tokens;
   if (embed) {
-    pass->streams = {txt_in_(txt_norm_(tokens.shard_text(context, 1))),  // (B, S_txt_local, D)
-                     img_in_(tokens.shard_image(hidden, 1))};            // (B, S_img_local, D)
+    pass->streams = {
+        txt_in_(txt_norm_(place_.activation(tokens.shard_text(context, 1)))),  // (B, S_txt_l, D)
+        img_in_(place_.activation(tokens.shard_image(hidden, 1)))};           // (B, S_img_l, D)
   }
   const QwenRope r = qwen_rope(frames, rows, cols, S_txt, cfg_.axes_dims_rope, cfg_.rope_theta);
   const auto local = [&](const Tensor& txt, const Tensor& img) {
     return core::concat({tokens.shard_text(txt, 0), tokens.shard_image(img, 0)},
                         0);  // (S_txt_local + S_img_local, hd)
   };
-  pass->rope = {local(r.text.cos, r.image.cos), local(r.text.sin, r.image.sin)};
+  pass->rope = {local(r.text.cos, r.image.cos).to_device(place_.device),
+                local(r.text.sin, r.image.sin).to_device(place_.device)};
   return pass;
 }
 

@@ -95,6 +95,7 @@ class QwenImageTransformer2DModel : public Transformer {
  private:
   struct Pass;
   QwenImageConfig cfg_;
+  core::Placement place_;
   common::Timesteps time_proj_;
   common::TimestepEmbedding timestep_embedder_;  // time_text_embed.timestep_embedder
   common::RMSNorm txt_norm_;

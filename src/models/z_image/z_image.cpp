@@ -28,13 +28,6 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v,
   return parallel::joint_attention(q, k, v, tokens);
 }
 
-// MISSING CORE OP (tanh): the gates are per-sample (B, D) vectors, so they are computed on the
-// host here until core has an elementwise tanh.
-Tensor tanh_host(const Tensor& x) {
-  std::vector<float> v = x.to_vector();
-  for (float& e : v) e = std::tanh(e);
-  return Tensor::from_vector(v, x.shape());
-}
 
 // RopeEmbedder tables at the given (f, h, w) positions: angles in float64 cast to float32, then
 // cos/sin in float32 (torch.polar on complex64), pairs interleaved.   → (S, hd) each
@@ -90,7 +83,7 @@ Tensor unpatchify_image(const Tensor& x, int64_t F, int64_t Ht, int64_t Wt, int6
 
 // `rows` copies of a (1, D) token for each of B samples: (B, rows, D)
 Tensor repeat_token(const Tensor& token, int64_t B, int64_t rows) {
-  return core::add(Tensor::zeros({B, rows, token.dim(1)}), token);
+  return core::add(Tensor::zeros({B, rows, token.dim(1)}, token.dtype(), token.device()), token);
 }
 
 }  // namespace
@@ -162,14 +155,14 @@ void ZImageBlock::bind(const WeightScope& w, const ZImageConfig& cfg, bool modul
 Tensor ZImageBlock::forward(const Tensor& x, const Tensor& adaln_input,
                             const std::vector<flux::Rope>& rope,
                             const parallel::TokenLayout& tokens) const {
-  const Tensor one = Tensor::full({1}, 1.0f);
+  const Tensor one = Tensor::full({1}, 1.0f, x.dtype(), x.device());
   Tensor scale_msa, gate_msa, scale_mlp, gate_mlp;
   if (modulation) {
     const std::vector<Tensor> m = core::chunk(adaln(adaln_input), 4, 1);  // (B, D) each
     scale_msa = core::add(m[0], one).unsqueeze(1);                        // (B, 1, D)
-    gate_msa = tanh_host(m[1]);                                           // (B, D)
+    gate_msa = core::tanh(m[1]);                                           // (B, D)
     scale_mlp = core::add(m[2], one).unsqueeze(1);                        // (B, 1, D)
-    gate_mlp = tanh_host(m[3]);                                           // (B, D)
+    gate_mlp = core::tanh(m[3]);                                           // (B, D)
   }
   Tensor h = attention_norm1(x);                // (B, n, D)
   if (modulation) h = core::mul(h, scale_msa);  // (B, n, D)
@@ -194,7 +187,7 @@ Tensor ZImageBlock::forward(const Tensor& x, const Tensor& adaln_input,
 ZImageTransformer2DModel::ZImageTransformer2DModel(const ZImageConfig& cfg,
                                                    const common::WeightProvider& weights,
                                                    const core::Placement& place)
-    : cfg_(cfg) {
+    : cfg_(cfg), place_(place) {
   const WeightScope w(weights, "", place);
   const int64_t D = cfg.dim, p = cfg.patch_size;
   const std::string key = std::to_string(p) + "-" + std::to_string(cfg.f_patch_size);
@@ -310,19 +303,20 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
   // ---- timestep embedding
   const Tensor t = core::scale(common::batch_vector(timestep, B, "timestep", kModel),
                                static_cast<float>(cfg_.t_scale));  // (B)
-  const Tensor temb = t_mlp2_(core::silu(t_mlp0_(
-      common::get_timestep_embedding(t, 256, /*flip_sin_to_cos=*/true, 0.0))));  // (B, adaln_dim)
+  const Tensor temb = t_mlp2_(core::silu(t_mlp0_(place_.activation(
+      common::get_timestep_embedding(t, 256, /*flip_sin_to_cos=*/true, 0.0)))));  // (B, adaln_dim)
 
   // ---- image tokens: patches, embedding, x_pad_token up to a multiple of 32
   std::vector<Tensor> patches;
   for (int64_t b = 0; b < B; ++b) {
-    patches.push_back(patchify_image(hidden.select(0, b), p).unsqueeze(0));  // (1, X, p·p·C)
+    patches.push_back(patchify_image(place_.activation(hidden.select(0, b)), p)
+                          .unsqueeze(0));  // (1, X, p·p·C), on the model's device
   }
   Tensor x = x_embedder_(core::concat(patches, 0));                             // (B, X, D)
   if (Xp > X) x = core::concat({x, repeat_token(x_pad_token_, B, Xp - X)}, 1);  // (B, Xp, D)
 
   // ---- caption tokens: embedding, cap_pad_token up to a multiple of 32, zero rows to L
-  const Tensor c_emb = cap_linear_(cap_norm_(caps));  // (B, L_in, D)
+  const Tensor c_emb = cap_linear_(cap_norm_(place_.activation(caps)));  // (B, L_in, D)
   std::vector<Tensor> cap_rows;
   std::vector<float> keep;
   bool masked = false;
@@ -330,18 +324,24 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
     const int64_t n = cap_len[b], np = cap_padded[b];
     std::vector<Tensor> parts{c_emb.slice(0, b, b + 1).slice(1, 0, n)};    // (1, n, D)
     if (np > n) parts.push_back(repeat_token(cap_pad_token_, 1, np - n));  // (1, np − n, D)
-    if (L > np) parts.push_back(Tensor::zeros({1, L - np, D}));            // (1, L − np, D)
+    if (L > np) {
+      parts.push_back(Tensor::zeros({1, L - np, D}, c_emb.dtype(), c_emb.device()));  // (1, L−np, D)
+    }
     cap_rows.push_back(core::concat(parts, 1));
     for (int64_t s = 0; s < L; ++s) keep.push_back(s < np ? 1.0f : 0.0f);
     masked = masked || np < L;
   }
   Tensor cap = core::concat(cap_rows, 0);                                         // (B, L, D)
-  const Tensor cap_mask = masked ? Tensor::from_vector(keep, {B, L}) : Tensor();  // (B, L) or {}
+  const Tensor cap_mask =
+      masked ? Tensor::from_vector(keep, {B, L}, place_.device) : Tensor();  // (B, L) or {}
 
   // ---- rotary tables: captions (1 + k, 0, 0); image (padded caption + 1 + f, row, col), pads 0
   std::vector<std::array<int64_t, 3>> cap_pos;
   for (int64_t k = 0; k < L; ++k) cap_pos.push_back({1 + k, 0, 0});
-  const flux::Rope cap_rope = rope_rows(cap_pos, cfg_);  // (L, hd)
+  const auto on_device = [&](const flux::Rope& r) -> flux::Rope {
+    return {r.cos.to_device(place_.device), r.sin.to_device(place_.device)};
+  };
+  const flux::Rope cap_rope = on_device(rope_rows(cap_pos, cfg_));  // (L, hd)
   // (Xp, hd) per sample, or one table when every caption pads to the same length
   const bool shared_table =
       std::all_of(cap_padded.begin(), cap_padded.end(), [&](int64_t n) { return n == L; });
@@ -354,7 +354,7 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
       }
     }
     pos.resize(static_cast<size_t>(Xp), {0, 0, 0});
-    img_rope.push_back(rope_rows(pos, cfg_));
+    img_rope.push_back(on_device(rope_rows(pos, cfg_)));
   }
 
   // ---- noise refiner over the image tokens (sequence-parallel blocks)
@@ -393,7 +393,7 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
   }
 
   // ---- final layer on the image rows, then the whole image back
-  const Tensor one = Tensor::full({1}, 1.0f);
+  const Tensor one = Tensor::full({1}, 1.0f, place_.activation_dtype(), place_.device);
   const Tensor scale = core::add(final_adaln_(core::silu(temb)), one).unsqueeze(1);  // (B, 1, D)
   Tensor out = joint.slice(1, 0, tokens.local_image);                                // (B, Xp_l, D)
   out = final_linear_(core::mul(core::layer_norm(out, {}, {}, 1e-6f), scale));  // (B, Xp_l, ppC)

@@ -94,6 +94,7 @@ class ZImageTransformer2DModel : public Transformer {
 
  private:
   ZImageConfig cfg_;
+  core::Placement place_;
   common::Linear x_embedder_;                 // all_x_embedder.{p}-{pf}
   core::Tensor x_pad_token_, cap_pad_token_;  // (1, D)
   common::Linear t_mlp0_, t_mlp2_;            // t_embedder.mlp.0 / .2
