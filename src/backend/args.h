@@ -253,7 +253,7 @@ struct UpsampleArgs {
 // ---------------------------------------------------------------- elementwise
 // out[i] = a[i] op b[i] over `shape` (ndim ≤ kMaxDims); strides of a and b in elements, 0
 // along broadcast dims. out contiguous `shape`; it may alias a (add_). One dtype for all.
-enum class BinaryOp : uint8_t { kAdd, kSub, kMul };
+enum class BinaryOp : uint8_t { kAdd, kSub, kMul, kDiv };
 struct BinaryArgs {
   BinaryOp op = BinaryOp::kAdd;
   int ndim = 0;

@@ -38,6 +38,7 @@ constexpr std::array kOps = {
     Entry{Op::kAdd, "add", false},
     Entry{Op::kSub, "sub", false},
     Entry{Op::kMul, "mul", false},
+    Entry{Op::kDiv, "div", false},
     Entry{Op::kScale, "scale", false},
     Entry{Op::kAddInPlace, "add_", false},
     Entry{Op::kModulate, "modulate", false},

@@ -35,6 +35,7 @@ enum class Op : uint8_t {
   kAdd,
   kSub,
   kMul,
+  kDiv,
   kScale,
   kAddInPlace,
   kModulate,

@@ -145,6 +145,7 @@ Tensor conv3d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv3d
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, float s);        // x · s
 void add_(Tensor& a, const Tensor& b);         // a += b (b broadcast to a; a contiguous)
 // x: (B, S, D)   shift, scale: (B, D)   → x · (1 + scale) + shift

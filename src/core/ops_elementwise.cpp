@@ -105,6 +105,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   return binary(Op::kMul, backend::BinaryOp::kMul, a, b);
 }
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(Op::kDiv, backend::BinaryOp::kDiv, a, b);
+}
 
 Tensor scale(const Tensor& x, float s) {
   check_first(Op::kScale, "x", x);

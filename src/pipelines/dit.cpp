@@ -113,12 +113,8 @@ class DiTPipeline : public Pipeline {
   Tensor decode_latents(const models::vae::AutoencoderKL& vae, const Tensor& latents,
                         const GenerateRequest& r) const override {
     // latents = 1 / scaling_factor * latents
-    const Tensor x = latents.contiguous();
-    Tensor z = Tensor::empty(x.shape());  // (B, C, h, w)
     const float inv = static_cast<float>(1.0 / vae.scaling_factor());
-    const float* src = x.data<float>();
-    float* dst = z.data<float>();
-    for (int64_t i = 0; i < x.numel(); ++i) dst[i] = inv * src[i];
+    const Tensor z = core::scale(latents, inv);  // (B, C, h, w)
     return detail::decode_batch(vae, z, vae_group_);
   }
 

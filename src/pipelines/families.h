@@ -53,9 +53,10 @@ core::Tensor predict_video_noise(const core::Tensor& latents, double t,
 // (Wan: · latents_std + latents_mean; HunyuanVideo: / scaling_factor) and decodes one video at a
 // time, each row-parallel over `group` when it has more than one rank (collective). Adds the
 // load and decode seconds to `times`. latents: (B, C, f, h, w) → (B, 3, F, H, W)
-core::Tensor decode_wan_video(const std::filesystem::path& vae_dir, const core::Tensor& latents,
+core::Tensor decode_wan_video(const std::filesystem::path& vae_dir, const core::Placement& place,
+                              const core::Tensor& latents,
                               const comm::Communicator* group, PhaseTimes* times);
-core::Tensor decode_hunyuan_video(const std::filesystem::path& vae_dir,
+core::Tensor decode_hunyuan_video(const std::filesystem::path& vae_dir, const core::Placement& place,
                                   const core::Tensor& latents, const comm::Communicator* group,
                                   PhaseTimes* times);
 

@@ -51,12 +51,12 @@ class FluxPipeline : public Pipeline {
       const int clip_length = tokenizer_max_length(folder_.component("tokenizer").dir, 77);
       const TokenBatch clip_tokens =
           tokenize_clip(folder_.component("tokenizer").dir, r.prompts, clip_length);  // (B, 77)
-      out["pooled_prompt_embeds"] = run_clip(folder_.component("text_encoder").dir, clip_tokens,
+      out["pooled_prompt_embeds"] = run_clip(folder_.component("text_encoder").dir, place_, clip_tokens,
                                              &text_load_seconds_)
                                         .pooled;  // (B, clip_hidden)
       const TokenBatch t5_tokens = tokenize_t5(folder_.component("tokenizer_2").dir, r.prompts,
                                                *r.max_sequence_length);  // (B, L)
-      out["prompt_embeds"] = run_t5(folder_.component("text_encoder_2").dir, t5_tokens, false,
+      out["prompt_embeds"] = run_t5(folder_.component("text_encoder_2").dir, place_, t5_tokens, false,
                                     &text_load_seconds_);  // (B, L, t5_dim)
     }
     out["text_ids"] = Tensor::zeros({out["prompt_embeds"].dim(1), 3});  // (L, 3)

@@ -165,7 +165,7 @@ class HunyuanVideoPipeline : public Pipeline {
 
   Tensor decode_video(const Tensor& latents, const GenerateRequest& r,
                       PhaseTimes* times) const override {
-    return detail::decode_hunyuan_video(folder_.component("vae").dir, latents, vae_group_,
+    return detail::decode_hunyuan_video(folder_.component("vae").dir, place_, latents, vae_group_,
                                         times);  // (B, 3, F, H, W)
   }
 
@@ -188,14 +188,14 @@ class HunyuanVideoPipeline : public Pipeline {
     for (const std::string& p : prompts) texts.push_back(kBefore + p + kAfter);
     const TokenBatch llama = tokenize_llm(folder_.component("tokenizer").dir, texts,
                                           max_length + kCropStart, /*pad_to_max=*/true);
-    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, llama, {-3},
+    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, place_, llama, {-3},
                                     &text_load_seconds_)[0];  // (B, L + 95, D)
     out[prefix + "prompt_embeds"] = h.slice(1, kCropStart, h.dim(1)).contiguous();  // (B, L, D)
     out[prefix + "prompt_attention_mask"] =
         llama.mask.slice(1, kCropStart, llama.mask.dim(1)).to(core::DType::F32).contiguous();
     const TokenBatch clip = tokenize_clip(folder_.component("tokenizer_2").dir, prompts, 77);
     out[prefix + "pooled_prompt_embeds"] =
-        run_clip(folder_.component("text_encoder_2").dir, clip, &text_load_seconds_)
+        run_clip(folder_.component("text_encoder_2").dir, place_, clip, &text_load_seconds_)
             .pooled;  // (B, P)
   }
 

@@ -56,19 +56,15 @@ Tensor unpack_rows(const Tensor& x, int64_t h, int64_t w) {
   return x.permute({0, 2, 1}).reshape({x.dim(0), x.dim(2), h, w});  // (B, 4C, h, w)
 }
 
-// MISSING CORE OP (per-row L2 norm): ‖x‖ over the last dim, (…, D) → (…, 1), accumulated in f32.
+// ‖x‖ over the last dim, (…, D) → (…, 1): Σx² as a product with a ones column, then √.
 Tensor row_norm(const Tensor& x) {
+  const int64_t D = x.dim(-1), rows = x.numel() / D;
   const Tensor c = x.contiguous();
-  const int64_t D = c.dim(-1), rows = c.numel() / D;
-  std::vector<float> v = c.to_vector(), out(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    float s = 0.0f;
-    for (int64_t d = 0; d < D; ++d) s += v[r * D + d] * v[r * D + d];
-    out[r] = std::sqrt(s);
-  }
-  core::Shape shape = c.shape();
+  const Tensor sq = core::mul(c, c).reshape({1, rows, D});                   // (1, rows, D)
+  const Tensor ones = Tensor::full({1, D, 1}, 1.0f, x.dtype(), x.device());  // (1, D, 1)
+  core::Shape shape = x.shape();
   shape.back() = 1;
-  return Tensor::from_vector(out, shape);
+  return core::sqrt(core::matmul(sq, ones)).reshape(shape);  // (…, 1)
 }
 
 // Per-sample (n_b, D) rows as (B, L, D) zero-padded with a (B, L) I64 mask; `length` 0 = longest.
@@ -229,8 +225,8 @@ class Flux2Pipeline : public Pipeline {
                   " channels, the latents ", C4);
     for (float& s : std) s = std::sqrt(s + eps);
     Tensor x = unpack_rows(latents, h, w);  // (B, 4C, h, w)
-    x = core::add(core::mul(x, Tensor::from_vector(std, {1, C4, 1, 1})),
-                  Tensor::from_vector(mean, {1, C4, 1, 1}));  // (B, 4C, h, w)
+    x = core::add(core::mul(x, Tensor::from_vector(std, {1, C4, 1, 1}, x.device())),
+                  Tensor::from_vector(mean, {1, C4, 1, 1}, x.device()));  // (B, 4C, h, w)
     const int64_t B = x.dim(0), C = C4 / 4;
     return x.reshape({B, C, 2, 2, h, w})
         .permute({0, 1, 4, 2, 5, 3})
@@ -258,7 +254,7 @@ class Flux2Pipeline : public Pipeline {
                                            /*pad_to_max=*/true, /*add_special_tokens=*/false);
     const std::vector<int> layers =
         klein_ ? std::vector<int>{9, 18, 27} : std::vector<int>{10, 20, 30};
-    return models::llm::stack_features(run_decoder_lm(folder_.component("text_encoder").dir, tokens,
+    return models::llm::stack_features(run_decoder_lm(folder_.component("text_encoder").dir, place_, tokens,
                                                       layers,
                                                       &text_load_seconds_));  // (B, L, 3·D)
   }
@@ -384,7 +380,7 @@ class ZImagePipeline : public Pipeline {
     for (const std::string& p : prompts) texts.push_back(qwen_chat(p, /*enable_thinking=*/true));
     const TokenBatch tokens = tokenize_llm(folder_.component("tokenizer").dir, texts, max_length,
                                            /*pad_to_max=*/true);
-    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, tokens, {-2},
+    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, place_, tokens, {-2},
                                     &text_load_seconds_)[0];  // (B, L, D)
     const models::llm::PaddedEmbeds padded =
         pad_embeds(models::llm::valid_rows(h, models::llm::token_counts(tokens.mask), 0));
@@ -522,10 +518,8 @@ class QwenImagePipeline : public Pipeline {
     const Tensor neg = out.slice(0, 0, b), cond = out.slice(0, b, 2 * b);
     const Tensor comb = detail::guide(neg, cond, r.true_cfg_scale.value_or(4.0));  // (B, S, 64)
     // comb · (‖cond‖ / ‖comb‖), the ratio first as torch evaluates it
-    const std::vector<float> cn = row_norm(cond).to_vector(), nn = row_norm(comb).to_vector();
-    std::vector<float> ratio(cn.size());
-    for (size_t i = 0; i < cn.size(); ++i) ratio[i] = cn[i] / nn[i];
-    return core::mul(comb, Tensor::from_vector(ratio, {b, comb.dim(1), 1}));  // (B, S, 64)
+    const Tensor ratio = core::div(row_norm(cond), row_norm(comb));  // (B, S, 1)
+    return core::mul(comb, ratio);                                     // (B, S, 64)
   }
 
   LatentRows latent_rows(const GenerateRequest& r) const override {
@@ -541,7 +535,7 @@ class QwenImagePipeline : public Pipeline {
     const int64_t w = models::vae::packed_latent_size(*r.width, vae_scale_factor_);
     const Tensor z = models::vae::unpack_latents(latents, h, w).unsqueeze(2);  // (B, C, 1, h, w)
     const Tensor video =
-        detail::decode_wan_video(folder_.component("vae").dir, z, vae_group_, times);
+        detail::decode_wan_video(folder_.component("vae").dir, place_, z, vae_group_, times);
     return video.select(2, 0).contiguous();  // (B, 3, H, W)
   }
 
@@ -562,7 +556,7 @@ class QwenImagePipeline : public Pipeline {
     // tokenizer_max_length 1024 + the dropped prefix, padding to the longest
     const TokenBatch tokens =
         tokenize_llm(folder_.component("tokenizer").dir, texts, 1024 + kDrop, /*pad_to_max=*/false);
-    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, tokens, {-1},
+    const Tensor h = run_decoder_lm(folder_.component("text_encoder").dir, place_, tokens, {-1},
                                     &text_load_seconds_)[0];  // (B, L, D)
     std::vector<Tensor> rows =
         models::llm::valid_rows(h, models::llm::token_counts(tokens.mask), kDrop);

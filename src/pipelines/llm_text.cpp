@@ -56,10 +56,11 @@ TokenBatch tokenize_llm(const fs::path& tokenizer_dir, const std::vector<std::st
   return {Tensor::from_vector_i64(ids, {B, L}), Tensor::from_vector_i64(mask, {B, L})};
 }
 
-std::vector<Tensor> run_decoder_lm(const fs::path& encoder_dir, const TokenBatch& tokens,
-                                   const std::vector<int>& layers, double* load_seconds) {
+std::vector<Tensor> run_decoder_lm(const fs::path& encoder_dir, const core::Placement& place,
+                                   const TokenBatch& tokens, const std::vector<int>& layers,
+                                   double* load_seconds) {
   const auto t0 = std::chrono::steady_clock::now();
-  const models::llm::DecoderLM lm = models::llm::DecoderLM::load(encoder_dir);
+  const models::llm::DecoderLM lm = models::llm::DecoderLM::load(encoder_dir, place);
   if (load_seconds != nullptr) {
     *load_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }

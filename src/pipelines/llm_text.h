@@ -34,7 +34,8 @@ TokenBatch tokenize_llm(const std::filesystem::path& tokenizer_dir,
 // hidden states `layers` (transformers' output_hidden_states indices; negative from the end).
 // The encoder is loaded, run and freed; `load_seconds` (optional) receives the load time.
 std::vector<core::Tensor> run_decoder_lm(const std::filesystem::path& encoder_dir,
-                                         const TokenBatch& tokens, const std::vector<int>& layers,
+                                         const core::Placement& place, const TokenBatch& tokens,
+                                         const std::vector<int>& layers,
                                          double* load_seconds = nullptr);
 
 }  // namespace paradit::pipelines

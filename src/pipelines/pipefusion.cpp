@@ -50,7 +50,7 @@ double seconds_since(Clock::time_point t0) {
 
 // A contiguous copy of a view, sharing nothing with it.
 Tensor copy_of(const Tensor& view) {
-  Tensor out = Tensor::empty(view.shape(), view.dtype());
+  Tensor out = Tensor::empty(view.shape(), view.dtype(), view.device());
   comm::copy_bytes(out, view);
   return out;
 }
@@ -77,7 +77,7 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
   const auto load_start = Clock::now();
   std::pair<int64_t, int64_t> layers;
   models::StageModel stage_model = models::load_transformer_stage(
-      folder_.component("transformer").dir, core::DType::F32,
+      folder_.component("transformer").dir, place_,
       [&](const std::vector<double>& costs) {
         layers = parallel::balance_stages(costs, P)[static_cast<size_t>(stage)];
         return layers;
@@ -133,7 +133,8 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
     p.pass = model.begin_pass(share(model_inputs(latents, t, conditioning, r)), sp, &plan, false);
     const std::vector<core::Shape> shapes = model.stream_shapes(*p.pass, first_layer);
     for (size_t j = 0; j < shapes.size(); ++j) {
-      p.pass->streams.push_back(Tensor::empty(shapes[j]));
+      p.pass->streams.push_back(
+          Tensor::empty(shapes[j], place_.activation_dtype(), place_.device));
       p.recvs.push_back(pp.irecv(p.pass->streams.back(), stage - 1, kTagStream + int(j)));
     }
     return p;
@@ -155,10 +156,13 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
   // `latents`. Returns the new rows.
   const auto step_patch = [&](models::TransformerPass& pass, int step, int patch,
                               const Tensor& noise) {
-    const Tensor out = whole(model.end_pass(pass));  // the pass's rows of the model output
+    const Tensor out =
+        whole(model.end_pass(pass)).to(core::DType::F32);  // the pass's rows of the model output
     const Tensor guided = guided_output(out, r);       // the pass's rows of latents' shape
     const bool all = patch < 0;
-    Tensor fresh = all ? Tensor() : Tensor::empty(patch_of(latents, patch).shape());
+    Tensor fresh = all ? Tensor()
+                       : Tensor::empty(patch_of(latents, patch).shape(), latents.dtype(),
+                                       latents.device());
     for (int m = all ? 0 : patch; m < (all ? M : patch + 1); ++m) {
       const Tensor g = all ? patch_of(guided, m) : guided;
       const Tensor n = noise.defined() ? patch_of(noise, m) : Tensor();
@@ -211,7 +215,8 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
     std::vector<comm::Request> returns(order.size());
     const auto post_return = [&](size_t k) {
       if (stage != 0 || k >= order.size() || order[k].first == warmup) return;
-      returned[k] = Tensor::empty(patch_of(latents, order[k].second).shape());
+      returned[k] = Tensor::empty(patch_of(latents, order[k].second).shape(), latents.dtype(),
+                                  latents.device());
       returns[k] = pp.irecv(returned[k], last, kTagLatents);
     };
     Pending next;

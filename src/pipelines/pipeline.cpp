@@ -192,6 +192,16 @@ std::pair<int64_t, int64_t> Pipeline::dp_block(int64_t batch) const {
   return {begin, begin + share};
 }
 
+void Pipeline::set_placement(const core::Placement& placement) {
+  const bool changed = placement.device != place_.device || placement.dtype != place_.dtype;
+  place_ = placement;
+  if (changed && keep_loaded_) {  // what was kept lives on the old placement
+    text_encoders_.clear();
+    kept_transformer_.reset();
+    kept_vae_.reset();
+  }
+}
+
 void Pipeline::set_keep_loaded(bool keep) {
   keep_loaded_ = keep;
   if (keep) return;
@@ -218,7 +228,7 @@ void Pipeline::preload() {
 std::shared_ptr<const models::Transformer> Pipeline::transformer_for_call() {
   if (kept_transformer_) return kept_transformer_;
   std::shared_ptr<const models::Transformer> model =
-      models::load_transformer(folder_.component("transformer").dir);
+      models::load_transformer(folder_.component("transformer").dir, place_);
   if (keep_loaded_) kept_transformer_ = model;
   return model;
 }
@@ -226,7 +236,7 @@ std::shared_ptr<const models::Transformer> Pipeline::transformer_for_call() {
 std::shared_ptr<const models::vae::AutoencoderKL> Pipeline::vae_for_call() {
   if (kept_vae_) return kept_vae_;
   std::shared_ptr<const models::vae::AutoencoderKL> vae =
-      models::vae::load_autoencoder_kl(folder_.component("vae").dir);
+      models::vae::load_autoencoder_kl(folder_.component("vae").dir, place_);
   if (keep_loaded_) kept_vae_ = vae;
   return vae;
 }
@@ -234,8 +244,10 @@ std::shared_ptr<const models::vae::AutoencoderKL> Pipeline::vae_for_call() {
 Tensor Pipeline::predict_noise(const models::Transformer& model, const Tensor& latents,
                                double timestep, const NamedTensors& conditioning,
                                const GenerateRequest& r) const {
-  return guided_output(run_transformer(model, model_inputs(latents, timestep, conditioning, r)),
-                       r);  // latents' shape
+  // The guidance and the scheduler work in F32 (the transformer may run in BF16).
+  return guided_output(
+      run_transformer(model, model_inputs(latents, timestep, conditioning, r)).to(core::DType::F32),
+      r);  // latents' shape
 }
 
 NamedTensors Pipeline::model_inputs(const Tensor&, double, const NamedTensors&,
@@ -261,7 +273,8 @@ Tensor Pipeline::step_noise(const schedulers::Scheduler& scheduler, int step,
   full_shape[0] = full_batch;
   return core::randn(full_shape, seed, 1 + static_cast<uint64_t>(step))
       .slice(0, block_begin, block_end)
-      .contiguous();  // latents' shape
+      .contiguous()
+      .to_device(place_.device);  // latents' shape
 }
 
 Tensor Pipeline::run_transformer(const models::Transformer& model,
@@ -319,6 +332,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   Tensor latents = r.latents.defined() ? r.latents.to(core::DType::F32).clone()
                                        : initial_latents(r);  // initial_latent_shape
   res.initial_latents = latents;
+  latents = latents.to_device(place_.device);  // F32 on the pipeline's device
 
   // 3. Timesteps.
   t0 = Clock::now();
@@ -366,7 +380,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   res.times.denoise = seconds_between(denoise_start, Clock::now()) - pipefusion_load_seconds_;
   model.reset();  // the transformer's weights go before the VAE's come (unless kept)
   release_extra_models();
-  res.latents = latents;
+  res.latents = latents.to_device(core::Device::CPU);
 
   // 5. Decode.
   if (r.decode && (is_video() || own_decoder())) {
@@ -393,6 +407,9 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     vae_group_ = nullptr;
     res.times.decode = seconds_between(t1, Clock::now());
   }
+  if (res.images.defined()) {
+    res.images = res.images.to(core::DType::F32).to_device(core::Device::CPU);  // host F32
+  }
   return res;
 }
 
@@ -404,36 +421,18 @@ Tensor guide(const Tensor& uncond, const Tensor& cond, double guidance_scale) {
   PARADIT_CHECK(uncond.shape() == cond.shape(), "guidance: unconditional ",
                 core::shape_str(uncond.shape()), " and conditional ", core::shape_str(cond.shape()),
                 " outputs differ in shape");
-  const Tensor u = uncond.contiguous();
-  const Tensor c = cond.contiguous();
-  Tensor out = Tensor::empty(u.shape());  // uncond's shape
   const float g = static_cast<float>(guidance_scale);
-  const float* pu = u.data<float>();
-  const float* pc = c.data<float>();
-  float* po = out.data<float>();
-  const int64_t n = u.numel();
   // Three rounded f32 operations, as torch evaluates uncond + g * (cond - uncond).
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    const float diff = pc[i] - pu[i];
-    const float scaled = g * diff;
-    po[i] = pu[i] + scaled;
-  }
-  return out;
+  const Tensor diff = core::lincomb({{1.0f, cond}, {-1.0f, uncond}});  // cond − uncond
+  return core::lincomb({{1.0f, uncond}, {g, diff}});                   // uncond's shape
 }
 
 Tensor unscale(const Tensor& latents, double scaling_factor, std::optional<double> shift_factor) {
-  const Tensor x = latents.to(core::DType::F32).contiguous();
-  Tensor out = Tensor::empty(x.shape());  // x's shape
   const float s = static_cast<float>(scaling_factor);
   const float shift = shift_factor ? static_cast<float>(*shift_factor) : 0.0f;
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const float q = src[i] / s;
-    dst[i] = shift_factor ? q + shift : q;
-  }
-  return out;
+  // A division (not a product by 1/s), then the shift, as torch computes them in f32.
+  return core::affine(latents.to(core::DType::F32), 0, core::AffineKind::kDivAdd, {shift},
+                      {s});  // x's shape
 }
 
 Tensor decode_batch(const models::vae::AutoencoderKL& vae, const Tensor& z,

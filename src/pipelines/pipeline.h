@@ -178,6 +178,13 @@ class Pipeline {
   // a server fails at start rather than at its first request. No-op otherwise. Not collective.
   void preload();
 
+  // Where the components run (default: the CPU, F32 weights): every text encoder, transformer
+  // and VAE is loaded onto placement.device with its matrices in placement.dtype; the latents,
+  // the guidance and the scheduler's math stay in F32 on that device; results (latents,
+  // images) come back to the host in F32. Frees what keep-loaded mode kept when it changes.
+  void set_placement(const core::Placement& placement);
+  const core::Placement& placement() const { return place_; }
+
   // Runs the next generate() calls over `runtime` (null: single process). The runtime must
   // outlive those calls.
   void set_runtime(const parallel::ParallelRuntime* runtime) { runtime_ = runtime; }
@@ -259,6 +266,7 @@ class Pipeline {
   core::Tensor run_transformer(const models::Transformer& model, const NamedTensors& inputs) const;
 
   const parallel::ParallelRuntime* runtime_ = nullptr;
+  core::Placement place_;
   // The ranks that decode one image together (--use_parallel_vae); null: decode alone.
   const comm::Communicator* vae_group_ = nullptr;
 

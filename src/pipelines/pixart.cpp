@@ -65,7 +65,7 @@ class PixArtPipeline : public Pipeline {
       const fs_path encoder = folder_.component("text_encoder").dir;
       const TokenBatch tokens =
           tokenize_t5(folder_.component("tokenizer").dir, texts, length);  // (rows, L)
-      embeds = run_t5(encoder, tokens, true, &text_load_seconds_);        // (rows, L, D)
+      embeds = run_t5(encoder, place_, tokens, true, &text_load_seconds_);        // (rows, L, D)
       mask = tokens.mask;
     }
     int64_t row = 0;

@@ -166,7 +166,7 @@ class SD3Pipeline : public Pipeline {
     for (int k = 0; k < 2; ++k) {
       const TokenBatch tokens =
           tokenize_clip(folder_.component(tokenizers[k]).dir, texts, clip_length);  // (rows, 77)
-      ClipOutputs o = run_clip(folder_.component(encoders[k]).dir, tokens, &text_load_seconds_);
+      ClipOutputs o = run_clip(folder_.component(encoders[k]).dir, place_, tokens, &text_load_seconds_);
       PARADIT_CHECK(o.text_embeds.defined(), folder_.component(encoders[k]).dir.string(),
                     ": StableDiffusion3Pipeline needs CLIPTextModelWithProjection (no "
                     "text_projection found)");
@@ -178,16 +178,18 @@ class SD3Pipeline : public Pipeline {
     if (folder_.has_component("text_encoder_3")) {
       const TokenBatch tokens = tokenize_t5(folder_.component("tokenizer_3").dir, texts,
                                             max_sequence_length);  // (rows, L)
-      t5 = run_t5(folder_.component("text_encoder_3").dir, tokens, false, &text_load_seconds_);
+      t5 = run_t5(folder_.component("text_encoder_3").dir, place_, tokens, false, &text_load_seconds_);
     } else {
       // Without T5 diffusers uses zeros of the transformer's joint_attention_dim.
-      t5 = Tensor::zeros({rows, max_sequence_length, joint_attention_dim_});
+      t5 = Tensor::zeros({rows, max_sequence_length, joint_attention_dim_}, clip.dtype(),
+                         clip.device());
     }
     const int64_t width = t5.dim(2);
     PARADIT_CHECK(clip.dim(2) <= width, "StableDiffusion3Pipeline: the CLIP features (",
                   clip.dim(2), " channels) are wider than T5's ", width);
     if (clip.dim(2) < width) {
-      const Tensor pad = Tensor::zeros({rows, clip.dim(1), width - clip.dim(2)});
+      const Tensor pad =
+          Tensor::zeros({rows, clip.dim(1), width - clip.dim(2)}, clip.dtype(), clip.device());
       clip = core::concat({clip, pad}, -1);  // (rows, 77, width)
     }
     *embeds = core::concat({clip, t5}, 1);                             // (rows, 77 + L, width)

@@ -101,9 +101,10 @@ thread_local TextEncoderCache* t_current_cache = nullptr;
 
 // Loads an encoder into a shared pointer, timing it.
 template <typename Encoder>
-std::shared_ptr<const Encoder> load_encoder(const fs::path& dir, double* load_seconds) {
+std::shared_ptr<const Encoder> load_encoder(const fs::path& dir, const core::Placement& place,
+                                            double* load_seconds) {
   const auto t0 = std::chrono::steady_clock::now();
-  auto encoder = std::make_shared<const Encoder>(Encoder::load(dir));
+  auto encoder = std::make_shared<const Encoder>(Encoder::load(dir, place));
   if (load_seconds) *load_seconds += seconds_since(t0);
   return encoder;
 }
@@ -111,29 +112,33 @@ std::shared_ptr<const Encoder> load_encoder(const fs::path& dir, double* load_se
 template <typename Encoder>
 std::shared_ptr<const Encoder> kept_or_load(
     std::map<fs::path, std::shared_ptr<const Encoder>>& kept, const fs::path& dir,
-    double* load_seconds) {
+    const core::Placement& place, double* load_seconds) {
   auto& slot = kept[dir.lexically_normal()];
-  if (!slot) slot = load_encoder<Encoder>(dir, load_seconds);
+  if (!slot) slot = load_encoder<Encoder>(dir, place, load_seconds);
   return slot;
 }
 
 // The encoder of `dir`: from the thread's cache, or loaded for this one call.
 template <typename Encoder>
-std::shared_ptr<const Encoder> acquire(const fs::path& dir, double* load_seconds);
+std::shared_ptr<const Encoder> acquire(const fs::path& dir, const core::Placement& place,
+                                       double* load_seconds);
 
 template <>
-std::shared_ptr<const models::t5::T5Encoder> acquire(const fs::path& dir, double* load_seconds) {
+std::shared_ptr<const models::t5::T5Encoder> acquire(const fs::path& dir,
+                                                     const core::Placement& place,
+                                                     double* load_seconds) {
   TextEncoderCache* cache = TextEncoderCache::current();
-  return cache ? cache->t5(dir, load_seconds)
-               : load_encoder<models::t5::T5Encoder>(dir, load_seconds);
+  return cache ? cache->t5(dir, place, load_seconds)
+               : load_encoder<models::t5::T5Encoder>(dir, place, load_seconds);
 }
 
 template <>
 std::shared_ptr<const models::clip::ClipTextEncoder> acquire(const fs::path& dir,
+                                                             const core::Placement& place,
                                                              double* load_seconds) {
   TextEncoderCache* cache = TextEncoderCache::current();
-  return cache ? cache->clip(dir, load_seconds)
-               : load_encoder<models::clip::ClipTextEncoder>(dir, load_seconds);
+  return cache ? cache->clip(dir, place, load_seconds)
+               : load_encoder<models::clip::ClipTextEncoder>(dir, place, load_seconds);
 }
 }  // namespace
 
@@ -148,13 +153,14 @@ TextEncoderCache::Use::~Use() { t_current_cache = previous_; }
 TextEncoderCache* TextEncoderCache::current() { return t_current_cache; }
 
 std::shared_ptr<const models::t5::T5Encoder> TextEncoderCache::t5(const fs::path& dir,
+                                                                  const core::Placement& place,
                                                                   double* load_seconds) {
-  return kept_or_load(t5_, dir, load_seconds);
+  return kept_or_load(t5_, dir, place, load_seconds);
 }
 
 std::shared_ptr<const models::clip::ClipTextEncoder> TextEncoderCache::clip(
-    const fs::path& dir, double* load_seconds) {
-  return kept_or_load(clip_, dir, load_seconds);
+    const fs::path& dir, const core::Placement& place, double* load_seconds) {
+  return kept_or_load(clip_, dir, place, load_seconds);
 }
 
 void TextEncoderCache::clear() {
@@ -164,21 +170,21 @@ void TextEncoderCache::clear() {
 
 // ---------------------------------------------------------------- encoders
 
-Tensor run_t5(const fs::path& encoder_dir, const TokenBatch& tokens, bool use_mask,
-              double* load_seconds) {
+Tensor run_t5(const fs::path& encoder_dir, const core::Placement& place, const TokenBatch& tokens,
+              bool use_mask, double* load_seconds) {
   // Without a cache the weights are released when `encoder` goes out of scope here.
   std::shared_ptr<const models::t5::T5Encoder> encoder =
-      acquire<models::t5::T5Encoder>(encoder_dir, load_seconds);
+      acquire<models::t5::T5Encoder>(encoder_dir, place, load_seconds);
   Tensor out = encoder->encode(tokens.ids, use_mask ? tokens.mask : Tensor(), false)
                    .last_hidden_state;  // (B, L, d_model)
   encoder.reset();
   return out.contiguous();
 }
 
-ClipOutputs run_clip(const fs::path& encoder_dir, const TokenBatch& tokens,
-                     double* load_seconds) {
+ClipOutputs run_clip(const fs::path& encoder_dir, const core::Placement& place,
+                     const TokenBatch& tokens, double* load_seconds) {
   std::shared_ptr<const models::clip::ClipTextEncoder> encoder =
-      acquire<models::clip::ClipTextEncoder>(encoder_dir, load_seconds);
+      acquire<models::clip::ClipTextEncoder>(encoder_dir, place, load_seconds);
   models::clip::ClipTextOutput o = encoder->encode(tokens.ids, Tensor(), true);
   PARADIT_CHECK(o.hidden_states.size() >= 2, encoder_dir.string(),
                 ": the CLIP text encoder returned ", o.hidden_states.size(),

@@ -66,8 +66,10 @@ class TextEncoderCache {
   // The encoder of `dir`, loaded on first use. `load_seconds` (optional) receives the time
   // spent loading (0 when it was kept).
   std::shared_ptr<const models::t5::T5Encoder> t5(const std::filesystem::path& dir,
+                                                  const core::Placement& place,
                                                   double* load_seconds);
   std::shared_ptr<const models::clip::ClipTextEncoder> clip(const std::filesystem::path& dir,
+                                                            const core::Placement& place,
                                                             double* load_seconds);
   size_t size() const { return t5_.size() + clip_.size(); }
   void clear();  // frees every kept encoder
@@ -77,12 +79,12 @@ class TextEncoderCache {
   std::map<std::filesystem::path, std::shared_ptr<const models::clip::ClipTextEncoder>> clip_;
 };
 
-// T5EncoderModel(input_ids, attention_mask)[0]: last_hidden_state (B, L, d_model). The encoder
-// is loaded from `encoder_dir` and destroyed before returning (or taken from the thread's
-// TextEncoderCache). `mask` undefined = no mask (Flux
+// T5EncoderModel(input_ids, attention_mask)[0]: last_hidden_state (B, L, d_model) on `place`.
+// The encoder is loaded from `encoder_dir` onto `place` and destroyed before returning (or
+// taken from the thread's TextEncoderCache). `mask` undefined = no mask (Flux
 // and SD3 call T5 without one). `load_seconds` (optional) receives the time spent loading.
-core::Tensor run_t5(const std::filesystem::path& encoder_dir, const TokenBatch& tokens,
-                    bool use_mask, double* load_seconds = nullptr);
+core::Tensor run_t5(const std::filesystem::path& encoder_dir, const core::Placement& place,
+                    const TokenBatch& tokens, bool use_mask, double* load_seconds = nullptr);
 
 struct ClipOutputs {
   core::Tensor penultimate;  // hidden_states[-2] (B, L, hidden)
@@ -90,8 +92,8 @@ struct ClipOutputs {
   core::Tensor text_embeds;  // (B, projection_dim) with a projection, else undefined
 };
 // CLIPTextModel[WithProjection](input_ids) without an attention mask, as the pipelines call it.
-ClipOutputs run_clip(const std::filesystem::path& encoder_dir, const TokenBatch& tokens,
-                     double* load_seconds = nullptr);
+ClipOutputs run_clip(const std::filesystem::path& encoder_dir, const core::Placement& place,
+                     const TokenBatch& tokens, double* load_seconds = nullptr);
 
 // PixArt's _text_preprocessing(clean_caption=False): text.lower().strip().
 std::string pixart_text_preprocessing(const std::string& text);

@@ -58,10 +58,13 @@ Tensor predict_video_noise(const Tensor& latents, double t, const NamedTensors& 
   return noise;
 }
 
-Tensor decode_wan_video(const std::filesystem::path& vae_dir, const Tensor& latents,
-                        const comm::Communicator* group, PhaseTimes* times) {
+Tensor decode_wan_video(const std::filesystem::path& vae_dir, const core::Placement& place,
+                        const Tensor& latents, const comm::Communicator* group,
+                        PhaseTimes* times) {
   return load_and_decode_video(
-      [](const std::filesystem::path& dir) { return models::vae::load_autoencoder_kl_wan(dir); },
+      [&](const std::filesystem::path& dir) {
+        return models::vae::load_autoencoder_kl_wan(dir, place);
+      },
       [](const models::vae::AutoencoderKLWan& vae, const Tensor& x) {
         // latents / (1 / latents_std) + latents_mean, per channel, in f32.
         return vae.unnormalize_latents(x);  // (B, z_dim, f, h, w)
@@ -69,11 +72,12 @@ Tensor decode_wan_video(const std::filesystem::path& vae_dir, const Tensor& late
       vae_dir, latents, group, times);
 }
 
-Tensor decode_hunyuan_video(const std::filesystem::path& vae_dir, const Tensor& latents,
-                            const comm::Communicator* group, PhaseTimes* times) {
+Tensor decode_hunyuan_video(const std::filesystem::path& vae_dir, const core::Placement& place,
+                            const Tensor& latents, const comm::Communicator* group,
+                            PhaseTimes* times) {
   return load_and_decode_video(
-      [](const std::filesystem::path& dir) {
-        return models::vae::load_autoencoder_kl_hunyuan_video(dir);
+      [&](const std::filesystem::path& dir) {
+        return models::vae::load_autoencoder_kl_hunyuan_video(dir, place);
       },
       [](const models::vae::AutoencoderKLHunyuanVideo& vae, const Tensor& x) {
         return vae.unscale_latents(x);  // (B, C, f, h, w)

@@ -240,7 +240,7 @@ class WanPipeline : public Pipeline {
 
   Tensor decode_video(const Tensor& latents, const GenerateRequest& r,
                       PhaseTimes* times) const override {
-    return detail::decode_wan_video(folder_.component("vae").dir, latents, vae_group_,
+    return detail::decode_wan_video(folder_.component("vae").dir, place_, latents, vae_group_,
                                     times);  // (B, 3, F, H, W)
   }
 
@@ -263,17 +263,18 @@ class WanPipeline : public Pipeline {
   Tensor encode_texts(const std::vector<std::string>& texts, int max_sequence_length) {
     const TokenBatch tokens = tokenize_t5(folder_.component("tokenizer").dir, texts,
                                           max_sequence_length);  // (rows, L)
-    Tensor embeds = run_t5(folder_.component("text_encoder").dir, tokens, true,
+    Tensor embeds = run_t5(folder_.component("text_encoder").dir, place_, tokens, true,
                            &text_load_seconds_)
                         .contiguous();  // (rows, L, D)
     const int64_t rows = embeds.dim(0), L = embeds.dim(1), D = embeds.dim(2);
-    const Tensor mask = tokens.mask.contiguous();
-    const int64_t* m = mask.data<int64_t>();
-    float* e = embeds.data<float>();
+    const std::vector<int64_t> m = tokens.mask.to_vector_i64();  // host metadata
     for (int64_t b = 0; b < rows; ++b) {
       int64_t len = 0;  // mask.gt(0).sum()
-      for (int64_t i = 0; i < L; ++i) len += m[b * L + i] > 0;
-      std::fill(e + (b * L + len) * D, e + (b + 1) * L * D, 0.0f);
+      for (int64_t i = 0; i < L; ++i) len += m[static_cast<size_t>(b * L + i)] > 0;
+      if (len == L) continue;
+      embeds.slice(0, b, b + 1)
+          .slice(1, len, L)
+          .copy_from(Tensor::zeros({1, L - len, D}, embeds.dtype(), embeds.device()));
     }
     return embeds;
   }

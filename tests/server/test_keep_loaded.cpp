@@ -76,24 +76,24 @@ TEST_F(KeepLoadedTest, TextEncoderCacheKeepsOnlyWhileInUse) {
   const fs::path encoder = model_ / "text_encoder";
   const pipelines::TokenBatch tokens =
       pipelines::tokenize_t5(model_ / "tokenizer", {"a blue square"}, 16);
-  const Tensor plain = pipelines::run_t5(encoder, tokens, true);  // (1, 16, d)
+  const Tensor plain = pipelines::run_t5(encoder, {}, tokens, true);  // (1, 16, d)
 
   pipelines::TextEncoderCache cache;
   double load_seconds = 0;
   {
     const pipelines::TextEncoderCache::Use use(&cache);
     EXPECT_EQ(pipelines::TextEncoderCache::current(), &cache);
-    EXPECT_TRUE(same(pipelines::run_t5(encoder, tokens, true, &load_seconds), plain));
+    EXPECT_TRUE(same(pipelines::run_t5(encoder, {}, tokens, true, &load_seconds), plain));
     EXPECT_EQ(cache.size(), 1u);
     const double first_load = load_seconds;
     EXPECT_GT(first_load, 0.0);
     // Kept: the second call loads nothing (adds exactly 0 seconds) and gives the same output.
-    EXPECT_TRUE(same(pipelines::run_t5(encoder, tokens, true, &load_seconds), plain));
+    EXPECT_TRUE(same(pipelines::run_t5(encoder, {}, tokens, true, &load_seconds), plain));
     EXPECT_EQ(load_seconds, first_load);
     EXPECT_EQ(cache.size(), 1u);
   }
   EXPECT_EQ(pipelines::TextEncoderCache::current(), nullptr);
-  pipelines::run_t5(encoder, tokens, true);  // no cache in use: nothing is added
+  pipelines::run_t5(encoder, {}, tokens, true);  // no cache in use: nothing is added
   EXPECT_EQ(cache.size(), 1u);
   cache.clear();
   EXPECT_EQ(cache.size(), 0u);

@@ -96,6 +96,9 @@ void with_op(BinaryOp op, Fn fn) {
     case BinaryOp::kMul:
       fn([](float u, float v) { return u * v; });
       break;
+    case BinaryOp::kDiv:
+      fn([](float u, float v) { return u / v; });
+      break;
   }
 }
 

@@ -78,7 +78,7 @@ void upsample_nearest2d_f32(const float* x, int64_t planes, int64_t H, int64_t W
                             float* y);
 
 // ---------------------------------------------------------------- elementwise
-enum class BinaryOp { kAdd, kSub, kMul };
+enum class BinaryOp { kAdd, kSub, kMul, kDiv };
 // out[i] = a[i] op b[i] over `shape` (ndim ≤ 8); a/b strides in elements, 0 along broadcast
 // dims. out: contiguous `shape`; it may alias a when a is contiguous with this shape.
 void binary_f32(BinaryOp op, int ndim, const int64_t* shape, const float* a,

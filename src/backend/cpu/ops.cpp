@@ -164,7 +164,8 @@ void binary(const BinaryArgs& a) {
   require_f32("binary", a.dtype);
   const cpu::BinaryOp op = a.op == backend::BinaryOp::kAdd   ? cpu::BinaryOp::kAdd
                            : a.op == backend::BinaryOp::kSub ? cpu::BinaryOp::kSub
-                                                             : cpu::BinaryOp::kMul;
+                           : a.op == backend::BinaryOp::kMul ? cpu::BinaryOp::kMul
+                                                             : cpu::BinaryOp::kDiv;
   binary_f32(op, a.ndim, a.shape, f32(a.a), a.a_strides, f32(a.b), a.b_strides, f32(a.out));
 }
 

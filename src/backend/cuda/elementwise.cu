@@ -169,8 +169,10 @@ __device__ __forceinline__ float binary_op(float a, float b) {
     return a + b;
   } else if constexpr (Op == BinaryOp::kSub) {
     return a - b;
-  } else {
+  } else if constexpr (Op == BinaryOp::kMul) {
     return a * b;
+  } else {
+    return __fdiv_rn(a, b);
   }
 }
 
@@ -487,6 +489,10 @@ void binary(const BinaryArgs& a) {
         break;
       case BinaryOp::kMul:
         binary_kernel<BinaryOp::kMul, T>
+            <<<grid, kThreads, 0, current_stream()>>>(pa, pb, l, n, dense, po);
+        break;
+      case BinaryOp::kDiv:
+        binary_kernel<BinaryOp::kDiv, T>
             <<<grid, kThreads, 0, current_stream()>>>(pa, pb, l, n, dense, po);
         break;
     }
