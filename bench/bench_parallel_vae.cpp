@@ -25,7 +25,7 @@
 #include "comm/runtime.h"
 #include "models/common/random_weights.h"
 #include "models/vae/autoencoder_kl.h"
-#include "parallel/vae_patch.h"
+#include "pipelines/vae_decode.h"
 
 using paradit::core::Tensor;
 namespace comm = paradit::comm;
@@ -94,7 +94,7 @@ int run(int argc, char** argv) {
   const vae::AutoencoderKL model(cfg, weights);
   const Tensor z = random_latent(size / 8);  // (1, 4, size/8, size/8)
 
-  Tensor image = paradit::parallel::decode_row_parallel(model, z, world);  // warm-up
+  Tensor image = paradit::pipelines::decode_row_parallel(model, z, world);  // warm-up
   double best = 1e30, best_cpu = 1e30;
   uint64_t sent = 0;
   paradit::parallel::RowSplitTimes times;
@@ -104,7 +104,7 @@ int run(int argc, char** argv) {
     times = {};
     const auto t0 = std::chrono::steady_clock::now();
     const std::clock_t c0 = std::clock();
-    image = paradit::parallel::decode_row_parallel(model, z, world, profile ? &times : nullptr);
+    image = paradit::pipelines::decode_row_parallel(model, z, world, profile ? &times : nullptr);
     Tensor elapsed = Tensor::empty({2}, paradit::core::DType::F64);
     elapsed.data<double>()[0] =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -36,7 +36,7 @@
 #include "models/transformer.h"
 #include "models/vae/wan.h"
 #include "parallel/sequence.h"
-#include "parallel/video_vae_patch.h"
+#include "pipelines/vae_decode.h"
 
 using paradit::core::Tensor;
 namespace comm = paradit::comm;
@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
         auto group = world.split(world.rank() < p ? 0 : 1, world.rank());
         Timing t;
         if (world.rank() < p) {
-          t = measure(*group, reps, [&] { parallel::decode_video_row_parallel(vae, z, *group); });
+          t = measure(*group, reps, [&] { paradit::pipelines::decode_video_row_parallel(vae, z, *group); });
         }
         quiet_barrier(world);
         if (world.rank() == 0) {

@@ -199,6 +199,36 @@ struct AttentionArgs {
   AttentionBackend backend = AttentionBackend::kAuto;
 };
 
+// Exact merge of unnormalized attention partials over disjoint key blocks (ring attention),
+// accumulated in double on the partials' device. State, (rows = B·S·H) rows of Dv:
+// acc (rows, Dv) Σ_i 2^(m_i − ref)·o_i, ref (rows) the largest m_i so far (−inf before any
+// visible key), sum (rows) Σ_i 2^(m_i − ref)·l_i. Row (b, s, h) = (b·S + s)·H + h.
+// Add one partial: out (B, S, H, Dv) at strides (out_stride_b, out_stride_s, Dv, 1) in `dtype`,
+// row_max / row_sum (B, H, S) F32 at strides (stride_b, stride_h, 1). The rescalings are exact
+// powers of two.
+struct AttentionMergeAddArgs {
+  int64_t B = 0, S = 0, H = 0, Dv = 0;
+  const void* out = nullptr;
+  int64_t out_stride_b = 0, out_stride_s = 0;
+  DType dtype = DType::F32;
+  const float* row_max = nullptr;
+  int64_t max_stride_b = 0, max_stride_h = 0;
+  const float* row_sum = nullptr;
+  int64_t sum_stride_b = 0, sum_stride_h = 0;
+  double* acc = nullptr;
+  double* ref = nullptr;
+  double* sum = nullptr;
+};
+// The merged output: out (rows, Dv) contiguous in `dtype` = acc / sum rounded once (0 where
+// sum is 0: a row no partial saw a key for).
+struct AttentionMergeOutArgs {
+  int64_t rows = 0, Dv = 0;
+  const double* acc = nullptr;
+  const double* sum = nullptr;
+  DType dtype = DType::F32;
+  void* out = nullptr;
+};
+
 // ---------------------------------------------------------------- convolution / resampling
 struct Conv2dGeometry {
   int64_t N = 0, C = 0, H = 0, W = 0;  // input (N, C, H, W)

@@ -32,6 +32,7 @@ constexpr std::array kOps = {
     Entry{Op::kSoftmax, "softmax", false},
     Entry{Op::kApplyRope, "apply_rope", false},
     Entry{Op::kAttention, "attention", false},
+    Entry{Op::kAttentionMerge, "attention_merge", false},
     Entry{Op::kConv2d, "conv2d", false},
     Entry{Op::kUpsampleNearest2d, "upsample_nearest2d", false},
     Entry{Op::kConv3d, "conv3d", false},

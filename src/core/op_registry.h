@@ -29,6 +29,7 @@ enum class Op : uint8_t {
   kSoftmax,
   kApplyRope,
   kAttention,
+  kAttentionMerge,
   kConv2d,
   kUpsampleNearest2d,
   kConv3d,

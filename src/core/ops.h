@@ -110,6 +110,23 @@ struct AttentionResult {
 // last dim is contiguous (e.g. a slice of a fused qkv projection).
 AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
                           const AttentionOptions& options = {});
+// Exact merge of unnormalized partials (AttentionOptions::unnormalized) over disjoint key blocks,
+// in double on the partials' device (see backend::AttentionMergeAddArgs): with block i giving
+// o_i = Σ_j 2^(s_j − m_i) v_j and l_i = Σ_j 2^(s_j − m_i), the result is
+// Σ_i 2^(m_i − m) o_i / Σ_i 2^(m_i − m) l_i. Start from an empty state; every partial must
+// have the first one's shape.
+struct AttentionMergeState {
+  Shape shape;       // (B, S, H, Dv) of the partials
+  DType dtype = DType::F32;
+  Tensor acc, ref, sum;  // F64 (B·S·H·Dv), (B·S·H), (B·S·H)
+};
+// out (B, S, H, Dv) with contiguous (H, Dv) rows; row_max, row_sum (B, H, S) F32, last dim
+// contiguous.
+void attention_merge_add(AttentionMergeState& state, const Tensor& out, const Tensor& row_max,
+                         const Tensor& row_sum);
+// (B, S, H, Dv) in the partials' dtype; zeros for rows that saw no key.
+Tensor attention_merge_result(const AttentionMergeState& state);
+
 // The implementation kAuto stands for on CUDA (`--attention_backend`); kAuto restores the
 // default choice. Per process; the CPU ignores it.
 void set_default_attention_backend(AttentionBackend backend);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <limits>
 
 #include "core/ops.h"
 #include "core/ops_common.h"
@@ -122,6 +123,75 @@ AttentionResult attention(const Tensor& q_in, const Tensor& k_in, const Tensor& 
   if (B * Sq * H == 0) return result;
   if (dev == Device::CPU) cpu::attention(a); else if constexpr (kCudaBuilt) cuda::attention(a);
   return result;
+}
+
+void attention_merge_add(AttentionMergeState& state, const Tensor& out, const Tensor& row_max,
+                         const Tensor& row_sum) {
+  const Op op = Op::kAttentionMerge;
+  check_first(op, "out", out);
+  const Device dev = out.device();
+  PARADIT_CHECK(out.ndim() == 4 && row_max.defined() && row_sum.defined() && row_max.ndim() == 3 &&
+                    row_sum.shape() == row_max.shape() &&
+                    row_max.shape() == Shape({out.dim(0), out.dim(2), out.dim(1)}) &&
+                    row_max.dtype() == DType::F32 && row_sum.dtype() == DType::F32,
+                "attention_merge: partial ", out.str(), " / ",
+                row_max.defined() ? row_max.str() : "undefined", " / ",
+                row_sum.defined() ? row_sum.str() : "undefined",
+                " must be (B, S, H, Dv), (B, H, S) F32, (B, H, S) F32");
+  check_device(op, "row_max", row_max, dev);
+  check_device(op, "row_sum", row_sum, dev);
+  const int64_t B = out.dim(0), S = out.dim(1), H = out.dim(2), Dv = out.dim(3);
+  PARADIT_CHECK(out.stride(3) == 1 && out.stride(2) == Dv && row_max.stride(2) == 1 &&
+                    row_sum.stride(2) == 1,
+                "attention_merge: partial ", out.str(), " needs contiguous rows");
+  if (!state.acc.defined()) {
+    state.shape = out.shape();
+    state.dtype = out.dtype();
+    state.acc = Tensor::zeros({B * S * H * Dv}, DType::F64, dev);
+    state.ref = Tensor::full({B * S * H}, -std::numeric_limits<float>::infinity(), DType::F64, dev);
+    state.sum = Tensor::zeros({B * S * H}, DType::F64, dev);
+  }
+  PARADIT_CHECK(out.shape() == state.shape && out.dtype() == state.dtype &&
+                    state.acc.device() == dev,
+                "attention_merge: partial ", out.str(), " does not match the first partial's ",
+                dtype_name(state.dtype), shape_str(state.shape));
+  if (B * S * H * Dv == 0) return;
+  backend::AttentionMergeAddArgs a;
+  a.B = B;
+  a.S = S;
+  a.H = H;
+  a.Dv = Dv;
+  a.out = out.raw_data();
+  a.out_stride_b = out.stride(0);
+  a.out_stride_s = out.stride(1);
+  a.dtype = out.dtype();
+  a.row_max = static_cast<const float*>(row_max.raw_data());
+  a.max_stride_b = row_max.stride(0);
+  a.max_stride_h = row_max.stride(1);
+  a.row_sum = static_cast<const float*>(row_sum.raw_data());
+  a.sum_stride_b = row_sum.stride(0);
+  a.sum_stride_h = row_sum.stride(1);
+  a.acc = static_cast<double*>(state.acc.raw_data());
+  a.ref = static_cast<double*>(state.ref.raw_data());
+  a.sum = static_cast<double*>(state.sum.raw_data());
+  if (dev == Device::CPU) cpu::attention_merge_add(a); else if constexpr (kCudaBuilt) cuda::attention_merge_add(a);
+}
+
+Tensor attention_merge_result(const AttentionMergeState& state) {
+  PARADIT_CHECK(state.acc.defined(), "attention_merge: no partial was added");
+  const Device dev = state.acc.device();
+  require_support(Op::kAttentionMerge, dev, state.dtype);
+  Tensor out = Tensor::empty(state.shape, state.dtype, dev);  // (B, S, H, Dv)
+  if (out.numel() == 0) return out;
+  backend::AttentionMergeOutArgs a;
+  a.rows = state.sum.numel();
+  a.Dv = state.shape[3];
+  a.acc = static_cast<const double*>(state.acc.raw_data());
+  a.sum = static_cast<const double*>(state.sum.raw_data());
+  a.dtype = state.dtype;
+  a.out = out.raw_data();
+  if (dev == Device::CPU) cpu::attention_merge_out(a); else if constexpr (kCudaBuilt) cuda::attention_merge_out(a);
+  return out;
 }
 
 }  // namespace paradit::core

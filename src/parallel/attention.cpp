@@ -28,24 +28,29 @@ Tensor concat_seq(const Tensor& a, const Tensor& b) {
   if (!a.defined()) return b;
   core::Shape shape = a.shape();
   shape[1] = a.dim(1) + b.dim(1);
-  Tensor out = Tensor::empty(shape, a.dtype());
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   comm::copy_bytes(out.slice(1, 0, a.dim(1)), a);
   comm::copy_bytes(out.slice(1, a.dim(1), shape[1]), b);
   return out;
 }
 
-Tensor f32_mask(const Tensor& m) { return m.defined() ? m.to(core::DType::F32).contiguous() : m; }
+// A key mask as F32 on the device of the tensors it masks.
+Tensor f32_mask(const Tensor& m, core::Device device) {
+  return m.defined() ? m.to_device(device).to(core::DType::F32).contiguous() : m;
+}
 
 // A mask of ones (B, n), standing in for an absent mask next to a present one.
-Tensor ones_mask(int64_t batch, int64_t n) { return Tensor::full({batch, n}, 1.0f); }
+Tensor ones_mask(int64_t batch, int64_t n, core::Device device) {
+  return Tensor::full({batch, n}, 1.0f, core::DType::F32, device);
+}
 
 void check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
   PARADIT_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4, "parallel attention: q ", q.str(),
                 ", k ", k.str(), ", v ", v.str(), " must be (B, S, H, D)");
-  PARADIT_CHECK(q.dtype() == core::DType::F32 && k.dtype() == core::DType::F32 &&
-                    v.dtype() == core::DType::F32,
+  PARADIT_CHECK(core::is_floating(q.dtype()) && k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
+                    k.device() == q.device() && v.device() == q.device(),
                 "parallel attention: q ", q.str(), ", k ", k.str(), ", v ", v.str(),
-                " must be F32");
+                " must be float tensors of one dtype on one device");
   const int64_t B = q.dim(0), H = q.dim(2), D = q.dim(3);
   PARADIT_CHECK(k.dim(0) == B && k.dim(2) == H && k.dim(3) == D && v.dim(0) == B &&
                     v.dim(1) == k.dim(1) && v.dim(2) == H,
@@ -100,9 +105,10 @@ StageResult local_stage(const Stage& s) {
   const int64_t B = s.q.dim(0), nq = s.q.dim(1);
   Tensor mask;
   if (s.mask.defined() || s.xmask.defined()) {
-    Tensor m0 = s.mask.defined() ? s.mask : ones_mask(B, s.k.dim(1));
-    Tensor m1 =
-        s.xk.defined() ? (s.xmask.defined() ? s.xmask : ones_mask(B, s.xk.dim(1))) : Tensor();
+    Tensor m0 = s.mask.defined() ? s.mask : ones_mask(B, s.k.dim(1), s.q.device());
+    Tensor m1 = s.xk.defined()
+                    ? (s.xmask.defined() ? s.xmask : ones_mask(B, s.xk.dim(1), s.q.device()))
+                    : Tensor();
     mask = concat_seq(m0, m1);  // (B, Sk + Sx)
   }
   core::AttentionOptions opt;
@@ -181,9 +187,9 @@ StageResult ring_stage(const Stage& s, const comm::Communicator& ring) {
       Tensor& bv = buf_v[step % 2];
       Tensor& bm = buf_m[step % 2];
       if (!bk.defined()) {
-        bk = Tensor::empty(cur_k.shape());
-        bv = Tensor::empty(cur_v.shape());
-        if (masked) bm = Tensor::empty(cur_m.shape());
+        bk = Tensor::empty(cur_k.shape(), cur_k.dtype(), cur_k.device());
+        bv = Tensor::empty(cur_v.shape(), cur_v.dtype(), cur_v.device());
+        if (masked) bm = Tensor::empty(cur_m.shape(), cur_m.dtype(), cur_m.device());
       }
       nk = bk;
       nv = bv;
@@ -231,8 +237,8 @@ AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v,
   s.xk = options.extra_k;
   s.xv = options.extra_v;
   s.xq = options.extra_q;
-  s.xmask = f32_mask(options.extra_key_mask);
-  const Tensor mask = f32_mask(options.key_mask);
+  s.xmask = f32_mask(options.extra_key_mask, q.device());
+  const Tensor mask = f32_mask(options.key_mask, q.device());
 
   if (U > 1) {
     PARADIT_CHECK(H % U == 0, "Ulysses attention: ", H,

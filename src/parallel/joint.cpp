@@ -18,7 +18,7 @@ Tensor cat_rows(const Tensor& a, const Tensor& b) {
   if (b.dim(1) == 0) return a;
   core::Shape shape = a.shape();
   shape[1] = a.dim(1) + b.dim(1);
-  Tensor out = Tensor::empty(shape, a.dtype());
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   comm::copy_bytes(out.slice(1, 0, a.dim(1)), a);
   comm::copy_bytes(out.slice(1, a.dim(1), shape[1]), b);
   return out;
@@ -27,7 +27,8 @@ Tensor cat_rows(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 TokenLayout plan_tokens(int64_t batch, int64_t text_len, int64_t image_len,
-                        const SequenceContext* ctx, bool text_first, const PassPlan* plan) {
+                        const SequenceContext* ctx, bool text_first, const PassPlan* plan,
+                        core::Device device) {
   TokenLayout t;
   t.ctx = ctx;
   t.text_first = text_first;
@@ -55,7 +56,8 @@ TokenLayout plan_tokens(int64_t batch, int64_t text_len, int64_t image_len,
   t.local_text = t.text_replicated ? text_len : text_len / p;
   t.local_image = padded_length(t.image_len, p) / p;
   if (padded_length(t.image_len, p) != t.image_len) {
-    t.image_key_mask = shard_key_mask(batch, t.image_len, *ctx);  // (B, local_image)
+    t.image_key_mask =
+        shard_key_mask(batch, t.image_len, *ctx).to_device(device);  // (B, local_image)
   }
   return t;
 }
@@ -111,8 +113,8 @@ Tensor stale_kv_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   KVBuffer& buf = layout.kv->slot[layout.kv_slot];
   const core::Shape kshape{B, S_txt + S_img, H, k.dim(3)}, vshape{B, S_txt + S_img, H, v.dim(3)};
   if (!buf.k.defined()) {
-    buf.k = Tensor::zeros(kshape);
-    buf.v = Tensor::zeros(vshape);
+    buf.k = Tensor::zeros(kshape, k.dtype(), k.device());
+    buf.v = Tensor::zeros(vshape, v.dtype(), v.device());
   }
   PARADIT_CHECK(buf.k.shape() == kshape && buf.v.shape() == vshape,
                 "PipeFusion: stale K/V buffer ", buf.k.str(), " does not match this pass ",
@@ -135,9 +137,9 @@ Tensor stale_kv_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   // padded prompt tokens masked (Qwen-Image's [negative, prompt] batch of two text lengths).
   core::AttentionOptions options;
   if (layout.text_key_mask.defined()) {
-    const Tensor image = Tensor::full({B, S_img}, 1.0f);
-    options.key_mask = layout.text_first ? cat_rows(layout.text_key_mask, image)
-                                         : cat_rows(image, layout.text_key_mask);  // (B, S)
+    const Tensor text = layout.text_key_mask.to_device(q.device()).to(core::DType::F32);
+    const Tensor image = Tensor::full({B, S_img}, 1.0f, core::DType::F32, q.device());
+    options.key_mask = layout.text_first ? cat_rows(text, image) : cat_rows(image, text);  // (B, S)
   }
   return core::attention(q, buf.k, buf.v, options).out;  // (B, n, H, Dv)
 }
@@ -160,9 +162,13 @@ Tensor joint_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const auto joint_mask = [&](const Tensor& text_keep) {
     if (!layout.image_key_mask.defined() && !text_keep.defined()) return Tensor();
     if (nt == 0) return layout.image_key_mask;  // (B, n)
-    const Tensor image = layout.image_key_mask.defined() ? layout.image_key_mask
-                                                         : Tensor::full({B, ni}, 1.0f);
-    const Tensor text = text_keep.defined() ? text_keep : Tensor::full({B, nt}, 1.0f);
+    const Tensor image =
+        layout.image_key_mask.defined()
+            ? layout.image_key_mask.to_device(q.device()).to(core::DType::F32)
+            : Tensor::full({B, ni}, 1.0f, core::DType::F32, q.device());
+    const Tensor text = text_keep.defined()
+                            ? text_keep.to_device(q.device()).to(core::DType::F32)
+                            : Tensor::full({B, nt}, 1.0f, core::DType::F32, q.device());
     return layout.text_first ? cat_rows(text, image) : cat_rows(image, text);  // (B, n)
   };
   if (!layout.parallel()) {

@@ -65,9 +65,10 @@ struct TokenLayout {
 // 0 (image self-attention only: DiT, PixArt). With a PassPlan (PipeFusion), image_len is the
 // whole image's, which must equal the plan's grid, and the layout holds the plan's patch (or
 // the whole image).
+// The layout's masks are made on `device` (the model's).
 TokenLayout plan_tokens(int64_t batch, int64_t text_len, int64_t image_len,
                         const SequenceContext* ctx, bool text_first,
-                        const PassPlan* plan = nullptr);
+                        const PassPlan* plan = nullptr, core::Device device = core::Device::CPU);
 
 // Attention over this rank's joint rows. q, k, v: (B, n, H, D) with n = local_text +
 // local_image rows ordered as the layout says (text rows may be 0) → (B, n, H, Dv), this rank's

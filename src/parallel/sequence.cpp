@@ -39,7 +39,7 @@ Tensor pad_sequence(const Tensor& x, int dim, int64_t length) {
   if (length == x.dim(d)) return x;
   core::Shape shape = x.shape();
   shape[d] = length;
-  Tensor out = Tensor::zeros(shape, x.dtype());
+  Tensor out = Tensor::zeros(shape, x.dtype(), x.device());
   comm::copy_bytes(out.slice(d, 0, x.dim(d)), x);
   return out;
 }
@@ -55,7 +55,8 @@ Tensor shard_sequence(const Tensor& x, int dim, const SequenceContext& ctx) {
   shape[d] = block;
   const int64_t real_end = std::min(start + block, len);
   const int64_t real = std::max<int64_t>(real_end - start, 0);
-  Tensor out = real == block ? Tensor::empty(shape, x.dtype()) : Tensor::zeros(shape, x.dtype());
+  Tensor out = real == block ? Tensor::empty(shape, x.dtype(), x.device())
+                              : Tensor::zeros(shape, x.dtype(), x.device());
   if (real > 0) comm::copy_bytes(out.slice(d, 0, real), x.slice(d, start, start + real));
   return out;
 }
@@ -65,24 +66,25 @@ Tensor shard_key_mask(int64_t batch, int64_t length, const SequenceContext& ctx,
   const int p = ctx.degree();
   const int64_t block = padded_length(length, p) / p;
   const int64_t start = ctx.shard_index() * block;
-  Tensor mask = Tensor::zeros({batch, block}, core::DType::F32);  // (B, S_local)
-  float* m = mask.data<float>();
+  // Built on the host (a table of the layout), on full_mask's device when one is given.
+  std::vector<float> m(static_cast<size_t>(batch * block), 0.0f);  // (B, S_local)
   if (full_mask.defined()) {
     PARADIT_CHECK(full_mask.shape() == core::Shape({batch, length}), "shard_key_mask: mask ",
                   full_mask.str(), " does not match (batch, length) = (", batch, ", ", length, ")");
     const int64_t real = std::clamp<int64_t>(length - start, 0, block);
     if (real > 0) {
-      const Tensor f = full_mask.slice(1, start, start + real).to(core::DType::F32).contiguous();
-      const float* src = f.data<float>();
+      const std::vector<float> src = full_mask.slice(1, start, start + real).to_vector();
       for (int64_t b = 0; b < batch; ++b)
         for (int64_t i = 0; i < real; ++i)
-          m[b * block + i] = src[b * real + i] != 0.0f ? 1.0f : 0.0f;
+          m[static_cast<size_t>(b * block + i)] = src[b * real + i] != 0.0f ? 1.0f : 0.0f;
     }
   } else {
     for (int64_t b = 0; b < batch; ++b)
-      for (int64_t i = 0; i < block; ++i) m[b * block + i] = start + i < length ? 1.0f : 0.0f;
+      for (int64_t i = 0; i < block; ++i)
+        m[static_cast<size_t>(b * block + i)] = start + i < length ? 1.0f : 0.0f;
   }
-  return mask;
+  return Tensor::from_vector(m, {batch, block},
+                             full_mask.defined() ? full_mask.device() : core::Device::CPU);
 }
 
 Tensor gather_sequence(const Tensor& local, int dim, int64_t length, const SequenceContext& ctx) {

@@ -2,10 +2,10 @@
 // gathered keys/values for the mid-block attention (see vae_patch.h).
 #include "parallel/vae_patch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
-#include "backend/cpu/kernels.h"
 #include "core/ops.h"
 
 namespace paradit::parallel {
@@ -18,14 +18,6 @@ namespace {
 // neighbours never match each other's receives when the group has two ranks.
 constexpr int kTagToAbove = 7301;  // first rows of a band, sent to the band above
 constexpr int kTagToBelow = 7302;  // last rows of a band, sent to the band below
-
-// F32 contiguous copy of an optional per-channel parameter, checked against C.
-Tensor channel_param(const Tensor& t, int64_t C, const char* name) {
-  if (!t.defined()) return t;
-  PARADIT_CHECK(t.numel() == C, "RowSplitOps group_norm: ", name, " ", t.str(), " must have ", C,
-                " elements (one per channel)");
-  return t.to(core::DType::F32).contiguous();
-}
 
 // Adds the wall time of its scope to *slot (when slot is non-null).
 class ScopedTimer {
@@ -105,11 +97,11 @@ Tensor RowSplitOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
   std::vector<comm::Request> requests;
   Tensor above, below;  // halo rows from the neighbour bands
   if (need_top > 0) {
-    above = Tensor::empty({N, C, top, W});  // (N, C, top, W)
+    above = Tensor::empty({N, C, top, W}, x.dtype(), x.device());  // (N, C, top, W)
     requests.push_back(group_.irecv(above, r - 1, kTagToBelow));
   }
   if (need_bottom > 0) {
-    below = Tensor::empty({N, C, bottom, W});  // (N, C, bottom, W)
+    below = Tensor::empty({N, C, bottom, W}, x.dtype(), x.device());  // (N, C, bottom, W)
     requests.push_back(group_.irecv(below, r + 1, kTagToAbove));
   }
   if (sends_up) requests.push_back(group_.isend(x.slice(2, 0, bottom), r - 1, kTagToAbove));
@@ -159,11 +151,11 @@ Tensor RowSplitOps::conv2d_exchange_first(const Tensor& x, const Tensor& w, cons
   std::vector<comm::Request> requests;
   Tensor above, below;  // halo rows from the neighbour bands
   if (r > 0 && top > 0) {
-    above = Tensor::empty({N, C, top, W});  // (N, C, top, W)
+    above = Tensor::empty({N, C, top, W}, x.dtype(), x.device());  // (N, C, top, W)
     requests.push_back(group_.irecv(above, r - 1, kTagToBelow));
   }
   if (r < P - 1 && bottom > 0) {
-    below = Tensor::empty({N, C, bottom, W});  // (N, C, bottom, W)
+    below = Tensor::empty({N, C, bottom, W}, x.dtype(), x.device());  // (N, C, bottom, W)
     requests.push_back(group_.irecv(below, r + 1, kTagToAbove));
   }
   if (sends_up) requests.push_back(group_.isend(x.slice(2, 0, bottom), r - 1, kTagToAbove));
@@ -194,24 +186,24 @@ Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight
   ScopedTimer timer(times_ ? &times_->norm : nullptr);
   if (times_) ++times_->norms;
   if (group_.size() == 1) return core::group_norm(x, groups, weight, bias, eps);
-  PARADIT_CHECK(x.defined() && x.dtype() == core::DType::F32 && x.ndim() >= 2,
-                "RowSplitOps group_norm: x ", x.defined() ? x.str() : std::string("undefined"),
-                " must be F32 (N, C, *spatial)");
+  PARADIT_CHECK(x.defined() && x.ndim() >= 2, "RowSplitOps group_norm: x ",
+                x.defined() ? x.str() : std::string("undefined"), " must be (N, C, *spatial)");
   const int64_t N = x.dim(0), C = x.dim(1);
   PARADIT_CHECK(groups > 0 && C % groups == 0, "RowSplitOps group_norm: ", C, " channels of x ",
                 x.str(), " do not split into ", groups, " groups");
-  const Tensor w = channel_param(weight, C, "weight");
-  const Tensor b = channel_param(bias, C, "bias");
-  const Tensor in = x.contiguous();
-  int64_t L = 1;  // local prod(spatial)
-  for (int i = 2; i < x.ndim(); ++i) L *= x.dim(i);
   const int64_t G = N * groups;
 
   // Each band's (count, mean, centered second moment) per group, gathered and merged in rank
   // order with the pairwise update of Chan et al.: the same two-pass accuracy as one process
-  // (no E[x²] − E[x]² cancellation), and the same numbers on every rank.
-  std::vector<double> mean(static_cast<size_t>(G)), var(mean.size());
-  backend::cpu::group_norm_stats_f32(in.data<float>(), N, C, L, groups, mean.data(), var.data());
+  // (no E[x²] − E[x]² cancellation), and the same numbers on every rank. The statistics are a
+  // few doubles per group: merged on the host, then applied on x's device.
+  core::GroupNormStats stats = core::group_norm_stats(x, groups);  // (G) F64 each, x's device
+  const Tensor mean_h = stats.mean.to_device(core::Device::CPU);
+  const Tensor var_h = stats.var.to_device(core::Device::CPU);
+  const double* mean = mean_h.data<double>();
+  const double* var = var_h.data<double>();
+  int64_t L = 1;  // local prod(spatial)
+  for (int i = 2; i < x.ndim(); ++i) L *= x.dim(i);
   const double count = static_cast<double>(C / groups * L);
   Tensor mine = Tensor::empty({1, 1 + 2 * G}, core::DType::F64);  // (1, 1 + 2G): n, means, M2s
   double* m = mine.data<double>();
@@ -223,10 +215,10 @@ Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight
   Tensor all;
   {
     ScopedTimer t(times_ ? &times_->norm_exchange : nullptr);
-    all = group_.all_gather(mine, 0);  // (P, 1 + 2G)
+    all = group_.all_gather(mine, 0);  // (P, 1 + 2G), host
   }
   const double* a = all.data<double>();
-  std::vector<double> total_mean(mean.size(), 0.0), total_m2(mean.size(), 0.0);
+  std::vector<double> total_mean(static_cast<size_t>(G), 0.0), total_m2(total_mean.size(), 0.0);
   double total = 0.0;
   for (int p = 0; p < group_.size(); ++p) {
     const double* row = a + p * (1 + 2 * G);
@@ -242,11 +234,13 @@ Tensor RowSplitOps::group_norm(const Tensor& x, int groups, const Tensor& weight
   }
   for (int64_t g = 0; g < G; ++g) total_m2[g] /= total;  // population variance
 
-  Tensor out = Tensor::empty(x.shape());  // (N, C, *spatial)
-  backend::cpu::group_norm_apply_f32(in.data<float>(), N, C, L, groups, total_mean.data(),
-                                     total_m2.data(), eps, w.defined() ? w.data<float>() : nullptr,
-                                     b.defined() ? b.data<float>() : nullptr, out.data<float>());
-  return out;
+  Tensor merged_mean = Tensor::empty({G}, core::DType::F64);
+  Tensor merged_var = Tensor::empty({G}, core::DType::F64);
+  std::copy(total_mean.begin(), total_mean.end(), merged_mean.data<double>());
+  std::copy(total_m2.begin(), total_m2.end(), merged_var.data<double>());
+  stats.mean = merged_mean.to_device(x.device());
+  stats.var = merged_var.to_device(x.device());
+  return core::group_norm_apply(x, groups, stats, weight, bias, eps);  // (N, C, *spatial)
 }
 
 // ---------------------------------------------------------------- attention
@@ -260,10 +254,8 @@ Tensor RowSplitOps::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   PARADIT_CHECK(k.ndim() == 4 && v.ndim() == 4 && k.dim(1) == v.dim(1), "RowSplitOps attention: k ",
                 k.str(), " and v ", v.str(), " must be (B, S, H, D) with the same S");
   // Bands may differ by a row, so the token counts are exchanged first.
-  Tensor n = Tensor::from_vector_i64({k.dim(1)}, {1});  // (1)
-  const Tensor counts_t = group_.all_gather(n, 0);      // (P)
-  std::vector<int64_t> counts(static_cast<size_t>(group_.size()));
-  for (int p = 0; p < group_.size(); ++p) counts[p] = counts_t.data<int64_t>()[p];
+  Tensor n = Tensor::from_vector_i64({k.dim(1)}, {1});                      // (1)
+  const std::vector<int64_t> counts = group_.all_gather(n, 0).to_vector_i64();  // (P)
   const Tensor k_all = group_.all_gather(k, 1, counts);  // (B, Sk_total, 1, C)
   const Tensor v_all = group_.all_gather(v, 1, counts);  // (B, Sk_total, 1, C)
   return core::attention(q, k_all, v_all, options).out;  // (B, Sq, 1, C)
@@ -271,17 +263,16 @@ Tensor RowSplitOps::attention(const Tensor& q, const Tensor& k, const Tensor& v,
 
 // ---------------------------------------------------------------- whole decode / encode
 
-Tensor decode_row_parallel(const models::vae::AutoencoderKL& vae, const Tensor& z,
-                           const comm::Communicator& group, RowSplitTimes* times) {
-  if (group.size() == 1 && times == nullptr) return vae.decode(z);
+Tensor decode_in_bands(const Tensor& z, const comm::Communicator& group, int64_t scale_factor,
+                       const BandDecode& decode, RowSplitTimes* times) {
   PARADIT_CHECK(z.defined() && z.ndim() == 4, "decode_row_parallel: latents ",
                 z.defined() ? z.str() : std::string("undefined"), " must be (N, C, h, w)");
   const std::vector<RowBand> bands = split_rows(z.dim(2), group.size());
   const RowBand band = bands[group.rank()];
   const RowSplitOps ops(group, times);
   const Tensor local = z.slice(2, band.begin, band.end).contiguous();  // (N, C, rows, w)
-  const Tensor image = vae.decode(local, ops);                         // (N, out, rows·f, w·f)
-  const int64_t f = vae.scale_factor();
+  const Tensor image = decode(local, ops);                             // (N, out, rows·f, w·f)
+  const int64_t f = scale_factor;
   PARADIT_CHECK(image.dim(2) == band.rows() * f, "decode_row_parallel: band of ", band.rows(),
                 " latent rows decoded to ", image.dim(2), " rows (expected ", band.rows() * f, ")");
   std::vector<int64_t> counts;
@@ -289,11 +280,9 @@ Tensor decode_row_parallel(const models::vae::AutoencoderKL& vae, const Tensor& 
   return group.all_gather(image, 2, counts);  // (N, out, h·f, w·f)
 }
 
-models::vae::LatentDistribution encode_row_parallel(const models::vae::AutoencoderKL& vae,
-                                                    const Tensor& x,
-                                                    const comm::Communicator& group) {
-  if (group.size() == 1) return vae.encode(x);
-  const int64_t f = vae.scale_factor();
+std::pair<Tensor, Tensor> encode_in_bands(const Tensor& x, const comm::Communicator& group,
+                                          int64_t scale_factor, const BandEncode& encode) {
+  const int64_t f = scale_factor;
   PARADIT_CHECK(x.defined() && x.ndim() == 4 && x.dim(2) % f == 0, "encode_row_parallel: image ",
                 x.defined() ? x.str() : std::string("undefined"),
                 " must be (N, C, H, W) with H a multiple of the VAE scale factor ", f);
@@ -302,12 +291,10 @@ models::vae::LatentDistribution encode_row_parallel(const models::vae::Autoencod
   const RowSplitOps ops(group);
   // Bands of whole latent rows keep every stride-2 conv's input band even-sized and aligned.
   const Tensor local = x.slice(2, band.begin * f, band.end * f).contiguous();  // (N, C, rows·f, W)
-  models::vae::LatentDistribution dist = vae.encode(local, ops);  // (N, latent, rows, w) each
+  auto [mean, std] = encode(local, ops);  // (N, latent, rows, w) each
   std::vector<int64_t> counts;
   for (const RowBand& b : bands) counts.push_back(b.rows());
-  dist.mean = group.all_gather(dist.mean, 2, counts);  // (N, latent, h, w)
-  dist.std = group.all_gather(dist.std, 2, counts);    // (N, latent, h, w)
-  return dist;
+  return {group.all_gather(mean, 2, counts), group.all_gather(std, 2, counts)};  // (N, L, h, w)
 }
 
 }  // namespace paradit::parallel

@@ -14,11 +14,13 @@
 // the single-process decode up to floating-point reassociation.
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
 #include "core/tensor.h"
-#include "models/vae/autoencoder_kl.h"
+#include "parallel/spatial_ops.h"
 
 namespace paradit::parallel {
 
@@ -46,7 +48,7 @@ struct RowSplitTimes {
 // SpatialOps over the ranks of `group`, each holding the band of rows given by its rank. Every
 // rank of the group must run the same VAE forward (the operations are collective). The group
 // (and `times`, when given: accumulated per operation) must outlive the object.
-class RowSplitOps : public models::vae::SpatialOps {
+class RowSplitOps : public SpatialOps {
  public:
   explicit RowSplitOps(const comm::Communicator& group, RowSplitTimes* times = nullptr)
       : group_(group), times_(times) {}
@@ -76,19 +78,26 @@ class RowSplitOps : public models::vae::SpatialOps {
   RowSplitTimes* times_;
 };
 
-// vae.decode(z) with the latent rows split across `group` (RowSplitOps). z: (N, C, h, w), the
-// full latent, the same on every rank; needs h ≥ group.size(). Returns the full decoded image
-// (N, out_channels, h·f, w·f) on every rank (the bands are all-gathered at the end). A size-1
-// group is the plain decode. Collective over the group.
-// times: when given, this rank's per-operation times are added to it.
-core::Tensor decode_row_parallel(const models::vae::AutoencoderKL& vae, const core::Tensor& z,
-                                 const comm::Communicator& group, RowSplitTimes* times = nullptr);
+// The band machinery of a row-parallel decode, the VAE given as `decode(local_z, ops)`: this
+// rank's band of z's rows (split_rows over z: (N, C, h, w), the same whole latent on every rank;
+// needs h ≥ group.size()) decoded with RowSplitOps over `group`, then every band's decoded rows
+// (scale_factor per latent row) all-gathered: the whole image on every rank. Collective over the
+// group. `times`: this rank's per-operation times are added to it. (pipelines/vae_decode.h
+// binds it to the VAE models.)
+using BandDecode = std::function<core::Tensor(const core::Tensor& local, const SpatialOps& ops)>;
+core::Tensor decode_in_bands(const core::Tensor& z, const comm::Communicator& group,
+                             int64_t scale_factor, const BandDecode& decode,
+                             RowSplitTimes* times = nullptr);
 
-// vae.encode(x) with the image split into bands of whole latent rows (multiples of the scale
-// factor) across `group`. x: (N, in_channels, H, W), the full image on every rank; needs
-// H / scale_factor ≥ group.size(). Returns the full latent distribution on every rank.
-models::vae::LatentDistribution encode_row_parallel(const models::vae::AutoencoderKL& vae,
-                                                    const core::Tensor& x,
-                                                    const comm::Communicator& group);
+// The encoder's side: the image x (N, C, H, W), the same on every rank, cut into bands of whole
+// latent rows (multiples of scale_factor, needs H / scale_factor ≥ group.size()), each band
+// encoded by `encode(local_x, ops)` into latent rows (mean, std), both all-gathered along the
+// rows. Collective over the group.
+using BandEncode = std::function<std::pair<core::Tensor, core::Tensor>(const core::Tensor& local,
+                                                                       const SpatialOps& ops)>;
+std::pair<core::Tensor, core::Tensor> encode_in_bands(const core::Tensor& x,
+                                                      const comm::Communicator& group,
+                                                      int64_t scale_factor,
+                                                      const BandEncode& encode);
 
 }  // namespace paradit::parallel

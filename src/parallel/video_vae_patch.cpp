@@ -23,8 +23,7 @@ std::string str(const Tensor& t) { return t.defined() ? t.str() : std::string("u
 
 // Every rank's x.dim(dim), in rank order.
 std::vector<int64_t> sizes_along(const comm::Communicator& group, const Tensor& x, int dim) {
-  const Tensor all = group.all_gather(Tensor::from_vector_i64({x.dim(dim)}, {1}), 0);  // (P)
-  return std::vector<int64_t>(all.data<int64_t>(), all.data<int64_t>() + group.size());
+  return group.all_gather(Tensor::from_vector_i64({x.dim(dim)}, {1}), 0).to_vector_i64();  // (P)
 }
 
 // This rank's band of z's rows, and every band's decoded row count (factor per latent row).
@@ -88,11 +87,11 @@ Tensor VideoRowSplitOps::conv3d(const Tensor& x, const Tensor& w, const Tensor& 
   std::vector<comm::Request> requests;
   Tensor above, below;  // halo rows of every frame from the neighbour bands
   if (r > 0) {
-    above = Tensor::empty({N, C, T, halo, W});  // (N, C, T, halo, W)
+    above = Tensor::empty({N, C, T, halo, W}, x.dtype(), x.device());  // (N, C, T, halo, W)
     requests.push_back(group_.irecv(above, r - 1, kTagToBelow));
   }
   if (r < P - 1) {
-    below = Tensor::empty({N, C, T, halo, W});  // (N, C, T, halo, W)
+    below = Tensor::empty({N, C, T, halo, W}, x.dtype(), x.device());  // (N, C, T, halo, W)
     requests.push_back(group_.irecv(below, r + 1, kTagToAbove));
   }
   if (r > 0) requests.push_back(group_.isend(x.slice(3, 0, halo).contiguous(), r - 1, kTagToAbove));
@@ -130,30 +129,17 @@ Tensor VideoRowSplitOps::gather_rows(const Tensor& x, int dim) const {
 
 // ---------------------------------------------------------------- whole decode
 
-Tensor decode_video_row_parallel(const models::vae::AutoencoderKLWan& vae, const Tensor& z,
-                                 const comm::Communicator& group) {
-  if (group.size() == 1) return vae.decode(z);
-  return decode_bands(
-      z, group, vae.spatial_factor(),
-      [&](const Tensor& local, const VideoRowSplitOps& ops) { return vae.decode(local, ops); });
+Tensor decode_video_in_bands(const Tensor& z, const comm::Communicator& group,
+                             int64_t spatial_factor, const VideoBandDecode& decode) {
+  return decode_bands(z, group, spatial_factor, decode);
 }
 
-Tensor decode_video_row_parallel(const models::vae::AutoencoderKLHunyuanVideo& vae, const Tensor& z,
-                                 const comm::Communicator& group) {
-  if (group.size() == 1) return vae.decode(z);
-  return decode_bands(
-      z, group, vae.spatial_factor(),
-      [&](const Tensor& local, const VideoRowSplitOps& ops) { return vae.decode(local, ops); });
-}
-
-void decode_video_row_parallel_streaming(const models::vae::AutoencoderKLWan& vae, const Tensor& z,
-                                         const comm::Communicator& group,
-                                         const std::function<void(const Tensor&)>& on_frames) {
-  if (group.size() == 1) return vae.decode_streaming(z, on_frames);
-  const Bands b = cut_bands(z, group, vae.spatial_factor());
+void decode_video_in_bands_streaming(const Tensor& z, const comm::Communicator& group,
+                                     int64_t spatial_factor, const VideoBandStream& decode,
+                                     const FramesSink& on_frames) {
+  const Bands b = cut_bands(z, group, spatial_factor);
   const VideoRowSplitOps ops(group);
-  vae.decode_streaming(
-      b.local, [&](const Tensor& frames) { on_frames(gather_bands(frames, b, group)); }, ops);
+  decode(b.local, ops, [&](const Tensor& frames) { on_frames(gather_bands(frames, b, group)); });
 }
 
 }  // namespace paradit::parallel

@@ -17,15 +17,14 @@
 
 #include "comm/communicator.h"
 #include "core/tensor.h"
-#include "models/vae/hunyuan_video.h"
-#include "models/vae/wan.h"
+#include "parallel/spatial_ops.h"
 
 namespace paradit::parallel {
 
 // VideoSpatialOps over the ranks of `group`, each holding the band of rows given by its rank.
 // Every rank of the group must run the same decode (the operations are collective). The group
 // must outlive the object.
-class VideoRowSplitOps : public models::vae::VideoSpatialOps {
+class VideoRowSplitOps : public VideoSpatialOps {
  public:
   explicit VideoRowSplitOps(const comm::Communicator& group) : group_(group) {}
 
@@ -46,20 +45,22 @@ class VideoRowSplitOps : public models::vae::VideoSpatialOps {
   const comm::Communicator& group_;
 };
 
-// vae.decode(z) with the latent rows split across `group`. z: (N, C, t, h, w), the whole
-// latent, the same on every rank; needs h ≥ group.size(). Returns the whole decoded clip
-// (N, out_channels, F, h·8, w·8) on every rank (the bands are all-gathered at the end). A
-// size-1 group is the plain decode. Collective over the group.
-core::Tensor decode_video_row_parallel(const models::vae::AutoencoderKLWan& vae,
-                                       const core::Tensor& z, const comm::Communicator& group);
-core::Tensor decode_video_row_parallel(const models::vae::AutoencoderKLHunyuanVideo& vae,
-                                       const core::Tensor& z, const comm::Communicator& group);
-
-// AutoencoderKLWan::decode_streaming split the same way: each latent frame's decoded frames
-// (N, out_channels, f, h·8, w·8), whole rows gathered on every rank, go to `on_frames` as soon as
-// they are ready, so memory does not grow with the frame count. Collective over the group.
-void decode_video_row_parallel_streaming(const models::vae::AutoencoderKLWan& vae,
-                                         const core::Tensor& z, const comm::Communicator& group,
-                                         const std::function<void(const core::Tensor&)>& on_frames);
+// The band machinery of a row-parallel video decode, the VAE given as `decode(local_z, ops)`:
+// this rank's band of z's rows (z: (N, C, t, h, w), the same whole latent on every rank; needs
+// h ≥ group.size()) decoded with VideoRowSplitOps over `group`, then every band's decoded rows
+// (spatial_factor per latent row) all-gathered: the whole clip on every rank. Collective over
+// the group. (pipelines/vae_decode.h binds it to the VAE models.)
+using VideoBandDecode =
+    std::function<core::Tensor(const core::Tensor& local, const VideoSpatialOps& ops)>;
+core::Tensor decode_video_in_bands(const core::Tensor& z, const comm::Communicator& group,
+                                   int64_t spatial_factor, const VideoBandDecode& decode);
+// The same for a streaming decode: `decode(local_z, ops, emit)` emits this rank's rows of each
+// piece of frames; each piece's whole rows, gathered on every rank, go to `on_frames`.
+using FramesSink = std::function<void(const core::Tensor& frames)>;
+using VideoBandStream = std::function<void(const core::Tensor& local, const VideoSpatialOps& ops,
+                                           const FramesSink& emit)>;
+void decode_video_in_bands_streaming(const core::Tensor& z, const comm::Communicator& group,
+                                     int64_t spatial_factor, const VideoBandStream& decode,
+                                     const FramesSink& on_frames);
 
 }  // namespace paradit::parallel

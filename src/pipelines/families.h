@@ -29,7 +29,7 @@ core::Tensor unscale(const core::Tensor& latents, double scaling_factor,
                      std::optional<double> shift_factor);
 
 // VAE decode one image at a time (bounds the decoder's activation memory); with a group of more
-// than one rank, each image row-parallel over it (parallel::decode_row_parallel, collective).
+// than one rank, each image row-parallel over it (decode_row_parallel, collective).
 // z: (B, C, h, w) → (B, 3, H, W)
 core::Tensor decode_batch(const models::vae::AutoencoderKL& vae, const core::Tensor& z,
                           const comm::Communicator* group = nullptr);

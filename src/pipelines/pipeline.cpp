@@ -11,7 +11,7 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "models/vae/autoencoder_kl.h"
-#include "parallel/vae_patch.h"
+#include "pipelines/vae_decode.h"
 #include "pipelines/families.h"
 #include "pipelines/llm_families.h"
 #include "schedulers/scheduler.h"
@@ -440,7 +440,7 @@ Tensor decode_batch(const models::vae::AutoencoderKL& vae, const Tensor& z,
   std::vector<Tensor> images;
   for (int64_t b = 0; b < z.dim(0); ++b) {
     const Tensor zb = z.slice(0, b, b + 1).contiguous();  // (1, C, h, w)
-    images.push_back(group && group->size() > 1 ? parallel::decode_row_parallel(vae, zb, *group)
+    images.push_back(group && group->size() > 1 ? decode_row_parallel(vae, zb, *group)
                                                 : vae.decode(zb));  // (1, 3, H, W)
   }
   return images.size() == 1 ? images[0] : core::concat(images, 0);  // (B, 3, H, W)

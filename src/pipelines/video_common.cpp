@@ -6,7 +6,7 @@
 #include "core/ops.h"
 #include "models/vae/hunyuan_video.h"
 #include "models/vae/wan.h"
-#include "parallel/video_vae_patch.h"
+#include "pipelines/vae_decode.h"
 #include "pipelines/families.h"
 
 namespace paradit::pipelines::detail {
@@ -33,7 +33,7 @@ Tensor load_and_decode_video(const Load& load, const Denormalize& denormalize,
   const Tensor z = denormalize(*vae, latents);  // (B, C, f, h, w)
   const bool split = group && group->size() > 1;
   Tensor video = decode_each_video(z, [&](const Tensor& zb) {
-    return split ? parallel::decode_video_row_parallel(*vae, zb, *group)
+    return split ? decode_video_row_parallel(*vae, zb, *group)
                  : vae->decode(zb);  // (1, 3, F, H, W)
   });  // (B, 3, F, H, W)
   times->decode += seconds_since(t1);

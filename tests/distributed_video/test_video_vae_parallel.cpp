@@ -25,6 +25,7 @@
 #include "models/vae/hunyuan_video.h"
 #include "models/vae/wan.h"
 #include "parallel/vae_patch.h"
+#include "pipelines/vae_decode.h"
 #include "parallel/video_vae_patch.h"
 #include "support/tensor_checks.h"
 
@@ -34,6 +35,8 @@ namespace {
 namespace fs = std::filesystem;
 using core::Shape;
 using core::Tensor;
+using pipelines::decode_video_row_parallel;
+using pipelines::decode_video_row_parallel_streaming;
 using testing::random_tensor;
 using testing::max_rel_err;
 

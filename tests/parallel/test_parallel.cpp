@@ -101,47 +101,39 @@ std::vector<double> widen(const Tensor& t) {
   return std::vector<double>(v.begin(), v.end());
 }
 
-// ---------------------------------------------------------------- LSE merge (no communication)
+// ---------------------------------------------------------------- exact merge (no communication)
 
-TEST(LseMerge, MergedBlocksEqualAttentionOverTheUnion) {
-  const int64_t B = 2, Sq = 5, H = 3, D = 4, Sk = 9;
+TEST(ExactMerge, MergedBlocksEqualAttentionOverTheUnion) {
+  const int64_t B = 3, Sq = 5, H = 3, D = 4, Sk = 9;
   const Tensor q = random_tensor({B, Sq, H, D}, 1);
   const Tensor k = random_tensor({B, Sk, H, D}, 2);
   const Tensor v = random_tensor({B, Sk, H, D}, 3);
-  // Batch 0 sees every key; batch 1 only key 7, so its rows are −inf in two of the three
-  // blocks and go from −inf to finite through the merges.
+  // Batch 0 sees every key; batch 1 only key 7, so its rows see no key in two of the three
+  // blocks; batch 2 sees none at all (its rows stay 0).
   std::vector<float> m(B * Sk, 1.0f);
-  for (int64_t j = 0; j < Sk; ++j) m[Sk + j] = j == 7 ? 1.0f : 0.0f;
+  for (int64_t j = 0; j < Sk; ++j) {
+    m[Sk + j] = j == 7 ? 1.0f : 0.0f;
+    m[2 * Sk + j] = 0.0f;
+  }
   const Tensor mask = Tensor::from_vector(m, {B, Sk});
   const Ref full = reference_attention(q, k, v, mask, 0);
 
   // Blocks [0, 4), [4, 6), [6, 9) merged in a scrambled order.
   const int64_t cuts[4] = {0, 4, 6, 9};
-  Tensor out, lse;
+  parallel::ExactAttentionMerger merger;
   for (int blk : {2, 0, 1}) {
     const int64_t a = cuts[blk], e = cuts[blk + 1];
-    const Ref part =
-        reference_attention(q, k.slice(1, a, e), v.slice(1, a, e), mask.slice(1, a, e), 0);
-    Tensor po =
-        Tensor::from_vector(std::vector<float>(part.out.begin(), part.out.end()), {B, Sq, H, D});
-    Tensor pl =
-        Tensor::from_vector(std::vector<float>(part.lse.begin(), part.lse.end()), {B, H, Sq});
-    if (!out.defined()) {
-      out = po;
-      lse = pl;
-    } else {
-      merge_attention_partial(out, lse, po, pl);
-    }
+    core::AttentionOptions opt;
+    opt.key_mask = mask.slice(1, a, e);
+    opt.unnormalized = true;
+    const core::AttentionResult part = core::attention(q, k.slice(1, a, e), v.slice(1, a, e), opt);
+    merger.add(part.out, part.row_max, part.row_sum);
   }
+  const Tensor out = merger.out();
+  ASSERT_EQ(out.shape(), core::Shape({B, Sq, H, D}));
   EXPECT_LT(rel_error(out.to_vector(), full.out), 1e-6);
-  for (int64_t i = 0; i < B * H * Sq; ++i) {
-    EXPECT_NEAR(lse.data<float>()[i], full.lse[i], 1e-5) << i;
-  }
-  // A row with no visible key in any block: still 0 and −inf.
-  Tensor eo = Tensor::zeros({1, 1, 1, 2}), el = Tensor::full({1, 1, 1}, -INFINITY);
-  merge_attention_partial(eo, el, Tensor::zeros({1, 1, 1, 2}), Tensor::full({1, 1, 1}, -INFINITY));
-  EXPECT_EQ(eo.item_at({0, 0, 0, 1}), 0.0);
-  EXPECT_TRUE(std::isinf(el.item_at({0, 0, 0})));
+  const std::vector<float> o = out.to_vector();
+  for (int64_t i = 2 * Sq * H * D; i < B * Sq * H * D; ++i) EXPECT_EQ(o[i], 0.0f) << i;
 }
 
 // ---------------------------------------------------------------- sequence helpers

@@ -22,6 +22,7 @@
 #include "io/safetensors.h"
 #include "models/vae/autoencoder_kl.h"
 #include "parallel/vae_patch.h"
+#include "pipelines/vae_decode.h"
 #include "support/tensor_checks.h"
 
 PARADIT_REGISTER_COMM_TEST_ENVIRONMENT();
@@ -32,6 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 using core::Shape;
 using core::Tensor;
+using pipelines::decode_row_parallel;
+using pipelines::encode_row_parallel;
 using testing::max_rel_err;
 
 fs::path case_dir(const std::string& name) { return fs::path(PARADIT_TEST_DATA) / "vae" / name; }

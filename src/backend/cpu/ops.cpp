@@ -4,7 +4,9 @@
 #include "backend/cpu/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "backend/cpu/attention.h"
@@ -143,6 +145,49 @@ void attention(const backend::AttentionArgs& a) {
   c.row_max = a.row_max;
   c.row_sum = a.row_sum;
   attention_f32(c);
+}
+
+void attention_merge_add(const AttentionMergeAddArgs& a) {
+  require_f32("attention_merge", a.dtype);
+  constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+  const float* po = f32(a.out);
+  const int64_t B = a.B, S = a.S, H = a.H, Dv = a.Dv;
+#pragma omp parallel for collapse(2) if (B * S * H * Dv > (1 << 15))
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t h = 0; h < H; ++h) {
+        const float m = a.row_max[b * a.max_stride_b + h * a.max_stride_h + s];
+        if (m == -std::numeric_limits<float>::infinity()) continue;  // no visible key here
+        const int64_t row = (b * S + s) * H + h;
+        double* o = a.acc + row * Dv;
+        // Factors are powers of two: the products are exact.
+        if (m > a.ref[row]) {  // rescale what is accumulated to the new reference
+          if (a.ref[row] != kNegInf) {
+            const double c = std::ldexp(1.0, static_cast<int>(a.ref[row] - m));
+            for (int64_t d = 0; d < Dv; ++d) o[d] *= c;
+            a.sum[row] *= c;
+          }
+          a.ref[row] = m;
+        }
+        const double c = std::ldexp(1.0, static_cast<int>(m - a.ref[row]));
+        const float* p = po + b * a.out_stride_b + s * a.out_stride_s + h * Dv;
+        for (int64_t d = 0; d < Dv; ++d) o[d] += c * static_cast<double>(p[d]);
+        a.sum[row] += c * static_cast<double>(a.row_sum[b * a.sum_stride_b + h * a.sum_stride_h + s]);
+      }
+    }
+  }
+}
+
+void attention_merge_out(const AttentionMergeOutArgs& a) {
+  require_f32("attention_merge", a.dtype);
+  float* dst = f32(a.out);
+#pragma omp parallel for if (a.rows * a.Dv > (1 << 15))
+  for (int64_t r = 0; r < a.rows; ++r) {
+    for (int64_t d = 0; d < a.Dv; ++d) {
+      dst[r * a.Dv + d] =
+          a.sum[r] == 0.0 ? 0.0f : static_cast<float>(a.acc[r * a.Dv + d] / a.sum[r]);
+    }
+  }
 }
 
 void conv2d(const Conv2dArgs& a) {

@@ -23,6 +23,8 @@ void softmax(const SoftmaxArgs& a);
 void channel_norm(const ChannelNormArgs& a);
 void rope(const RopeArgs& a);
 void attention(const AttentionArgs& a);
+void attention_merge_add(const AttentionMergeAddArgs& a);
+void attention_merge_out(const AttentionMergeOutArgs& a);
 void conv2d(const Conv2dArgs& a);
 void conv3d(const Conv3dArgs& a);
 void upsample_nearest2d(const UpsampleArgs& a);

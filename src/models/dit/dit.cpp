@@ -159,7 +159,7 @@ class DiTTransformer : public Transformer {
 
     // Under sequence parallelism this rank keeps its block of the image tokens (padded to a
     // multiple of the degree).
-    const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, h * w, sp, false);
+    const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, h * w, sp, false, nullptr, place_.device);
     Tensor x = tokens.shard_image(pos_embed_(place_.activation(x_in)),
                                   1);  // (B, N, D), N = h·w (local block), on the model's device
     for (const Block& blk : blocks_) {

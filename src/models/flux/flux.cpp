@@ -300,7 +300,8 @@ std::unique_ptr<FluxTransformer2DModel::Pass> FluxTransformer2DModel::begin_type
   // ---- token layout: under sequence parallelism this rank keeps its block of the image tokens
   // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h);
   // under PipeFusion the pass holds one patch of the image tokens (or every patch).
-  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
+  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan,
+                                       place_.device);
   const parallel::TokenLayout& tokens = pass->tokens;
 
   // ---- embeddings, on the model's device (the inputs may come from the host)

@@ -289,7 +289,8 @@ std::unique_ptr<TransformerPass> Flux2Transformer2DModel::begin_pass(
   pass->mod_one = single_stream_modulation_(act);      // (B, 3·D)
 
   // ---- token layout (parallel/joint.h), embeddings of this rank's rows
-  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
+  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan,
+                                       place_.device);
   const parallel::TokenLayout& tokens = pass->tokens;
   if (embed) {
     pass->streams = {

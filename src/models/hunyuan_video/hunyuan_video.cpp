@@ -424,7 +424,8 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
   const Tensor& text = encoder_hidden_states;
   const Tensor& text_mask = encoder_attention_mask;
   JointTokens tokens;
-  tokens.layout = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false);
+  tokens.layout = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false,
+                                        nullptr, place_.device);
   tokens.layout.text_key_mask = visible_text(text_mask);  // (B, S_txt) or {}, host-built
   if (tokens.layout.text_key_mask.defined()) {
     tokens.layout.text_key_mask = tokens.layout.text_key_mask.to_device(place_.device);

@@ -211,7 +211,7 @@ class PixArtTransformer : public Transformer {
     // Under sequence parallelism this rank keeps its block of the image tokens (padded to a
     // multiple of the degree); the caption stays whole on every rank. Under PipeFusion the pass
     // holds one patch of them (or every patch).
-    pass->tokens = parallel::plan_tokens(B, 0, h * w, sp, false, plan);
+    pass->tokens = parallel::plan_tokens(B, 0, h * w, sp, false, plan, place_.device);
 
     // ---- embeddings
     if (embed) {

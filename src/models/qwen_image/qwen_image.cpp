@@ -265,7 +265,8 @@ std::unique_ptr<TransformerPass> QwenImageTransformer2DModel::begin_pass(
   pass->temb = timestep_embedder_(time_proj_(t));                          // (B, D)
 
   // ---- token layout (parallel/joint.h): text first, padded text keys masked
-  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan);
+  pass->tokens = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/true, plan,
+                                       place_.device);
   pass->tokens.text_key_mask =
       text_mask.defined() ? text_mask.to_device(place_.device) : text_mask;  // (B, S_txt) or {}
   const parallel::TokenLayout& tokens = pass->tokens;

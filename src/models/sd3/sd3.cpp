@@ -291,7 +291,7 @@ std::unique_ptr<SD3Transformer2DModel::Pass> SD3Transformer2DModel::begin_typed(
   // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h);
   // under PipeFusion the pass holds one patch of the image tokens (or every patch).
   pass->tokens = parallel::plan_tokens(B, encoder_hidden_states.dim(1), h * w, sp,
-                                       /*text_first=*/false, plan);
+                                       /*text_first=*/false, plan, place_.device);
   const parallel::TokenLayout& tokens = pass->tokens;
 
   // ---- embeddings, on the model's device (the inputs may come from the host)

@@ -11,29 +11,6 @@ namespace paradit::models::vae {
 using common::WeightScope;
 using core::Tensor;
 
-// ---------------------------------------------------------------- spatial operations
-
-Tensor SpatialOps::conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
-                          const core::Conv2dOptions& opt) const {
-  return core::conv2d(x, w, bias, opt);
-}
-
-Tensor SpatialOps::group_norm(const Tensor& x, int groups, const Tensor& weight, const Tensor& bias,
-                              float eps) const {
-  return core::group_norm(x, groups, weight, bias, eps);
-}
-
-Tensor SpatialOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, float scale) const {
-  core::AttentionOptions options;
-  options.scale = scale;
-  return core::attention(q, k, v, options).out;
-}
-
-const SpatialOps& local_spatial_ops() {
-  static const SpatialOps ops;
-  return ops;
-}
-
 // ---------------------------------------------------------------- config
 
 AutoencoderKLConfig AutoencoderKLConfig::from(const io::Config& config) {

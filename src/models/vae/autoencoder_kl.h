@@ -19,29 +19,15 @@
 #include "io/diffusers.h"
 #include "models/common/modules.h"
 #include "models/common/weights.h"
+#include "parallel/spatial_ops.h"
 
 namespace paradit::models::vae {
 
 // ---------------------------------------------------------------- spatial operations
-// The operations of the VAE whose result at a pixel depends on pixels outside its own row.
-// Tensors are (N, C, H, W) images or (B, S, 1, C) token sequences; a row-split implementation
-// receives the local rows and returns the local rows of the full-image result.
-class SpatialOps {
- public:
-  virtual ~SpatialOps() = default;
-  // x: (N, C, H, W)   w: (O, C, kh, kw)   bias: (O) or {}   → (N, O, H', W')
-  virtual core::Tensor conv2d(const core::Tensor& x, const core::Tensor& w,
-                              const core::Tensor& bias, const core::Conv2dOptions& opt) const;
-  // x: (N, C, H, W); the statistics cover the whole image.   → (N, C, H, W)
-  virtual core::Tensor group_norm(const core::Tensor& x, int groups, const core::Tensor& weight,
-                                  const core::Tensor& bias, float eps) const;
-  // q: (B, Sq, 1, C)   k, v: (B, Sk, 1, C); the keys and values of the whole image are visible.
-  // → (B, Sq, 1, C)
-  virtual core::Tensor attention(const core::Tensor& q, const core::Tensor& k,
-                                 const core::Tensor& v, float scale) const;
-};
-// Single-process: the core ops unchanged.
-const SpatialOps& local_spatial_ops();
+// The operations whose result at a pixel depends on pixels outside its own row (see
+// parallel/spatial_ops.h).
+using parallel::local_spatial_ops;
+using parallel::SpatialOps;
 
 // ---------------------------------------------------------------- config
 // config.json fields with AutoencoderKL's defaults.

@@ -71,25 +71,6 @@ Tensor interleave_time(const Tensor& x) {
 
 }  // namespace
 
-// ---------------------------------------------------------------- spatial operations
-
-Tensor VideoSpatialOps::conv3d(const Tensor& x, const Tensor& w, const Tensor& bias,
-                               const core::Conv3dOptions& opt) const {
-  return core::conv3d(x, w, bias, opt);
-}
-
-Tensor VideoSpatialOps::group_norm(const Tensor& x, int groups, const Tensor& weight,
-                                   const Tensor& bias, float eps) const {
-  return core::group_norm(x, groups, weight, bias, eps);
-}
-
-Tensor VideoSpatialOps::gather_rows(const Tensor& x, int dim) const { return x; }
-
-const VideoSpatialOps& local_video_ops() {
-  static const VideoSpatialOps ops;
-  return ops;
-}
-
 // ---------------------------------------------------------------- config
 
 AutoencoderKLWanConfig AutoencoderKLWanConfig::from(const io::Config& config) {

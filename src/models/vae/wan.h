@@ -32,28 +32,15 @@
 #include "core/ops.h"
 #include "io/diffusers.h"
 #include "models/common/weights.h"
+#include "parallel/spatial_ops.h"
 
 namespace paradit::models::vae {
 
 // ---------------------------------------------------------------- spatial operations
-// The operations of the video VAEs (Wan, HunyuanVideo) whose result at a pixel depends on
-// pixels of other rows. A row-split implementation receives this rank's rows (dim 3 of
-// (N, C, T, H, W)) and returns its rows of the whole-frame result.
-class VideoSpatialOps {
- public:
-  virtual ~VideoSpatialOps() = default;
-  // x: (N, C, T, H, W)   w: (O, C, kt, kh, kw)   bias: (O) or {}   → (N, O, T', H', W')
-  virtual core::Tensor conv3d(const core::Tensor& x, const core::Tensor& w,
-                              const core::Tensor& bias, const core::Conv3dOptions& opt) const;
-  // x: (N, C, T, H, W); the statistics cover the whole frames.   → same shape
-  virtual core::Tensor group_norm(const core::Tensor& x, int groups, const core::Tensor& weight,
-                                  const core::Tensor& bias, float eps) const;
-  // x holds this rank's pixels of each frame along `dim` (its rows, row-major) → the pixels of
-  // every row along `dim` (whole frames, row-major); x itself on one process.
-  virtual core::Tensor gather_rows(const core::Tensor& x, int dim) const;
-};
-// Single-process: the core ops unchanged.
-const VideoSpatialOps& local_video_ops();
+// The operations of the video VAEs whose result at a pixel depends on pixels of other rows (see
+// parallel/spatial_ops.h).
+using parallel::local_video_ops;
+using parallel::VideoSpatialOps;
 
 // ---------------------------------------------------------------- config
 // config.json fields with AutoencoderKLWan's defaults.

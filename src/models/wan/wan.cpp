@@ -304,7 +304,8 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
 
   // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
   // (padded to a multiple of the degree); every rank keeps the whole text.
-  const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, S, sp, /*text_first=*/true);
+  const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, S, sp, /*text_first=*/true,
+                                                             nullptr, place_.device);
 
   // ---- embeddings
   Rope rope = wan_rope(cfg_, grid);  // (S, hd) each

@@ -359,7 +359,7 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
 
   // ---- noise refiner over the image tokens (sequence-parallel blocks)
   const parallel::TokenLayout image_tokens =
-      parallel::plan_tokens(B, 0, Xp, sp, /*text_first=*/false);
+      parallel::plan_tokens(B, 0, Xp, sp, /*text_first=*/false, nullptr, place_.device);
   std::vector<flux::Rope> img_rope_local;
   for (const flux::Rope& r : img_rope) {
     img_rope_local.push_back(
@@ -379,7 +379,7 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
   }
 
   // ---- main layers over [image, caption]
-  parallel::TokenLayout tokens = parallel::plan_tokens(B, L, Xp, sp, /*text_first=*/false);
+  parallel::TokenLayout tokens = parallel::plan_tokens(B, L, Xp, sp, /*text_first=*/false, nullptr, place_.device);
   tokens.text_key_mask = cap_mask;
   std::vector<flux::Rope> joint_rope;
   for (const flux::Rope& r : img_rope_local) {
