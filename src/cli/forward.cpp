@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
 #include "comm/runtime.h"
 #include "core/error.h"
@@ -25,7 +26,7 @@ struct ForwardOptions {
   std::string model;
   std::string inputs;
   std::string output;
-  std::string dtype = "f32";
+  DeviceOptions device;
   parallel::ParallelConfig parallel;
 };
 
@@ -41,7 +42,7 @@ void check_output_path(const std::filesystem::path& output) {
 
 int run_forward(const ForwardOptions& opt) {
   using Clock = std::chrono::steady_clock;
-  const core::Placement place(opt.dtype == "bf16" ? core::DType::BF16 : core::DType::F32);
+  const core::Placement place = resolve_placement(opt.device);
   check_output_path(opt.output);
   // The mesh first: a layout that does not fit the job fails before any loading.
   PARADIT_CHECK(opt.parallel.pp == 1, "--pipefusion_parallel_degree ", opt.parallel.pp,
@@ -101,9 +102,7 @@ void add_forward_command(CLI::App& app, Commands& commands) {
                   "(hidden_states, encoder_hidden_states, timestep, ...)")
       ->required();
   sub->add_option("--output", opt->output, "safetensors file to write (`sample`)")->required();
-  sub->add_option("--dtype", opt->dtype, "Weight dtype for the GEMMs: f32 or bf16")
-      ->check(CLI::IsMember({"f32", "bf16"}))
-      ->capture_default_str();
+  add_device_flags(sub, &opt->device);
   add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_forward(*opt); }});
 }

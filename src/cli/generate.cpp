@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
 #include "comm/runtime.h"
 #include "core/error.h"
@@ -52,6 +53,7 @@ struct GenerateOptions {
   std::string output_type;  // "" = pil for image pipelines, mp4 for video pipelines
   std::string prompt_embeds;
   std::string latents;
+  DeviceOptions device;
   parallel::ParallelConfig parallel;
 };
 
@@ -175,6 +177,7 @@ int run_generate(const GenerateOptions& opt) {
   const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
   pipe->set_runtime(&runtime);
+  pipe->set_placement(resolve_placement(opt.device));
   // The output kind: images as PNG, videos as MP4 unless asked otherwise.
   const bool video = pipe->is_video();
   const std::string kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";
@@ -387,6 +390,7 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   sub->add_option(flag("guidance_scale_2"), opt->guidance_scale_2,
                   "Wan2.2 two-expert models (boundary_ratio): guidance of the low-noise expert "
                   "transformer_2 (default: --guidance_scale)");
+  add_device_flags(sub, &opt->device);
   add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_generate(*opt); }});
 }

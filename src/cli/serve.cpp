@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
 #include "server/server.h"
 
@@ -75,7 +76,10 @@ void add_serve_command(CLI::App& app, Commands& commands) {
                   "MiB of downloadable results kept at most (the oldest go first)")
       ->capture_default_str();
   add_parallel_flags(sub, &opt->parallel);
-  commands.push_back({sub, [opt, result_mib] {
+  auto device = std::make_shared<DeviceOptions>();
+  add_device_flags(sub, device.get());
+  commands.push_back({sub, [opt, result_mib, device] {
+                        opt->placement = resolve_placement(*device);
                         if (opt->api_key.empty()) {
                           if (const char* key = std::getenv("PARADIT_API_KEY")) opt->api_key = key;
                         }

@@ -207,6 +207,7 @@ int serve(const ServeOptions& opt) {
                 ": ", pipe->class_name(), " needs precomputed prompt embeddings, which cannot "
                 "be sent over HTTP; serve it with `paradit generate --prompt_embeds` instead");
   // The server's point: every component is loaded once and kept for every request.
+  pipe->set_placement(opt.placement);
   pipe->set_keep_loaded(true);
   Cluster cluster(comm::world(), opt.parallel);  // collective under mpirun
   pipe->set_runtime(cluster.runtime());

@@ -33,12 +33,14 @@
 #include <filesystem>
 #include <string>
 
+#include "core/tensor.h"
 #include "parallel/config.h"
 
 namespace paradit::server {
 
 struct ServeOptions {
   std::string model;              // empty: the shipped default model
+  core::Placement placement;      // where the models run (the CLI's --device / --dtype)
   std::string served_model_name;  // empty: the model folder's name
   std::string host = "127.0.0.1";
   int port = 8000;      // 0: any free port (printed)
