@@ -158,6 +158,11 @@ class Communicator {
   // alive). Messages between the same pair with the same tag arrive in the order sent.
   Request isend(const core::Tensor& x, int dest, int tag) const;
   Request irecv(const core::Tensor& x, int source, int tag) const;
+  // Starts the sends and receives posted so far on a transport that batches them (NCCL groups
+  // them, so that a rank's sends and receives progress together and no ring deadlocks; they
+  // otherwise start at the next wait, test, collective or barrier on this group). A no-op on
+  // the others. Call it after posting transfers that should overlap the work that follows.
+  virtual void flush() const {}
 
   // ---- byte counters (for benchmarks) ----
   ByteCounters bytes() const;
@@ -193,6 +198,18 @@ class Communicator {
                               std::function<void()> on_done) const = 0;
 
   void count(OpKind kind, uint64_t nbytes) const;
+
+  // Another communicator's point-to-point primitives, for an implementation that forwards host
+  // messages to its host group.
+  static Request forward_isend_bytes(const Communicator& to, const void* data, size_t nbytes,
+                                     int dest, int tag, std::shared_ptr<void> keep_alive) {
+    return to.isend_bytes(data, nbytes, dest, tag, std::move(keep_alive));
+  }
+  static Request forward_irecv_bytes(const Communicator& to, void* data, size_t nbytes, int source,
+                                     int tag, std::shared_ptr<void> keep_alive,
+                                     std::function<void()> on_done) {
+    return to.irecv_bytes(data, nbytes, source, tag, std::move(keep_alive), std::move(on_done));
+  }
 
  private:
   void check_peer(int peer, const char* what) const;
