@@ -82,6 +82,19 @@ void check_mesh(const Communicator& w, const MeshDegrees& d) {
   // Ulysses groups are runs of contiguous world ranks.
   const auto uly = members(mesh.group(MeshDim::kUlysses), me);
   for (size_t i = 1; i < uly.size(); ++i) EXPECT_EQ(uly[i], uly[i - 1] + 1) << what;
+  // Replica group: same dp coordinate, in world rank order.
+  std::vector<int64_t> replica;
+  for (int r = 0; r < n; ++r) {
+    if (coords(d, r)[0] == mine[0]) replica.push_back(r);
+  }
+  const Communicator& rep = mesh.replica_group();
+  EXPECT_EQ(members(rep, me), replica) << what;
+  EXPECT_EQ(rep.rank(), me - mine[0] * (n / d.dp)) << what;
+  // A host mesh keeps the world's transport.
+  EXPECT_EQ(mesh.device(), core::Device::CPU);
+  EXPECT_FALSE(mesh.uses_nccl());
+  EXPECT_EQ(mesh.group(MeshDim::kRing).kind(), w.kind()) << what;
+  EXPECT_EQ(rep.kind(), w.kind()) << what;
 }
 
 TEST(ProcessMesh, GroupsForEveryDegreeCombination) {
