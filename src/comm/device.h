@@ -47,10 +47,12 @@ struct DeviceTransport {
   std::string reason;  // one line for logs, e.g. "NCCL: 4 ranks, one GPU each"
 };
 
-// NCCL carries device tensors when the build has NCCL, the world has more than one rank, and on
-// every node there are at least as many GPUs as ranks. Collective over `world`; every rank gets
-// the same answer. Where NCCL could be used but some rank's current device is not the one
-// bind_device gives it (two ranks would share a GPU), every rank throws an Error saying so.
+// NCCL carries device tensors when the build has NCCL, the world has more than one rank, and no
+// two ranks are on the same GPU (compared by UUID, so ranks that each see only their own GPU
+// through CUDA_VISIBLE_DEVICES count as separate). Ranks sharing a GPU because a node has more
+// ranks than GPUs keep MPI with host staging. Collective over `world`; every rank gets the same
+// answer. Where every node has a GPU per rank yet two ranks share one because a rank is not on
+// the device bind_device gives it, every rank throws an Error saying so.
 DeviceTransport choose_device_transport(const Communicator& world);
 
 }  // namespace paradit::comm
