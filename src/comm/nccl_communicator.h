@@ -23,7 +23,10 @@
 // communicator. The transfer still overlaps the compute enqueued between the post and the wait:
 // it depends only on the event recorded at the post. Messages between two ranks match in the
 // order they are posted, whatever their tags (NCCL has no tags): both sides must post them in
-// the same order.
+// the same order. One stream per communicator also means that a receive posted ahead (a
+// prefetch) holds back everything enqueued after it on this communicator until its message
+// arrives: the sender of a prefetched message must not need this rank's later sends first
+// (PipeFusion's returns with num_pipeline_patch ≥ stages do not).
 //
 // Failure. Every NCCL and CUDA call is checked (paradit::Error naming the call and NCCL's text);
 // test() and the destructor's wait check ncclCommGetAsyncError, so a failed peer becomes an
