@@ -155,7 +155,8 @@ class Communicator {
 
   // ---- point to point (asynchronous) ----
   // The buffers must stay untouched until the Request is done (the Request keeps the storage
-  // alive). Messages between the same pair with the same tag arrive in the order sent.
+  // alive). Messages between the same pair with the same tag arrive in the order sent; NCCL has
+  // no tags and matches a pair's messages in posting order (nccl_communicator.h).
   Request isend(const core::Tensor& x, int dest, int tag) const;
   Request irecv(const core::Tensor& x, int source, int tag) const;
   // Starts the sends and receives posted so far on a transport that batches them (NCCL groups
