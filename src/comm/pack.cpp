@@ -18,8 +18,8 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
   if (n == 0) return;
   if (dst.device() != core::Device::CPU) {
     // Equal dtypes: the device copy body moves raw bits (no conversion), so this is exact.
-    PARADIT_CHECK(dst.dtype() == src.dtype(), "copy_bytes: dtype ", src.str(), " into ",
-                  dst.str(), " on ", core::device_name(dst.device()));
+    PARADIT_CHECK(dst.dtype() == src.dtype(), "copy_bytes: dtype ", src.str(), " into ", dst.str(),
+                  " on ", core::device_name(dst.device()));
     Tensor d = dst;
     d.copy_from(src);
     return;
