@@ -11,10 +11,19 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
   PARADIT_CHECK(dst.shape() == src.shape(), "copy_bytes: shape ", src.str(), " into ", dst.str());
   PARADIT_CHECK(dst.itemsize() == src.itemsize(), "copy_bytes: dtype ", src.str(), " into ",
                 dst.str());
-  PARADIT_CHECK(dst.device() == core::Device::CPU && src.device() == core::Device::CPU,
-                "copy_bytes: host tensors only");
+  PARADIT_CHECK(dst.device() == src.device(), "copy_bytes: ", src.str(), " on ",
+                core::device_name(src.device()), " into ", dst.str(), " on ",
+                core::device_name(dst.device()), ": the devices differ");
   const int64_t n = src.numel();
   if (n == 0) return;
+  if (dst.device() != core::Device::CPU) {
+    // Equal dtypes: the device copy body moves raw bits (no conversion), so this is exact.
+    PARADIT_CHECK(dst.dtype() == src.dtype(), "copy_bytes: dtype ", src.str(), " into ", dst.str(),
+                  " on ", core::device_name(dst.device()));
+    Tensor d = dst;
+    d.copy_from(src);
+    return;
+  }
   const size_t isz = src.itemsize();
   char* d = static_cast<char*>(dst.raw_data());
   const char* s = static_cast<const char*>(src.raw_data());
@@ -55,6 +64,12 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
       std::memcpy(d + doff * isz, s + soff * isz, run_bytes);
     }
   }
+}
+
+Tensor packed_copy(const Tensor& x) {
+  Tensor c = Tensor::empty(x.shape(), x.dtype(), x.device());
+  copy_bytes(c, x);
+  return c;
 }
 
 Tensor buffer_view(const std::shared_ptr<core::Storage>& storage, size_t offset,

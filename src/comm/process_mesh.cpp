@@ -2,6 +2,11 @@
 
 #include <sstream>
 
+#include "comm/device.h"
+#ifdef PARADIT_WITH_NCCL
+#include "comm/nccl_communicator.h"
+#endif
+
 namespace paradit::comm {
 
 const char* mesh_dim_name(MeshDim d) {
@@ -59,8 +64,8 @@ std::array<int, kNumMeshDims> ProcessMesh::coords_of(const MeshDegrees& degrees,
   return c;
 }
 
-ProcessMesh::ProcessMesh(const Communicator& world, const MeshDegrees& degrees)
-    : world_(&world), degrees_(degrees) {
+ProcessMesh::ProcessMesh(const Communicator& world, const MeshDegrees& degrees, core::Device device)
+    : world_(&world), degrees_(degrees), device_(device) {
   for (int i = 0; i < kNumMeshDims; ++i) {
     const MeshDim d = static_cast<MeshDim>(i);
     PARADIT_CHECK(degrees[d] >= 1, "parallel degree ", mesh_dim_name(d), "=", degrees[d],
@@ -69,18 +74,37 @@ ProcessMesh::ProcessMesh(const Communicator& world, const MeshDegrees& degrees)
   PARADIT_CHECK(degrees.product() == world.size(), "parallel degrees ", degrees.str(), " = ",
                 degrees.product(), ", but the job has ", world.size(), " processes");
   coords_ = coords_of(degrees, world.rank());
+
+  if (device == core::Device::CPU) {
+    transport_ = world.kind() == "mpi" ? "MPI" : "a single process";
+  } else {
+    const DeviceTransport t = choose_device_transport(world);
+    uses_nccl_ = t.nccl;
+    transport_ = t.reason;
+  }
+  // Each group is split off the world (MPI), then carried by NCCL when the mesh uses it.
+  const auto make = [&](int color, int key) {
+    std::unique_ptr<Communicator> g = world.split(color, key);
+#ifdef PARADIT_WITH_NCCL
+    if (uses_nccl_)
+      return std::unique_ptr<Communicator>(std::make_unique<NcclCommunicator>(std::move(g)));
+#endif
+    return g;
+  };
   // Group of dimension d: the ranks whose other coordinates equal ours. Color = our rank with
   // coordinate d zeroed (unique per group), key = coordinate d (the order inside the group).
   for (int i = 0; i < kNumMeshDims; ++i) {
     auto c = coords_;
     c[i] = 0;
-    groups_[i] = world.split(rank_of(degrees, c), coords_[i]);
+    groups_[i] = make(rank_of(degrees, c), coords_[i]);
   }
   auto c = coords_;
   const int ring = static_cast<int>(MeshDim::kRing), uly = static_cast<int>(MeshDim::kUlysses);
   c[ring] = 0;
   c[uly] = 0;
-  sequence_ = world.split(rank_of(degrees, c), coords_[ring] * degrees.ulysses + coords_[uly]);
+  sequence_ = make(rank_of(degrees, c), coords_[ring] * degrees.ulysses + coords_[uly]);
+  // One replica: the same dp coordinate; dp is outermost, so these are contiguous world ranks.
+  replica_ = make(coords_[static_cast<int>(MeshDim::kDp)], world.rank());
 }
 
 }  // namespace paradit::comm

@@ -6,13 +6,21 @@
 // as xDiT orders it. Each dimension gets its own communicator (the ranks that differ only in
 // that coordinate, ordered by it), plus the sequence-parallel group ring × ulysses, ordered
 // ring-major: its rank = ring coordinate · ulysses + ulysses coordinate, which is also the index
-// of the sequence block this rank holds.
+// of the sequence block this rank holds. The replica group holds the ranks of one data-parallel
+// replica (cfg × pp × ring × ulysses: the same dp coordinate), in world rank order.
+//
+// A device mesh (tensors on CUDA) makes every group an NcclCommunicator over its MPI group when
+// choose_device_transport (comm/device.h) says NCCL: a build with NCCL and a GPU per rank on
+// every node (each group's first rank makes its NCCL id and broadcasts it over the group's MPI
+// communicator; groups of one touch no NCCL). Otherwise the groups stay MPI groups, which stage
+// device tensors through host memory (several ranks sharing a GPU).
 
 #include <array>
 #include <memory>
 #include <string>
 
 #include "comm/communicator.h"
+#include "core/dtype.h"
 
 namespace paradit::comm {
 
@@ -31,8 +39,11 @@ class ProcessMesh {
  public:
   // Collective over `world` (which must outlive the mesh). Degrees < 1, or a product that is
   // not world.size() → Error "parallel degrees dp=.. × cfg=.. × pp=.. × ring=.. × ulysses=.. =
-  // N, but the job has M processes".
-  ProcessMesh(const Communicator& world, const MeshDegrees& degrees);
+  // N, but the job has M processes". `device`: where the tensors the groups carry live;
+  // Device::CUDA may build NCCL groups (above), for which every rank must be on the GPU
+  // comm::bind_device gives it.
+  ProcessMesh(const Communicator& world, const MeshDegrees& degrees,
+              core::Device device = core::Device::CPU);
   ProcessMesh(ProcessMesh&&) noexcept = default;
   ProcessMesh& operator=(ProcessMesh&&) noexcept = default;
   ProcessMesh(const ProcessMesh&) = delete;
@@ -45,6 +56,14 @@ class ProcessMesh {
   const Communicator& group(MeshDim d) const { return *groups_[static_cast<int>(d)]; }
   // ring × ulysses, ring-major (see above).
   const Communicator& sequence_group() const { return *sequence_; }
+  // The ranks of this rank's data-parallel replica (cfg × pp × ring × ulysses), in world rank
+  // order: its rank is world rank − dp coordinate · (world size / dp).
+  const Communicator& replica_group() const { return *replica_; }
+
+  core::Device device() const { return device_; }
+  // Whether the groups are NcclCommunicators, and why (one line, for logs).
+  bool uses_nccl() const { return uses_nccl_; }
+  const std::string& transport() const { return transport_; }
 
   // World rank of the process with these coordinates (dp, cfg, pp, ring, ulysses).
   static int rank_of(const MeshDegrees& degrees, const std::array<int, kNumMeshDims>& coords);
@@ -56,6 +75,10 @@ class ProcessMesh {
   std::array<int, kNumMeshDims> coords_{};
   std::array<std::unique_ptr<Communicator>, kNumMeshDims> groups_;
   std::unique_ptr<Communicator> sequence_;
+  std::unique_ptr<Communicator> replica_;
+  core::Device device_ = core::Device::CPU;
+  bool uses_nccl_ = false;
+  std::string transport_;
 };
 
 }  // namespace paradit::comm

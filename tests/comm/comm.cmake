@@ -1,5 +1,8 @@
 # Communicator tests under real MPI jobs. test_comm also runs alone (ctest "comm", a world of
-# one); here the same program runs with 2, 3 and 4 processes, and the mesh tests with 8.
+# one); here the same program runs with 2, 3 and 4 processes, and the mesh tests with 8. Its
+# device tests (test_device_comm.cpp) run wherever a GPU is visible: ranks sharing one GPU test
+# the staged MPI path and the device path of the typed collectives; NCCL's own tests need a GPU
+# per rank (comm_np2 on a machine with two GPUs or more).
 if(PARADIT_WITH_MPI AND TARGET test_comm)
   add_executable(comm_abort_probe ${CMAKE_CURRENT_LIST_DIR}/probe/abort_probe.cpp)
   target_link_libraries(comm_abort_probe PRIVATE paradit_lib)

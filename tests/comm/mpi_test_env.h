@@ -1,7 +1,8 @@
 #pragma once
 // GoogleTest glue for programs that run under mpirun (and also alone): a global environment
-// that starts the communication runtime before the first test and ends it after the last, so
-// the stock gtest_main works. Ranks other than 0 print only their failures (tagged with the
+// that starts the communication runtime before the first test (and puts each rank on its GPU,
+// comm::bind_device, where there are GPUs) and ends it after the last, so the stock gtest_main
+// works. Ranks other than 0 print only their failures (tagged with the
 // rank) instead of the full progress output. Include from exactly one .cpp of a test program
 // and write `PARADIT_REGISTER_COMM_TEST_ENVIRONMENT();` at namespace scope.
 
@@ -10,13 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "comm/device.h"
 #include "comm/runtime.h"
 
 namespace paradit::testing {
 
 class CommEnvironment : public ::testing::Environment {
  public:
-  void SetUp() override { comm::init(nullptr, nullptr); }
+  void SetUp() override { comm::bind_device(comm::init(nullptr, nullptr)); }
   void TearDown() override { comm::finalize(); }
 };
 

@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "comm/device.h"
 #include "comm/process_mesh.h"
 #include "comm/runtime.h"
+#include "core/op_registry.h"
 
 namespace paradit::comm {
 namespace {
@@ -82,6 +85,19 @@ void check_mesh(const Communicator& w, const MeshDegrees& d) {
   // Ulysses groups are runs of contiguous world ranks.
   const auto uly = members(mesh.group(MeshDim::kUlysses), me);
   for (size_t i = 1; i < uly.size(); ++i) EXPECT_EQ(uly[i], uly[i - 1] + 1) << what;
+  // Replica group: same dp coordinate, in world rank order.
+  std::vector<int64_t> replica;
+  for (int r = 0; r < n; ++r) {
+    if (coords(d, r)[0] == mine[0]) replica.push_back(r);
+  }
+  const Communicator& rep = mesh.replica_group();
+  EXPECT_EQ(members(rep, me), replica) << what;
+  EXPECT_EQ(rep.rank(), me - mine[0] * (n / d.dp)) << what;
+  // A host mesh keeps the world's transport.
+  EXPECT_EQ(mesh.device(), core::Device::CPU);
+  EXPECT_FALSE(mesh.uses_nccl());
+  EXPECT_EQ(mesh.group(MeshDim::kRing).kind(), w.kind()) << what;
+  EXPECT_EQ(rep.kind(), w.kind()) << what;
 }
 
 TEST(ProcessMesh, GroupsForEveryDegreeCombination) {
@@ -120,6 +136,53 @@ TEST(ProcessMesh, RankOfAndCoordsOfAgree) {
     const auto e = coords(d, r);
     for (int i = 0; i < kNumMeshDims; ++i) EXPECT_EQ(c[i], e[i]) << r;
     EXPECT_EQ(ProcessMesh::rank_of(d, c), r);
+  }
+}
+
+// Node ranks against the launcher's own account (Open MPI sets the local rank and size).
+TEST(ProcessMesh, NodeRanksMatchLauncher) {
+  const Communicator& w = world();
+  const NodeRanks node = node_ranks(w);
+  EXPECT_GE(node.local_rank, 0);
+  EXPECT_LT(node.local_rank, node.local_size);
+  EXPECT_LE(node.local_size, w.size());
+  const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  const char* local_size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (local_rank && local_size) {
+    EXPECT_EQ(node.local_rank, std::atoi(local_rank));
+    EXPECT_EQ(node.local_size, std::atoi(local_size));
+  } else {
+    EXPECT_EQ(node.local_rank, 0);
+    EXPECT_EQ(node.local_size, 1);
+  }
+  EXPECT_EQ(device_for(5, 2), 1);
+  EXPECT_EQ(device_for(3, 4), 3);
+  EXPECT_EQ(device_for(0, 0), -1);
+}
+
+// A device mesh keeps the MPI groups wherever NCCL cannot carry it: a build without NCCL, a
+// single process, ranks sharing a GPU.
+TEST(ProcessMesh, DeviceMeshTransport) {
+  const Communicator& w = world();
+  const DeviceTransport t = choose_device_transport(w);
+  EXPECT_FALSE(t.reason.empty());
+  if (!kNcclBuilt) {
+    EXPECT_FALSE(t.nccl);
+    EXPECT_NE(t.reason.find("no NCCL"), std::string::npos) << t.reason;
+  }
+  if (w.size() == 1) {
+    EXPECT_FALSE(t.nccl);
+  }
+  MeshDegrees d;
+  d.ulysses = w.size();
+  const ProcessMesh mesh(w, d, core::Device::CUDA);
+  EXPECT_EQ(mesh.device(), core::Device::CUDA);
+  EXPECT_EQ(mesh.uses_nccl(), t.nccl);
+  EXPECT_EQ(mesh.transport(), t.reason);
+  EXPECT_EQ(mesh.group(MeshDim::kUlysses).kind(), t.nccl ? std::string("nccl") : w.kind());
+  EXPECT_EQ(members(mesh.group(MeshDim::kUlysses), w.rank()).size(), static_cast<size_t>(w.size()));
+  if (!core::kCudaBuilt) {
+    EXPECT_EQ(bind_device(w), -1);
   }
 }
 
