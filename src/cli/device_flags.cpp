@@ -1,7 +1,7 @@
 #include "cli/device_flags.h"
 
-#include <cstdlib>
-
+#include "comm/device.h"
+#include "comm/runtime.h"
 #include "core/error.h"
 #include "core/op_registry.h"
 #include "core/ops.h"
@@ -12,16 +12,6 @@
 namespace paradit::cli {
 
 namespace {
-
-// This process's index among the job's processes on its node (Open MPI, Slurm, MPICH / Hydra);
-// 0 when started alone.
-int local_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID",
-                           "PMI_LOCAL_RANK"}) {
-    if (const char* v = std::getenv(name)) return std::atoi(v);
-  }
-  return 0;
-}
 
 int visible_gpus() {
 #ifdef PARADIT_WITH_CUDA
@@ -72,7 +62,7 @@ core::Placement resolve_placement(const DeviceOptions& o) {
 #ifdef PARADIT_WITH_CUDA
     // One GPU per process on a node: its local rank modulo the GPUs (several processes share one
     // GPU when there are more of them than GPUs; the communicators then stage through the host).
-    backend::cuda::set_device(local_rank() % gpus);
+    comm::bind_device(comm::world());
 #endif
     core::set_default_attention_backend(o.attention_backend == "paradit"
                                             ? core::AttentionBackend::kParadit

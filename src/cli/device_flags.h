@@ -28,8 +28,9 @@ void add_device_flags(CLI::App* app, DeviceOptions* options);
 
 // The placement the flags ask for, after checking them against this build and machine (Error
 // naming the flag: --device cuda without the CUDA backend or without a visible GPU, --dtype f16
-// on the CPU, an unknown value). On CUDA it also selects this process's GPU (its local rank
-// among the job's processes on the node, modulo the GPUs) and the attention backend.
+// on the CPU, an unknown value). On CUDA it also selects this process's GPU (comm::bind_device:
+// its local rank among the job's processes on the node, modulo the GPUs; collective over the
+// world) and the attention backend.
 core::Placement resolve_placement(const DeviceOptions& options);
 
 }  // namespace paradit::cli

@@ -42,13 +42,13 @@ void check_output_path(const std::filesystem::path& output) {
 
 int run_forward(const ForwardOptions& opt) {
   using Clock = std::chrono::steady_clock;
-  const core::Placement place = resolve_placement(opt.device);
   check_output_path(opt.output);
   // The mesh first: a layout that does not fit the job fails before any loading.
   PARADIT_CHECK(opt.parallel.pp == 1, "--pipefusion_parallel_degree ", opt.parallel.pp,
                 ": PipeFusion pipelines the denoising steps, so it applies to `paradit generate`; "
                 "`paradit forward` runs one forward (use 1)");
-  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel);
+  const core::Placement place = resolve_placement(opt.device);  // collective (binds GPUs)
+  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel, place.device);
 
   const io::TensorSource source = io::TensorSource::open(opt.inputs);
   models::NamedTensors inputs;

@@ -163,7 +163,8 @@ int run_generate(const GenerateOptions& opt) {
   }
 
   // Collective: every rank builds the mesh (Error when the degrees do not multiply to the size).
-  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel);
+  const core::Placement placement = resolve_placement(opt.device);  // collective (binds GPUs)
+  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel, placement.device);
   const comm::ProcessMesh& mesh = runtime.mesh();
   // The first rank of each dp group (cfg, pp, ring, ulysses coordinates 0) writes that group's
   // images; with --output_type latent world rank 0 writes the whole batch.
@@ -177,7 +178,7 @@ int run_generate(const GenerateOptions& opt) {
   const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
   pipe->set_runtime(&runtime);
-  pipe->set_placement(resolve_placement(opt.device));
+  pipe->set_placement(placement);
   // The output kind: images as PNG, videos as MP4 unless asked otherwise.
   const bool video = pipe->is_video();
   const std::string kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";

@@ -200,6 +200,7 @@ StageResult ring_stage(const Stage& s, const comm::Communicator& ring) {
       requests.push_back(ring.isend(cur_k, next, kTagK));
       requests.push_back(ring.isend(cur_v, next, kTagV));
       if (masked) requests.push_back(ring.isend(cur_m, next, kTagMask));
+      ring.flush();  // NCCL: start the transfers now, overlapping this step's attention
     }
     take(run(cur_k, cur_v, cur_m), block);
     comm::wait_all(requests);

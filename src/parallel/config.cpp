@@ -31,10 +31,11 @@ void ParallelConfig::validate() const {
   }
 }
 
-ParallelRuntime::ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config)
+ParallelRuntime::ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config,
+                                 core::Device device)
     : config_(config) {
   config_.validate();
-  mesh_ = std::make_unique<comm::ProcessMesh>(world, config_.degrees());
+  mesh_ = std::make_unique<comm::ProcessMesh>(world, config_.degrees(), device);
   sequence_ = SequenceContext::from_mesh(*mesh_);
 }
 

@@ -38,7 +38,10 @@ struct ParallelConfig {
 // (which must outlive the runtime); a product of degrees ≠ world size → the mesh's Error.
 class ParallelRuntime {
  public:
-  ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config);
+  // `device`: where the tensors of the parallel ops live; CUDA builds a device mesh (NCCL groups
+  // where every rank has its own GPU, else MPI groups staging through the host).
+  ParallelRuntime(const comm::Communicator& world, const ParallelConfig& config,
+                  core::Device device = core::Device::CPU);
   ParallelRuntime(const ParallelRuntime&) = delete;
   ParallelRuntime& operator=(const ParallelRuntime&) = delete;
 

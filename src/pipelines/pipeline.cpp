@@ -313,12 +313,9 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     local.latents = all.slice(0, block_begin, block_end).contiguous();  // (block, ...)
   }
   const GenerateRequest& r = local;
-  // The ranks sharing this dp group's images decode them together.
-  std::unique_ptr<comm::Communicator> vae_group;
-  if (runtime_ && runtime_->config().use_parallel_vae) {
-    const comm::Communicator& world = runtime_->mesh().world();
-    vae_group = world.split(runtime_->mesh().coord(comm::MeshDim::kDp), world.rank());
-  }
+  // The ranks sharing this dp group's images decode them together: the mesh's replica group.
+  const comm::Communicator* vae_group = nullptr;
+  if (runtime_ && runtime_->config().use_parallel_vae) vae_group = &runtime_->mesh().replica_group();
 
   // 1. Prompt embeddings (the text encoders are freed inside, unless kept loaded).
   const TextEncoderCache::Use kept_encoders(keep_loaded_ ? &text_encoders_ : nullptr);
@@ -384,7 +381,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
 
   // 5. Decode.
   if (r.decode && (is_video() || own_decoder())) {
-    vae_group_ = vae_group.get();
+    vae_group_ = vae_group;
     try {
       res.images = decode_video(latents, r, &res.times);  // (B, 3, F, H, W)
     } catch (...) {
@@ -397,7 +394,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     std::shared_ptr<const models::vae::AutoencoderKL> vae = vae_for_call();
     const auto t1 = Clock::now();
     res.times.load += seconds_between(t0, t1);
-    vae_group_ = vae_group.get();
+    vae_group_ = vae_group;
     try {
       res.images = decode_latents(*vae, latents, r);  // (B, 3, H, W)
     } catch (...) {

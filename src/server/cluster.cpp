@@ -232,7 +232,8 @@ class LeaderExecutor final : public Executor {
 
 }  // namespace
 
-Cluster::Cluster(const comm::Communicator& world, const parallel::ParallelConfig& config)
+Cluster::Cluster(const comm::Communicator& world, const parallel::ParallelConfig& config,
+                 core::Device device)
     : world_(world) {
   config.validate();
   const comm::MeshDegrees degrees = config.degrees();
@@ -248,7 +249,7 @@ Cluster::Cluster(const comm::Communicator& world, const parallel::ParallelConfig
   group_comm_ = world.split(group_, world.rank());
   parallel::ParallelConfig in_group = config;
   in_group.dp = 1;  // each group serves whole requests
-  runtime_ = std::make_unique<parallel::ParallelRuntime>(*group_comm_, in_group);
+  runtime_ = std::make_unique<parallel::ParallelRuntime>(*group_comm_, in_group, device);
 }
 
 Cluster::~Cluster() = default;

@@ -45,7 +45,8 @@ class Cluster {
   // Collective over `world` (which must outlive the cluster). `config`: the parallel flags; dp is
   // the number of groups and the product of the degrees must be the world size (Error naming the
   // degrees otherwise).
-  Cluster(const comm::Communicator& world, const parallel::ParallelConfig& config);
+  Cluster(const comm::Communicator& world, const parallel::ParallelConfig& config,
+          core::Device device = core::Device::CPU);
   ~Cluster();
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;

@@ -209,7 +209,7 @@ int serve(const ServeOptions& opt) {
   // The server's point: every component is loaded once and kept for every request.
   pipe->set_placement(opt.placement);
   pipe->set_keep_loaded(true);
-  Cluster cluster(comm::world(), opt.parallel);  // collective under mpirun
+  Cluster cluster(comm::world(), opt.parallel, opt.placement.device);  // collective (mpirun)
   pipe->set_runtime(cluster.runtime());
   pipe->preload();
   const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
