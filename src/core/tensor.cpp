@@ -48,7 +48,11 @@ constexpr size_t kHugeAllocMin = size_t{8} << 20;  // rounding up to 2 MiB waste
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
 #ifdef PARADIT_WITH_CUDA
-  if (device == Device::CUDA) return backend::cuda::allocate_storage(nbytes);
+  if (device == Device::CUDA) {
+    auto block = backend::cuda::allocate_storage(nbytes);  // the block owns the memory
+    void* data = block->data;
+    return wrap(data, nbytes, std::move(block), Device::CUDA);
+  }
 #endif
   PARADIT_CHECK(device == Device::CPU, "Storage::allocate: device ", device_name(device),
                 " needs its backend's allocator");

@@ -73,10 +73,7 @@ class DiTPipeline : public Pipeline {
     NamedTensors c;
     const Tensor labels = detail::find(e, "class_labels");
     if (uses_cfg(r)) {
-      std::vector<int64_t> ids;
-      for (int64_t i = 0; i < labels.dim(0); ++i) {
-        ids.push_back(static_cast<int64_t>(labels.item_at({i})));
-      }
+      std::vector<int64_t> ids = labels.to_vector_i64();
       // The null class (diffusers: 1000, i.e. num_embeds_ada_norm) for the unconditional half.
       for (int64_t i = 0; i < labels.dim(0); ++i) ids.push_back(num_classes_);
       c["class_labels"] = Tensor::from_vector_i64(ids, {static_cast<int64_t>(ids.size())});  // (2B)

@@ -149,12 +149,11 @@ CachingAllocator& allocator() {
 
 }  // namespace
 
-std::shared_ptr<core::Storage> allocate_storage(size_t nbytes) {
+std::shared_ptr<DeviceBuffer> allocate_storage(size_t nbytes) {
   const Block b = allocator().acquire(nbytes);
-  auto s = std::make_shared<core::Storage>();
+  auto s = std::make_shared<DeviceBuffer>();
   s->data = b.ptr;
   s->nbytes = nbytes;
-  s->device = core::Device::CUDA;
   s->owner = std::shared_ptr<void>(b.ptr, [b](void*) { allocator().release(b); });
   return s;
 }

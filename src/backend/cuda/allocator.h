@@ -12,14 +12,22 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/tensor.h"
+#include "core/dtype.h"
 
 namespace paradit::backend::cuda {
 
+// A block of device memory from the caching allocator; it returns to the cache when the last
+// reference drops.
+struct DeviceBuffer {
+  void* data = nullptr;
+  size_t nbytes = 0;
+  std::shared_ptr<void> owner;  // releases the block
+};
+
 // Device memory of at least `nbytes` (256-byte aligned) on the current device, for the current
-// stream. The Storage's device is CUDA; its block returns to the cache when the last reference
-// drops. Out of memory → paradit::Error with the sizes.
-std::shared_ptr<core::Storage> allocate_storage(size_t nbytes);
+// stream (core::Storage::allocate wraps it for device tensors). Out of memory → paradit::Error
+// with the sizes.
+std::shared_ptr<DeviceBuffer> allocate_storage(size_t nbytes);
 
 // The size class an allocation of `nbytes` is rounded up to: multiples of 512 bytes below
 // 1 MiB, above it eight classes per power of two (at most 12.5% waste).

@@ -169,7 +169,7 @@ class ConvEngine {
     for (int64_t first = 0; first < l.N; first += l.batch_chunk) {
       const int64_t n = std::min(l.batch_chunk, l.N - first);
       ConvPlan& p = plan(handle, l, n, dtype);
-      std::shared_ptr<core::Storage> ws;
+      std::shared_ptr<DeviceBuffer> ws;
       if (p.workspace > 0) ws = allocate_storage(p.workspace);
       const char* xs = static_cast<const char*>(x) + first * l.in_elems_per_sample() * es;
       char* ys = static_cast<char*>(out) + first * l.out_elems_per_sample() * es;
@@ -215,7 +215,7 @@ void run_conv(const char* op, const ConvLowering& l, DType dtype, const void* x,
          " elements exceeds cuDNN's int32 sizes");
   // Explicit padding into scratch (returned to the cache after enqueuing: reused only by later
   // work on this stream).
-  std::shared_ptr<core::Storage> padded;
+  std::shared_ptr<DeviceBuffer> padded;
   const void* input = x;
   if (l.explicit_pad) {
     padded =

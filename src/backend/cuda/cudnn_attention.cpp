@@ -360,7 +360,7 @@ bool run_cudnn_sdpa(const AttentionArgs& a, const int32_t* seq_q, const int32_t*
   }
   // Scratch for the plan, returned to the cache after enqueuing (reused only by later work on
   // this stream).
-  std::shared_ptr<core::Storage> workspace;
+  std::shared_ptr<DeviceBuffer> workspace;
   if (plan.workspace > 0) workspace = allocate_storage(static_cast<size_t>(plan.workspace));
   void* ws = workspace ? workspace->data : nullptr;
   float scale = a.scale;  // by value: read during cudnnBackendExecute

@@ -184,7 +184,7 @@ class GemmEngine {
                                 void* workspace, StreamHandle stream) {
     // A cast bias lives until the product is enqueued; the caching allocator hands its block out
     // again only to later work on this stream.
-    std::shared_ptr<core::Storage> cast_bias;
+    std::shared_ptr<DeviceBuffer> cast_bias;
     if (has_bias(p.epilogue)) {
       const void* bias = g.bias;
       if (p.mode == EpilogueMode::kCastBias) {
@@ -340,7 +340,7 @@ class GemmEngine {
   std::mutex mu_;
   std::map<GemmPlanKey, std::unique_ptr<Plan>> plans_;
   std::map<int, cublasLtHandle_t> handles_;
-  std::map<std::pair<int, StreamHandle>, std::shared_ptr<core::Storage>> workspaces_;
+  std::map<std::pair<int, StreamHandle>, std::shared_ptr<DeviceBuffer>> workspaces_;
 };
 
 // Never destroyed (handles and workspaces live until exit, like the allocator).
@@ -385,7 +385,7 @@ void linear(const LinearArgs& l) {
   GemmArgs g = linear_gemm(l);
   // cuBLASLt writes F32 or the input dtype; another output dtype goes through F32 scratch
   // (returned to the cache after enqueuing: reused only by later work on this stream).
-  std::shared_ptr<core::Storage> scratch;
+  std::shared_ptr<DeviceBuffer> scratch;
   if (l.y_dtype != DType::F32 && l.y_dtype != l.x_dtype) {
     scratch = allocate_storage(static_cast<size_t>(l.M * l.N) * sizeof(float));
     g.C = scratch->data;

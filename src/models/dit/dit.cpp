@@ -210,11 +210,12 @@ class DiTTransformer : public Transformer {
     common::check_input(labels.numel() == B, labels, "class_labels", kName,
                         detail::concat("(", B, ")"));
     labels = labels.contiguous().reshape({B});
+    const std::vector<int64_t> ids = labels.to_vector_i64();  // host metadata
     for (int64_t i = 0; i < B; ++i) {
-      const double id = labels.item_at({i});
-      PARADIT_CHECK(id >= 0 && id <= static_cast<double>(cfg_.num_classes), kName,
-                    ": class_labels[", i, "] = ", static_cast<int64_t>(id), " is out of range [0, ",
-                    cfg_.num_classes, "] (", cfg_.num_classes, " is the unconditional class)");
+      const int64_t id = ids[static_cast<size_t>(i)];
+      PARADIT_CHECK(id >= 0 && id <= cfg_.num_classes, kName, ": class_labels[", i, "] = ", id,
+                    " is out of range [0, ", cfg_.num_classes, "] (", cfg_.num_classes,
+                    " is the unconditional class)");
     }
     return labels;
   }
