@@ -355,6 +355,17 @@ struct ClampArgs {
   void* y = nullptr;
 };
 
+// The two sums of a relative L1 distance over n contiguous elements of x and ref (one dtype),
+// accumulated in double in a fixed order (the same result for any thread count): out[0] =
+// Σ|x − ref|, out[1] = Σ|ref|; out: 2 F64 values on the body's device.
+struct L1SumsArgs {
+  const void* x = nullptr;
+  const void* ref = nullptr;
+  int64_t n = 0;
+  DType dtype = DType::F32;
+  double* out = nullptr;
+};
+
 // Per-channel affine map of x contiguous (outer, C, inner), in f32 with one rounding per op:
 // kSubMul: y = (x − a[c])·b[c];  kDivAdd: y = x / b[c] + a[c]  (the VAEs' latent
 // normalisation and its inverse, as diffusers writes them). a, b: C F32 values.

@@ -43,6 +43,7 @@ enum class Op : uint8_t {
   kGatedAdd,
   kLincomb,
   kClamp,
+  kL1Sums,
   kAffine,
   kConcat,
   kSplit,

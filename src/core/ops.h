@@ -185,6 +185,13 @@ using backend::AffineKind;
 Tensor affine(const Tensor& x, int dim, AffineKind kind, const std::vector<float>& a,
               const std::vector<float>& b);
 
+// ---------------------------------------------------------------- reductions
+// The sums of a relative L1 distance Σ|x − ref| / Σ|ref| (the step caches' metric): a (2) F64
+// tensor on x's device holding [Σ|x − ref|, Σ|ref|] over every element, accumulated in double in
+// an order that does not depend on the thread count. x, ref: one shape and dtype, any strides.
+// Kept on the device so that a caller can reduce it across ranks before reading it.
+Tensor l1_sums(const Tensor& x, const Tensor& ref);
+
 // ---------------------------------------------------------------- shape ops
 Tensor concat(const std::vector<Tensor>& parts, int dim);
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int dim);  // views

@@ -1,5 +1,5 @@
-// Broadcasting arithmetic, adaLN modulation, gated residuals, linear combinations, clamping and
-// per-channel affine maps: the front ends, then the body of the tensors' device.
+// Broadcasting arithmetic, adaLN modulation, gated residuals, linear combinations, clamping,
+// per-channel affine maps and the L1 sums: the front ends, then the body of the tensors' device.
 
 #include <algorithm>
 
@@ -294,6 +294,26 @@ Tensor affine(const Tensor& x, int dim, AffineKind kind, const std::vector<float
   args.dtype = x.dtype();
   args.y = out.raw_data();
   if (x.device() == Device::CPU) cpu::affine(args); else if constexpr (kCudaBuilt) cuda::affine(args);
+  return out;
+}
+
+Tensor l1_sums(const Tensor& x, const Tensor& ref) {
+  const Op op = Op::kL1Sums;
+  check_first(op, "x", x);
+  check_input(op, "ref", ref, x.device());
+  check_same_dtype(op, x, ref);
+  PARADIT_CHECK(x.shape() == ref.shape(), "l1_sums: x ", x.str(), " and ref ", ref.str(),
+                " differ in shape");
+  Tensor out = Tensor::zeros({2}, DType::F64, x.device());  // [Σ|x − ref|, Σ|ref|]
+  if (x.numel() == 0) return out;
+  const Tensor xc = x.contiguous(), rc = ref.contiguous();
+  backend::L1SumsArgs a;
+  a.x = xc.raw_data();
+  a.ref = rc.raw_data();
+  a.n = x.numel();
+  a.dtype = x.dtype();
+  a.out = static_cast<double*>(out.raw_data());
+  if (x.device() == Device::CPU) cpu::l1_sums(a); else if constexpr (kCudaBuilt) cuda::l1_sums(a);
   return out;
 }
 

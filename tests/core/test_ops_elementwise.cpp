@@ -232,5 +232,48 @@ TEST(Modulate, BadArgumentsThrow) {
   EXPECT_THROW(gated_add(x, random_tensor({2, 34}, 112), x), Error);
 }
 
+// l1_sums against a plain double loop: sizes around its chunking (one element, a chunk, a chunk
+// and a bit, several chunks) and a strided view; the same result whatever the thread count.
+TEST(L1Sums, MatchesPlainLoop) {
+  for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{1} << 14, (int64_t{1} << 14) + 5,
+                          int64_t{200000}}) {
+    const Tensor x = random_tensor({n}, 200), ref = random_tensor({n}, 201);
+    const std::vector<float> xv = x.to_vector(), rv = ref.to_vector();
+    double diff = 0, norm = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      diff += std::fabs(static_cast<double>(xv[i]) - static_cast<double>(rv[i]));
+      norm += std::fabs(static_cast<double>(rv[i]));
+    }
+    const Tensor s = l1_sums(x, ref);
+    ASSERT_EQ(s.shape(), (Shape{2}));
+    ASSERT_EQ(s.dtype(), DType::F64);
+    EXPECT_NEAR(s.item_at({0}), diff, 1e-12 * diff) << "n = " << n;
+    EXPECT_NEAR(s.item_at({1}), norm, 1e-12 * norm) << "n = " << n;
+  }
+  // A strided view (every other column) reads the view's elements only.
+  const Tensor a = random_tensor({64, 40}, 202), b = random_tensor({64, 40}, 203);
+  const Tensor av = a.slice(1, 0, 20), bv = b.slice(1, 10, 30);
+  double diff = 0, norm = 0;
+  for (int64_t r = 0; r < 64; ++r) {
+    for (int64_t c = 0; c < 20; ++c) {
+      diff += std::fabs(av.item_at({r, c}) - bv.item_at({r, c}));
+      norm += std::fabs(bv.item_at({r, c}));
+    }
+  }
+  const Tensor s = l1_sums(av, bv);
+  EXPECT_NEAR(s.item_at({0}), diff, 1e-12 * diff);
+  EXPECT_NEAR(s.item_at({1}), norm, 1e-12 * norm);
+  // Equal tensors: no difference; zeros: both sums 0; empty: zeros.
+  EXPECT_EQ(l1_sums(a, a).item_at({0}), 0.0);
+  EXPECT_EQ(l1_sums(Tensor::zeros({5}), Tensor::zeros({5})).item_at({1}), 0.0);
+  EXPECT_EQ(l1_sums(Tensor::zeros({0, 3}), Tensor::zeros({0, 3})).item_at({0}), 0.0);
+}
+
+TEST(L1Sums, BadArgumentsThrow) {
+  EXPECT_THROW(l1_sums(random_tensor({4}, 1), random_tensor({5}, 2)), Error);
+  EXPECT_THROW(l1_sums(random_tensor({4}, 1), Tensor()), Error);
+  EXPECT_THROW(l1_sums(random_tensor({4}, 1), Tensor::zeros({4}, DType::F64)), Error);
+}
+
 }  // namespace
 }  // namespace paradit::core

@@ -1,6 +1,8 @@
 // Broadcasting binary ops, modulation and gated residuals (see kernels.h).
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "backend/cpu/kernels.h"
 
@@ -192,6 +194,29 @@ void lincomb_f32(int terms, const float* coef, const float* const* t, float post
 void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y) {
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], lo), hi);
+}
+
+void l1_sums_f32(const float* x, const float* ref, int64_t n, double* out) {
+  constexpr int64_t kChunk = int64_t{1} << 14;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> diff(static_cast<size_t>(chunks)), norm(static_cast<size_t>(chunks));
+#pragma omp parallel for schedule(static) if (n >= (1 << 16))
+  for (int64_t c = 0; c < chunks; ++c) {
+    double d = 0.0, r = 0.0;
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < end; ++i) {
+      d += std::fabs(static_cast<double>(x[i]) - static_cast<double>(ref[i]));
+      r += std::fabs(static_cast<double>(ref[i]));
+    }
+    diff[static_cast<size_t>(c)] = d;
+    norm[static_cast<size_t>(c)] = r;
+  }
+  out[0] = 0.0;
+  out[1] = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    out[0] += diff[static_cast<size_t>(c)];
+    out[1] += norm[static_cast<size_t>(c)];
+  }
 }
 
 void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,

@@ -243,6 +243,11 @@ void clamp(const ClampArgs& a) {
   clamp_f32(f32(a.x), a.n, a.lo, a.hi, f32(a.y));
 }
 
+void l1_sums(const L1SumsArgs& a) {
+  require_f32("l1_sums", a.dtype);
+  l1_sums_f32(f32(a.x), f32(a.ref), a.n, a.out);
+}
+
 void affine(const AffineArgs& a) {
   require_f32("affine", a.dtype);
   affine_f32(a.kind == AffineKind::kDivAdd, f32(a.x), a.outer, a.C, a.inner, a.a, a.b, f32(a.y));

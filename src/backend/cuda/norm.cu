@@ -1,5 +1,6 @@
 // Row and plane CUDA bodies (ops.h): layer/RMS norm with the fused adaLN modulation, softmax,
-// rotary embedding, group norm (statistics in double, apply with a fused activation).
+// rotary embedding, group norm (statistics in double, apply with a fused activation), and the
+// sums of a relative L1 distance (in double, like the group statistics).
 
 #include <cmath>
 #include <memory>
@@ -155,6 +156,39 @@ __global__ void group_finish_kernel(const double* partial, int64_t chunks, int64
   double s = 0.0;
   for (int64_t c = 0; c < chunks; ++c) s += partial[g * chunks + c];
   out[g] = s / static_cast<double>(len);
+}
+
+// ---------------------------------------------------------------- L1 sums
+// One block per chunk of kGroupChunk elements: partial[2c] = Σ|x − ref|, partial[2c + 1] = Σ|ref|
+// over chunk c, in double.
+template <typename T>
+__global__ void l1_partial_kernel(const T* x, const T* ref, int64_t n, double* partial) {
+  const int64_t c = blockIdx.x;
+  const int64_t begin = c * kGroupChunk;
+  const int64_t end = begin + kGroupChunk < n ? begin + kGroupChunk : n;
+  double d = 0.0, r = 0.0;
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    const double xv = static_cast<double>(to_float(x[i]));
+    const double rv = static_cast<double>(to_float(ref[i]));
+    d += fabs(xv - rv);
+    r += fabs(rv);
+  }
+  d = block_reduce(d, SumOp{}, 0.0);
+  r = block_reduce(r, SumOp{}, 0.0);
+  if (threadIdx.x == 0) {
+    partial[2 * c] = d;
+    partial[2 * c + 1] = r;
+  }
+}
+
+// out[k] = Σ_c partial[2c + k] in chunk order (one thread each): a fixed order, so the result
+// does not depend on how the blocks were scheduled.
+__global__ void l1_finish_kernel(const double* partial, int64_t chunks, double* out) {
+  const int k = threadIdx.x;
+  if (k >= 2) return;
+  double s = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) s += partial[2 * c + k];
+  out[k] = s;
 }
 
 // grid (x: blocks over L, y: planes n·C + c, strided). Per plane, the CPU body's folding:
@@ -315,6 +349,26 @@ void group_norm_stats(const GroupNormStatsArgs& a) {
     group_finish_kernel<<<finish_grid, 128, 0, current_stream()>>>(part, chunks, count, len, a.var);
     PARADIT_CUDA_CHECK_LAUNCH("group_finish_kernel (var)");
   });
+}
+
+void l1_sums(const L1SumsArgs& a) {
+  if (a.n == 0) {
+    PARADIT_CUDA_CHECK(cudaMemsetAsync(a.out, 0, 2 * sizeof(double), current_stream()));
+    return;
+  }
+  const int64_t chunks = (a.n + kGroupChunk - 1) / kGroupChunk;
+  PARADIT_CHECK(chunks <= 0x7fffffff, "l1_sums: ", a.n, " elements exceed the grid");
+  // Scratch freed after enqueuing (the caching allocator hands it out again only to later work
+  // on this stream).
+  const auto partial = allocate_storage(static_cast<size_t>(2 * chunks) * sizeof(double));
+  double* part = static_cast<double*>(partial->data);
+  dispatch_float(a.dtype, "l1_sums", [&]<typename T>(T) {
+    l1_partial_kernel<T><<<static_cast<unsigned>(chunks), kStatThreads, 0, current_stream()>>>(
+        static_cast<const T*>(a.x), static_cast<const T*>(a.ref), a.n, part);
+    PARADIT_CUDA_CHECK_LAUNCH("l1_partial_kernel");
+  });
+  l1_finish_kernel<<<1, 32, 0, current_stream()>>>(part, chunks, a.out);
+  PARADIT_CUDA_CHECK_LAUNCH("l1_finish_kernel");
 }
 
 void group_norm_apply(const GroupNormApplyArgs& a) {
