@@ -5,7 +5,8 @@
 //       --output FILE [--output_type pil|latent|mp4|frames] [--prompt_embeds FILE]
 //       [--latents FILE] [--max_sequence_length N] [--num_frames F --fps R --true_cfg_scale S]
 //       [--guidance_scale_2 G]
-//       [parallel flags, see cli/parallel_flags.h]
+//       [--use_fbcache [--fbcache_threshold T] | --use_teacache [--teacache_threshold T]]
+//       [--cache_warmup_steps N] [parallel flags, see cli/parallel_flags.h]
 // Video pipelines (Wan, HunyuanVideo) write an MP4 by default, or numbered PNG frames.
 // Every multi-word flag is accepted with '_' and with '-'.
 #include <unistd.h>
@@ -19,14 +20,15 @@
 #include <string>
 #include <vector>
 
+#include "cli/cache_flags.h"
 #include "cli/commands.h"
 #include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/image.h"
-#include "io/video.h"
 #include "io/safetensors.h"
+#include "io/video.h"
 #include "parallel/config.h"
 #include "pipelines/pipeline.h"
 
@@ -55,6 +57,7 @@ struct GenerateOptions {
   std::string latents;
   DeviceOptions device;
   parallel::ParallelConfig parallel;
+  CacheFlags cache;
 };
 
 // "--num_inference_steps,--num-inference-steps": both spellings of a flag.
@@ -161,6 +164,7 @@ int run_generate(const GenerateOptions& opt) {
     PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
                   *opt.steps);
   }
+  const models::StepCacheOptions cache = opt.cache.options();  // Error naming the flag
 
   // Collective: every rank builds the mesh (Error when the degrees do not multiply to the size).
   const core::Placement placement = resolve_placement(opt.device);  // collective (binds GPUs)
@@ -214,6 +218,7 @@ int run_generate(const GenerateOptions& opt) {
   request.guidance_scale_2 = opt.guidance_scale_2;
   request.seed = opt.seed;
   request.decode = !latent_output;
+  request.cache = cache;
   if (!opt.latents.empty()) {
     const io::TensorSource src = io::TensorSource::open(opt.latents);
     PARADIT_CHECK(src.has("latents"), "--latents ", opt.latents,
@@ -316,6 +321,7 @@ int run_generate(const GenerateOptions& opt) {
                 pipe->class_name().c_str(), where.c_str(), what.c_str(),
                 static_cast<int>(result.timesteps.size()), total, t.load, t.text, t.denoise,
                 t.decode);
+    if (result.cache.enabled()) std::printf("%s\n", result.cache.line().c_str());
   }
   return 0;
 }
@@ -393,6 +399,7 @@ void add_generate_command(CLI::App& app, Commands& commands) {
                   "transformer_2 (default: --guidance_scale)");
   add_device_flags(sub, &opt->device);
   add_parallel_flags(sub, &opt->parallel);
+  add_cache_flags(sub, &opt->cache);
   commands.push_back({sub, [opt] { return run_generate(*opt); }});
 }
 

@@ -176,6 +176,21 @@ core::Tensor Transformer::end_pass(TransformerPass&) const {
   fail(class_name(), ": PipeFusion is not supported for this family");
 }
 
+core::Tensor Transformer::image_hidden(const TransformerPass& pass) const {
+  const parallel::TokenLayout& t = pass.tokens;
+  if (pass.streams.size() == 2) return pass.streams[1];
+  PARADIT_CHECK(pass.streams.size() == 1, class_name(), ": a pass with ", pass.streams.size(),
+                " streams has no image stream");
+  const core::Tensor& s = pass.streams[0];
+  if (t.local_text == 0) return s;
+  const int64_t begin = t.text_first ? t.local_text : 0;
+  return s.slice(1, begin, begin + t.local_image);  // (B, local_image, D)
+}
+
+CacheProbe Transformer::teacache_probe(const TransformerPass&) const {
+  fail(class_name(), ": TeaCache is not supported for this family");
+}
+
 core::Tensor Transformer::forward(const NamedTensors& inputs,
                                   const parallel::SequenceContext* sp) const {
   PARADIT_CHECK(sp == nullptr || !sp->parallel(), class_name(),

@@ -37,6 +37,15 @@ struct TransformerPass {
   std::vector<core::Tensor> streams;
 };
 
+// What TeaCache compares from step to step (Transformer::teacache_probe).
+struct CacheProbe {
+  core::Tensor value;
+  // true: this rank's image-token rows of the pass, (B, local_image, D) in tokens' layout (split
+  // over the sequence group, padded rows last); false: rows per sample or per timestep, which
+  // every rank of the sequence group holds whole.
+  bool per_token = true;
+};
+
 class Transformer {
  public:
   virtual ~Transformer() = default;
@@ -73,6 +82,22 @@ class Transformer {
   // The output layers after the last layer: the pass's rows of `sample` (PixArt/SD3: (B, C,
   // patch rows · p, W); Flux: (B, patch tokens, C)). Collective under sequence parallelism.
   virtual core::Tensor end_pass(TransformerPass& pass) const;
+
+  // ---- step caches (models/step_cache.h): a forward is begin_pass → run_layers → end_pass for
+  // every family (the video families and DiT too, without a PassPlan), and the caches work
+  // between those calls. Where the streams merge (Flux's single-stream layers), the merged
+  // stream is the concatenation of the streams in order along dim 1.
+
+  // This rank's image-token rows of pass.streams as they stand, (B, local_image, D): the second
+  // of two streams {text, image}, else the image rows of the one stream (in tokens' order).
+  virtual core::Tensor image_hidden(const TransformerPass& pass) const;
+  // TeaCache's probe for a pass whose layers have not run yet: the timestep-modulated input of
+  // the first layer as the TeaCache authors take it for the family (Flux: transformer_blocks[0]
+  // .norm1 of the image tokens; Wan: the timestep embedding). Needs layer 0's weights.
+  virtual CacheProbe teacache_probe(const TransformerPass& pass) const;
+  // The TeaCache authors' rescaling polynomial for this model, highest power first (numpy
+  // poly1d order); empty where they published none (the distance is then used as it is).
+  virtual std::vector<double> teacache_coefficients() const { return {}; }
 };
 
 // One forward over the whole parallel layout of `runtime`: this rank's cfg half and dp share of

@@ -120,6 +120,26 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
   const parallel::SequenceContext* sp = &rt.sequence();
   parallel::StaleKV kv;
 
+  // Step caching (models/step_cache.h): stage 0 probes every patch of a step (through layer 0 for
+  // FBCache) before any stage runs the step's other layers, then every rank of the job takes the
+  // one decision for the whole step together; each stage keeps the residual of its own layers per
+  // patch (-1: a whole-image warm-up pass). The probes' rows count on the first cfg rank when
+  // the batch is not split.
+  models::StepCache* cache = step_cache_;
+  const bool cache_counts = split_cfg || mesh.coord(comm::MeshDim::kCfg) == 0;
+  // The layers this stage runs through the cache: stage 0's first ones were run by the probe.
+  const int64_t cached_first =
+      cache && stage == 0 ? std::max(first_layer, cache->first_layer()) : first_layer;
+  const auto run_stage_layers = [&](models::TransformerPass& pass, int key) {
+    if (cache) {
+      cache->run_layers(model, pass, cached_first, end_layer, key);
+    } else {
+      model.run_layers(pass, first_layer, end_layer);
+    }
+  };
+  std::vector<int> patch_keys;
+  for (int m = 0; m < M; ++m) patch_keys.push_back(m);
+
   // One pass of this stage: its inputs' pass, and the receives of its streams (stage > 0).
   struct Pending {
     std::unique_ptr<models::TransformerPass> pass;
@@ -178,15 +198,22 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
   // ---- warm-up: whole-image steps through the stages one after the other
   for (int i = 0; i < warmup; ++i) {
     const auto step_start = Clock::now();
+    if (cache) cache->begin_step(i);
     std::unique_ptr<models::TransformerPass> pass;
     if (stage == 0) {
       pass = embed_pass(i, -1);
+      if (cache) {
+        cache->probe(model, *pass, -1, cache_counts);
+        cache->decide({-1});
+      }
     } else {
       Pending p = post_pass(i, -1);
+      // The decision comes before the wait: stage 0 takes it before it sends.
+      if (cache) cache->decide({-1});
       comm::wait_all(p.recvs);
       pass = std::move(p.pass);
     }
-    model.run_layers(*pass, first_layer, end_layer);
+    run_stage_layers(*pass, -1);
     if (stage < last) {
       send_streams(*pass);
     } else {
@@ -213,12 +240,23 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
     // Stage 0's receives of the stepped patches (from step warmup + 1 on), posted ahead.
     std::vector<Tensor> returned(order.size());
     std::vector<comm::Request> returns(order.size());
+    std::vector<char> posted(order.size(), 0);
     const auto post_return = [&](size_t k) {
-      if (stage != 0 || k >= order.size() || order[k].first == warmup) return;
+      if (stage != 0 || k >= order.size() || order[k].first == warmup || posted[k]) return;
+      posted[k] = 1;
       returned[k] = Tensor::empty(patch_of(latents, order[k].second).shape(), latents.dtype(),
                                   latents.device());
       returns[k] = pp.irecv(returned[k], last, kTagLatents);
     };
+    // Stage 0: patch m's rows of step i − 1, once they are back.
+    const auto take_return = [&](size_t k) {
+      if (!returns[k].pending()) return;
+      returns[k].wait();
+      comm::copy_bytes(patch_of(latents, order[k].second), returned[k]);
+      returned[k] = Tensor();
+    };
+    // Stage 0 with a cache: every patch of the step embedded and probed before the decision.
+    std::vector<std::unique_ptr<models::TransformerPass>> probed(static_cast<size_t>(M));
     Pending next;
     if (stage > 0) next = post_pass(order[0].first, order[0].second);
     post_return(0);
@@ -232,22 +270,35 @@ Tensor Pipeline::denoise_pipefusion(Tensor latents, const NamedTensors& conditio
                                            block_begin, block_end, r.seed)
                               : Tensor();
       }
+      if (cache && m == 0) cache->begin_step(i);
       std::unique_ptr<models::TransformerPass> pass;
-      if (stage == 0) {
-        post_return(k + 1);
-        if (returns[k].pending()) {
-          returns[k].wait();
-          comm::copy_bytes(patch_of(latents, m), returned[k]);  // step i − 1's rows of patch m
-          returned[k] = Tensor();
+      if (stage == 0 && cache) {
+        if (m == 0) {
+          // Every patch of step i: its rows of step i − 1 back, embedded, probed; then the
+          // decision for the whole step.
+          for (int q = 0; q < M; ++q) {
+            post_return(k + static_cast<size_t>(q));
+            post_return(k + static_cast<size_t>(q) + 1);
+            take_return(k + static_cast<size_t>(q));  // step i − 1's rows of patch q
+            probed[static_cast<size_t>(q)] = embed_pass(i, q);
+            cache->probe(model, *probed[static_cast<size_t>(q)], q, cache_counts);
+          }
+          cache->decide(patch_keys);
         }
+        pass = std::move(probed[static_cast<size_t>(m)]);
+      } else if (stage == 0) {
+        post_return(k + 1);
+        take_return(k);  // step i − 1's rows of patch m
         pass = embed_pass(i, m);
       } else {
         Pending cur = std::move(next);
         if (k + 1 < order.size()) next = post_pass(order[k + 1].first, order[k + 1].second);
+        // The decision comes before the wait: stage 0 takes it before it sends step i.
+        if (cache && m == 0) cache->decide(patch_keys);
         comm::wait_all(cur.recvs);
         pass = std::move(cur.pass);
       }
-      model.run_layers(*pass, first_layer, end_layer);
+      run_stage_layers(*pass, m);
       if (stage < last) {
         send_streams(*pass);
       } else {

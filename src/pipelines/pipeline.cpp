@@ -4,16 +4,19 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <system_error>
 
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/random.h"
 #include "models/vae/autoencoder_kl.h"
-#include "pipelines/vae_decode.h"
+#include "parallel/batch.h"
 #include "pipelines/families.h"
 #include "pipelines/llm_families.h"
+#include "pipelines/vae_decode.h"
 #include "schedulers/scheduler.h"
 
 namespace paradit::pipelines {
@@ -28,7 +31,60 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// Sets the pipeline's step-cache pointer for one generate() call and clears it on every exit.
+class StepCacheScope {
+ public:
+  StepCacheScope(models::StepCache** slot, models::StepCache* cache) : slot_(slot) {
+    *slot_ = cache;
+  }
+  ~StepCacheScope() { *slot_ = nullptr; }
+  StepCacheScope(const StepCacheScope&) = delete;
+  StepCacheScope& operator=(const StepCacheScope&) = delete;
+
+ private:
+  models::StepCache** slot_;
+};
+
+// The cache's decisions and the time the reused steps saved (this rank's step times).
+StepCacheReport cache_report(const models::StepCache& cache, const std::vector<double>& seconds) {
+  StepCacheReport rep;
+  rep.options = cache.options();
+  rep.computed_steps = cache.computed_steps();
+  rep.reused_steps = cache.reused_steps();
+  rep.records = cache.records();
+  double computed = 0, reused = 0;
+  for (int i : rep.computed_steps) computed += seconds[static_cast<size_t>(i)];
+  for (int i : rep.reused_steps) reused += seconds[static_cast<size_t>(i)];
+  if (!rep.computed_steps.empty()) {
+    const double mean = computed / static_cast<double>(rep.computed_steps.size());
+    rep.saved_seconds = mean * static_cast<double>(rep.reused_steps.size()) - reused;
+  }
+  return rep;
+}
+
 }  // namespace
+
+std::string StepCacheReport::line() const {
+  if (!enabled()) return "step cache: off";
+  const size_t total = computed_steps.size() + reused_steps.size();
+  std::string list;  // 1-based, as the progress lines count steps
+  for (size_t k = 0; k < reused_steps.size(); ++k) {
+    if (k > 0) list += ',';
+    list += std::to_string(reused_steps[k] + 1);
+  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "step cache (%s): %zu of %zu steps computed in full, %zu reused; about %.2f s "
+                "saved",
+                options.describe().c_str(), computed_steps.size(), total, reused_steps.size(),
+                saved_seconds);
+  std::string out = buf;
+  if (!list.empty()) {
+    out += "; reused steps ";
+    out += list;
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------- open
 
@@ -136,6 +192,7 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
     PARADIT_CHECK(pe.defined(), "--prompt_embeds: tensor 'prompt_embeds' is missing");
   }
   check_request(r);
+  r.cache.validate();
 
   const int64_t batch = batch_size(r);
   PARADIT_CHECK(batch >= 1, "--prompt: the batch is empty");
@@ -279,15 +336,25 @@ Tensor Pipeline::step_noise(const schedulers::Scheduler& scheduler, int step,
 
 Tensor Pipeline::run_transformer(const models::Transformer& model,
                                  const NamedTensors& inputs) const {
-  if (!runtime_) return model.forward(inputs);
-  const int cfg = runtime_->mesh().degree(comm::MeshDim::kCfg);
+  models::StepCache* cache = step_cache_;
+  if (!runtime_)
+    return cache ? cache->forward(model, inputs, nullptr, true) : model.forward(inputs);
+  const comm::ProcessMesh& mesh = runtime_->mesh();
+  const parallel::SequenceContext* sp = &runtime_->sequence();
+  const int cfg = mesh.degree(comm::MeshDim::kCfg);
   const auto it = inputs.find("hidden_states");
   // The dp groups already hold their own prompts: only the cfg halves are split here.
   if (cfg > 1 && it != inputs.end() && it->second.dim(0) % cfg == 0) {
-    return models::parallel_forward(model, inputs, *runtime_, /*split_dp=*/false);
+    if (!cache) return models::parallel_forward(model, inputs, *runtime_, /*split_dp=*/false);
+    return parallel::run_batch_parallel(
+        inputs, "hidden_states", mesh,
+        [&](const NamedTensors& share) { return cache->forward(model, share, sp, true); },
+        /*split_dp=*/false);
   }
-  // No CFG batch to split (guidance off, or Flux): every cfg rank runs the same forward.
-  return model.forward(inputs, &runtime_->sequence());
+  // No CFG batch to split (guidance off, or Flux): every cfg rank runs the same forward, and
+  // the first one's rows count in the step cache's metric.
+  if (cache) return cache->forward(model, inputs, sp, mesh.coord(comm::MeshDim::kCfg) == 0);
+  return model.forward(inputs, sp);
 }
 
 GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCallback& on_step) {
@@ -349,21 +416,35 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   const auto denoise_start = Clock::now();
   const int steps = scheduler->num_inference_steps();
   pipefusion_load_seconds_ = 0;
+  // Step caching: decisions over every rank of this generation (the runtime's world).
+  std::unique_ptr<models::StepCache> cache;
+  if (r.cache.enabled()) {
+    cache = std::make_unique<models::StepCache>(r.cache, steps,
+                                                runtime_ ? &runtime_->mesh().world() : nullptr);
+  }
+  const StepCacheScope cache_scope(&step_cache_, cache.get());
+  std::vector<double> step_seconds(static_cast<size_t>(steps), 0.0);
+  const StepCallback timed_on_step = [&](const StepEvent& e) {
+    step_seconds[static_cast<size_t>(e.index)] = e.seconds;
+    if (on_step) on_step(e);
+  };
   if (pipefusion) {
-    latents = denoise_pipefusion(latents, conditioning, r, res, on_step, full_batch, block_begin,
-                                 block_end);  // latents' shape
+    latents = denoise_pipefusion(latents, conditioning, r, res, timed_on_step, full_batch,
+                                 block_begin, block_end);  // latents' shape
   }
   for (int i = 0; !pipefusion && i < steps; ++i) {
     const auto step_start = Clock::now();
     const double t = res.timesteps[static_cast<size_t>(i)];
+    if (cache) cache->begin_step(i);
     const Tensor model_input = scheduler->scale_model_input(latents, static_cast<size_t>(i));
     const Tensor noise_pred = predict_noise(*model, model_input, t, conditioning, r);  // latents'
     const Tensor noise =
         step_noise(*scheduler, i, latents.shape(), full_batch, block_begin, block_end, r.seed);
     const Tensor sample = latents;
     latents = scheduler->step(noise_pred, static_cast<size_t>(i), latents, noise);
+    step_seconds[static_cast<size_t>(i)] = seconds_between(step_start, Clock::now());
     if (on_step) {
-      StepEvent e{i, steps, t, seconds_between(step_start, Clock::now()), latents};
+      StepEvent e{i, steps, t, step_seconds[static_cast<size_t>(i)], latents};
       if (r.decode && !is_video()) {
         e.preview = [&, sample, noise_pred, i]() -> Tensor {
           const Tensor x0 = scheduler->predict_original(noise_pred, static_cast<size_t>(i), sample);
@@ -375,6 +456,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     }
   }
   res.times.denoise = seconds_between(denoise_start, Clock::now()) - pipefusion_load_seconds_;
+  if (cache) res.cache = cache_report(*cache, step_seconds);
   model.reset();  // the transformer's weights go before the VAE's come (unless kept)
   release_extra_models();
   res.latents = latents.to_device(core::Device::CPU);

@@ -145,8 +145,20 @@ class DiTTransformer : public Transformer {
   Tensor forward(const NamedTensors& inputs) const override { return forward(inputs, nullptr); }
 
   Tensor forward(const NamedTensors& inputs, const parallel::SequenceContext* sp) const override {
-    const int64_t H = cfg_.heads, p = cfg_.patch_size;
+    const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+    run_layers(*pass, 0, num_layers());
+    return end_pass(*pass);
+  }
 
+  // The forward in parts (for the step caches; no PipeFusion: begin_pass takes no PassPlan).
+  int64_t num_layers() const override { return cfg_.num_layers; }
+
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override {
+    PARADIT_CHECK(plan == nullptr, kName, ": PipeFusion is not supported for this family");
+    const int64_t p = cfg_.patch_size;
     const Tensor x_in = common::require_input(inputs, "hidden_states", kName, "(B, C, H, W)");
     common::check_input(
         x_in.ndim() == 4 && x_in.dim(1) == cfg_.in_channels && x_in.dim(2) % p == 0 &&
@@ -154,23 +166,37 @@ class DiTTransformer : public Transformer {
         x_in, "hidden_states", kName,
         detail::concat("(B, ", cfg_.in_channels, ", H, W) with H, W multiples of ", p));
     const int64_t B = x_in.dim(0), h = x_in.dim(2) / p, w = x_in.dim(3) / p;
-    const Tensor t = batch_timestep(inputs, B);     // (B)
-    const Tensor labels = class_labels(inputs, B);  // (B) I64
+    auto pass = std::make_unique<Pass>();
+    pass->t = batch_timestep(inputs, B);     // (B)
+    pass->labels = class_labels(inputs, B);  // (B) I64
+    pass->h = h;
+    pass->w = w;
 
     // Under sequence parallelism this rank keeps its block of the image tokens (padded to a
     // multiple of the degree).
-    const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, h * w, sp, false, nullptr, place_.device);
-    Tensor x = tokens.shard_image(pos_embed_(place_.activation(x_in)),
-                                  1);  // (B, N, D), N = h·w (local block), on the model's device
-    for (const Block& blk : blocks_) {
-      const Tensor cond = blk.emb(t, labels);  // (B, D)
-      const auto m = blk.norm1(x, cond);       // m.x: (B, N, D); gates, shift, scale: (B, D)
+    pass->tokens = parallel::plan_tokens(B, 0, h * w, sp, false, nullptr, place_.device);
+    if (embed) {
+      pass->streams = {
+          pass->tokens.shard_image(pos_embed_(place_.activation(x_in)),
+                                   1)};  // (B, N, D), N = h·w (local block), on the model's device
+    }
+    return pass;
+  }
+
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override {
+    const Pass& ps = static_cast<const Pass&>(pass);
+    const int64_t H = cfg_.heads;
+    Tensor x = pass.streams.at(0);  // (B, N, D)
+    for (int64_t i = begin; i < end; ++i) {
+      const Block& blk = blocks_[static_cast<size_t>(i)];
+      const Tensor cond = blk.emb(ps.t, ps.labels);  // (B, D)
+      const auto m = blk.norm1(x, cond);             // m.x: (B, N, D); gates, shift, scale: (B, D)
 
       // self-attention
       Tensor q = common::split_heads(blk.attn1.to_q(m.x), H);  // (B, N, H, Dh)
       Tensor k = common::split_heads(blk.attn1.to_k(m.x), H);  // (B, N, H, Dh)
       Tensor v = common::split_heads(blk.attn1.to_v(m.x), H);  // (B, N, H, Dh)
-      Tensor a = attend(q, k, v, tokens);                      // (B, N, H, Dh)
+      Tensor a = attend(q, k, v, ps.tokens);                   // (B, N, H, Dh)
       a = blk.attn1.to_out(common::merge_heads(a));            // (B, N, D)
       x = core::gated_add(x, m.gate_msa, a);                   // (B, N, D)
 
@@ -178,17 +204,36 @@ class DiTTransformer : public Transformer {
       Tensor n = blk.norm3(x, {m.shift_mlp, m.scale_mlp});  // (B, N, D), modulated
       x = core::gated_add(x, m.gate_mlp, blk.ff(n));        // (B, N, D)
     }
+    pass.streams = {x};
+  }
 
+  Tensor end_pass(TransformerPass& pass) const override {
+    const Pass& ps = static_cast<const Pass&>(pass);
+    const int64_t p = cfg_.patch_size;
     // The output modulation reuses the first block's conditioning embedding, as diffusers does.
-    const Tensor cond = blocks_.front().emb(t, labels);                     // (B, D)
+    const Tensor cond = blocks_.front().emb(ps.t, ps.labels);               // (B, D)
     const auto shift_scale = common::ada_modulation(proj_out_1_, cond, 2);  // shift, scale (B, D)
-    x = norm_out_(x, {shift_scale[0], shift_scale[1]});                     // (B, N, D)
-    x = proj_out_2_(x);                                                     // (B, N, p·p·C_out)
-    x = tokens.gather_image(x, 1);                             // (B, h·w, p·p·C_out)
-    return common::unpatchify(x, h, w, p, cfg_.out_channels);  // (B, C_out, H, W)
+    Tensor x = norm_out_(pass.streams.at(0), {shift_scale[0], shift_scale[1]});  // (B, N, D)
+    x = proj_out_2_(x);                                              // (B, N, p·p·C_out)
+    x = ps.tokens.gather_image(x, 1);                                // (B, h·w, p·p·C_out)
+    return common::unpatchify(x, ps.h, ps.w, p, cfg_.out_channels);  // (B, C_out, H, W)
+  }
+
+  // TeaCache: the first block's adaLN-modulated input of the image tokens.
+  CacheProbe teacache_probe(const TransformerPass& pass) const override {
+    const Pass& ps = static_cast<const Pass&>(pass);
+    const Block& blk = blocks_.front();
+    return {blk.norm1(pass.streams.at(0), blk.emb(ps.t, ps.labels)).x, true};  // (B, N, D)
   }
 
  private:
+  // A pass's conditioning: the timestep and class labels every block embeds.
+  struct Pass : TransformerPass {
+    Tensor t;              // (B)
+    Tensor labels;         // (B) I64
+    int64_t h = 0, w = 0;  // token grid
+  };
+
   static Tensor batch_timestep(const NamedTensors& inputs, int64_t B) {
     Tensor v = common::require_input(inputs, "timestep", kName, detail::concat("(", B, ")"));
     common::check_input(v.numel() == B || v.numel() == 1, v, "timestep", kName,

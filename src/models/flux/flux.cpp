@@ -373,6 +373,18 @@ Tensor FluxTransformer2DModel::end_pass(TransformerPass& pass) const {
   return ps.tokens.gather_image(x, 1);  // (B, S_img, p·p·out_channels)
 }
 
+CacheProbe FluxTransformer2DModel::teacache_probe(const TransformerPass& pass) const {
+  PARADIT_CHECK(cfg_.num_layers > 0, kModel, ": TeaCache needs a double-stream block");
+  const Pass& ps = static_cast<const Pass&>(pass);
+  return {transformer_blocks_.front().norm1(image_hidden(pass), ps.temb).x,
+          true};  // (B, S_img_local, D)
+}
+
+std::vector<double> FluxTransformer2DModel::teacache_coefficients() const {
+  // TeaCache4FLUX/teacache_flux.py (ali-vilab/TeaCache), also xDiT's flux_coef.
+  return {4.98651651e+02, -2.83781631e+02, 5.58554382e+01, -3.82021401e+00, 2.64230861e-01};
+}
+
 std::unique_ptr<Transformer> make_flux_transformer(const io::Config& config,
                                                    const common::WeightProvider& weights,
                                                    const core::Placement& place) {

@@ -121,6 +121,9 @@ class FluxTransformer2DModel : public Transformer {
                                          int64_t layer) const override;
   void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
   core::Tensor end_pass(TransformerPass& pass) const override;
+  // TeaCache: the first block's adaLN-modulated norm1 of the image tokens (TeaCache4FLUX).
+  CacheProbe teacache_probe(const TransformerPass& pass) const override;
+  std::vector<double> teacache_coefficients() const override;
 
  private:
   struct Pass;

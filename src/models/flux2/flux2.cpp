@@ -353,6 +353,14 @@ Tensor Flux2Transformer2DModel::end_pass(TransformerPass& pass) const {
   return ps.tokens.gather_image(x, 1);  // (B, S_img, p·p·out_channels)
 }
 
+CacheProbe Flux2Transformer2DModel::teacache_probe(const TransformerPass& pass) const {
+  PARADIT_CHECK(cfg_.num_layers > 0, kModel, ": TeaCache needs a double-stream block");
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const std::vector<Tensor> m = core::chunk(ps.mod_img, 6, 1);  // shift_msa, scale_msa, … (B, D)
+  return {norm_modulate(image_hidden(pass), m[0], m[1], transformer_blocks_.front().eps),
+          true};  // (B, S_img_local, D)
+}
+
 std::unique_ptr<Transformer> make_flux2_transformer(const io::Config& config,
                                                     const common::WeightProvider& weights,
                                                     const core::Placement& place) {

@@ -364,12 +364,28 @@ HunyuanVideoTransformer3DModel::HunyuanVideoTransformer3DModel(
   proj_out_.bind(w / "proj_out", D, p[0] * p[1] * p[2] * cfg_.out_channels);
 }
 
+// A pass's conditioning: the timestep/guidance/pooled embedding, the rotary rows, the grid.
+struct HunyuanVideoTransformer3DModel::Pass : TransformerPass {
+  Tensor temb;     // (B, D)
+  Rope rope;       // (S_img + S_txt local, hd) each
+  Patch3d grid{};  // (f, h, w) tokens
+};
+
 Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs) const {
   return forward(inputs, nullptr);
 }
 
 Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs,
                                                const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+std::unique_ptr<TransformerPass> HunyuanVideoTransformer3DModel::begin_pass(
+    const NamedTensors& inputs, const parallel::SequenceContext* sp, const parallel::PassPlan* plan,
+    bool embed) const {
+  PARADIT_CHECK(plan == nullptr, kModel, ": PipeFusion is not supported for this family");
   Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
                                         detail::concat("[B, ", cfg_.in_channels, ", F, H, W]"));
   Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B]");
@@ -381,7 +397,7 @@ Tensor HunyuanVideoTransformer3DModel::forward(const NamedTensors& inputs,
   // A model without a guidance embedder ignores guidance, as diffusers does.
   Tensor guidance =
       cfg_.guidance_embeds ? common::require_input(inputs, "guidance", kModel, "[B]") : Tensor{};
-  return forward(hidden, timestep, text, mask, pooled, guidance, sp);
+  return begin_typed(hidden, timestep, text, mask, pooled, guidance, sp, embed);
 }
 
 Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, const Tensor& timestep,
@@ -390,6 +406,21 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
                                                const Tensor& pooled_projections,
                                                const Tensor& guidance,
                                                const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<Pass> pass =
+      begin_typed(hidden_states, timestep, encoder_hidden_states, encoder_attention_mask,
+                  pooled_projections, guidance, sp, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+int64_t HunyuanVideoTransformer3DModel::num_layers() const {
+  return cfg_.num_layers + cfg_.num_single_layers;
+}
+
+std::unique_ptr<HunyuanVideoTransformer3DModel::Pass> HunyuanVideoTransformer3DModel::begin_typed(
+    const Tensor& hidden_states, const Tensor& timestep, const Tensor& encoder_hidden_states,
+    const Tensor& encoder_attention_mask, const Tensor& pooled_projections, const Tensor& guidance,
+    const parallel::SequenceContext* sp, bool embed) const {
   // ---- validate the inputs
   const int64_t C = cfg_.in_channels;
   common::check_input(hidden_states.ndim() == 5 && hidden_states.dim(1) == C, hidden_states,
@@ -423,14 +454,15 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
   // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).
   const Tensor& text = encoder_hidden_states;
   const Tensor& text_mask = encoder_attention_mask;
-  JointTokens tokens;
-  tokens.layout = parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false,
-                                        nullptr, place_.device);
-  tokens.layout.text_key_mask = visible_text(text_mask);  // (B, S_txt) or {}, host-built
-  if (tokens.layout.text_key_mask.defined()) {
-    tokens.layout.text_key_mask = tokens.layout.text_key_mask.to_device(place_.device);
+  auto pass = std::make_unique<Pass>();
+  pass->grid = grid;
+  pass->tokens =
+      parallel::plan_tokens(B, S_txt, S_img, sp, /*text_first=*/false, nullptr, place_.device);
+  pass->tokens.text_key_mask = visible_text(text_mask);  // (B, S_txt) or {}, host-built
+  if (pass->tokens.text_key_mask.defined()) {
+    pass->tokens.text_key_mask = pass->tokens.text_key_mask.to_device(place_.device);
   }
-  const parallel::TokenLayout& layout = tokens.layout;
+  const parallel::TokenLayout& layout = pass->tokens;
 
   // ---- embeddings
   Rope video_rope = hunyuan_video_rope(cfg_.rope_axes_dim, cfg_.rope_theta, grid);  // (S_img, hd)
@@ -439,34 +471,67 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
                   layout.shard_image(video_rope.sin, 0)};  // (S_img_local, hd): padded rows 0
   }
   Rope rope = with_identity_rows(video_rope, layout.local_text);  // (S_img + S_txt local, hd)
-  rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
-  Tensor temb = time_text_embed_(t, place_.activation(pooled_projections), g);  // (B, D)
-  Tensor x = layout.shard_image(x_embedder_(place_.activation(hidden_states)),
-                                1);  // (B, S_img_local, D), on the model's device
-  // The token refiner attends over the whole text, so every rank runs it, then keeps its rows.
-  Tensor c = layout.shard_text(
-      context_embedder_.forward(place_.activation(text), t, text_mask), 1);  // (B, S_txt_l, D)
-
-  // ---- dual-stream blocks
-  for (const auto& block : transformer_blocks_) {
-    std::tie(x, c) = block.forward(x, c, temb, tokens, rope);  // (B, S_img, D), (B, S_txt, D)
+  pass->rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
+  pass->temb = time_text_embed_(t, place_.activation(pooled_projections), g);  // (B, D)
+  if (embed) {
+    Tensor x = layout.shard_image(x_embedder_(place_.activation(hidden_states)),
+                                  1);  // (B, S_img_local, D), on the model's device
+    // The token refiner attends over the whole text, so every rank runs it, then keeps its rows.
+    Tensor c = layout.shard_text(context_embedder_.forward(place_.activation(text), t, text_mask),
+                                 1);  // (B, S_txt_l, D)
+    pass->streams = {x, c};
   }
+  return pass;
+}
 
-  // ---- single-stream blocks over [video, text]; diffusers re-concatenates and splits in every
-  // block, which is the same as keeping the joint sequence.
-  const int64_t n_img = x.dim(1);          // this rank's video rows
-  Tensor joint = core::concat({x, c}, 1);  // (B, S_img + S_txt, D)
-  for (const auto& block : single_transformer_blocks_) {
-    joint = block.forward(joint, temb, tokens, rope);  // (B, S_img + S_txt, D)
+void HunyuanVideoTransformer3DModel::run_layers(TransformerPass& pass, int64_t begin,
+                                                int64_t end) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const JointTokens tokens{ps.tokens};
+  for (int64_t i = begin; i < end; ++i) {
+    if (i < cfg_.num_layers) {
+      // ---- dual-stream blocks
+      auto [x, c] = transformer_blocks_[static_cast<size_t>(i)].forward(
+          pass.streams.at(0), pass.streams.at(1), ps.temb, tokens, ps.rope);
+      pass.streams = {x, c};  // (B, S_img, D), (B, S_txt, D)
+      continue;
+    }
+    // ---- single-stream blocks over [video, text]; diffusers re-concatenates and splits in
+    // every block, which is the same as keeping the joint sequence.
+    if (pass.streams.size() == 2) {
+      pass.streams = {core::concat({pass.streams[0], pass.streams[1]}, 1)};  // (B, S, D)
+    }
+    const auto& block = single_transformer_blocks_[static_cast<size_t>(i - cfg_.num_layers)];
+    pass.streams = {block.forward(pass.streams[0], ps.temb, tokens, ps.rope)};  // (B, S, D)
   }
-  x = joint.slice(1, 0, n_img);  // (B, S_img_local, D)
+}
 
+Tensor HunyuanVideoTransformer3DModel::end_pass(TransformerPass& pass) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  Tensor x = image_hidden(pass);  // (B, S_img_local, D)
   // ---- output: per token, so still on this rank's block; then the whole video sequence.
-  x = norm_out_(x, temb);         // (B, S_img_local, D)
-  x = proj_out_(x);               // (B, S_img_local, C_out·pt·p·p)
-  x = layout.gather_image(x, 1);  // (B, S_img, C_out·pt·p·p)
-  return wan::unpatchify_3d(x, grid, cfg_.patch(), cfg_.out_channels,
+  x = norm_out_(x, ps.temb);         // (B, S_img_local, D)
+  x = proj_out_(x);                  // (B, S_img_local, C_out·pt·p·p)
+  x = ps.tokens.gather_image(x, 1);  // (B, S_img, C_out·pt·p·p)
+  return wan::unpatchify_3d(x, ps.grid, cfg_.patch(), cfg_.out_channels,
                             wan::PatchFeatureOrder::kChannelThenPatch);  // (B, C_out, F, H, W)
+}
+
+Tensor HunyuanVideoTransformer3DModel::image_hidden(const TransformerPass& pass) const {
+  // Streams {video, text}, or the joint [video, text].
+  if (pass.streams.size() == 2) return pass.streams[0];
+  return pass.streams.at(0).slice(1, 0, pass.tokens.local_image);  // (B, S_img_local, D)
+}
+
+CacheProbe HunyuanVideoTransformer3DModel::teacache_probe(const TransformerPass& pass) const {
+  PARADIT_CHECK(cfg_.num_layers > 0, kModel, ": TeaCache needs a dual-stream block");
+  const Pass& ps = static_cast<const Pass&>(pass);
+  return {transformer_blocks_.front().norm1(image_hidden(pass), ps.temb).x, true};
+}
+
+std::vector<double> HunyuanVideoTransformer3DModel::teacache_coefficients() const {
+  // TeaCache4HunyuanVideo/teacache_sample_video.py (ali-vilab/TeaCache).
+  return {7.33226126e+02, -4.01131952e+02, 6.75869174e+01, -3.14987800e+00, 9.61237896e-02};
 }
 
 std::unique_ptr<Transformer> make_hunyuan_video_transformer(const io::Config& config,

@@ -162,7 +162,30 @@ class HunyuanVideoTransformer3DModel : public Transformer {
 
   const HunyuanVideoConfig& config() const { return cfg_; }
 
+  // The forward in parts (for the step caches; no PipeFusion): layers 0 … num_layers−1 are the
+  // dual-stream blocks (streams: video, text), the rest the single-stream blocks (one stream:
+  // [video, text]).
+  int64_t num_layers() const override;
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override;
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
+  core::Tensor end_pass(TransformerPass& pass) const override;
+  core::Tensor image_hidden(const TransformerPass& pass) const override;
+  // TeaCache4HunyuanVideo: the first dual-stream block's img_mod-modulated norm1 of the video.
+  CacheProbe teacache_probe(const TransformerPass& pass) const override;
+  std::vector<double> teacache_coefficients() const override;
+
  private:
+  struct Pass;
+  std::unique_ptr<Pass> begin_typed(const core::Tensor& hidden_states, const core::Tensor& timestep,
+                                    const core::Tensor& encoder_hidden_states,
+                                    const core::Tensor& encoder_attention_mask,
+                                    const core::Tensor& pooled_projections,
+                                    const core::Tensor& guidance,
+                                    const parallel::SequenceContext* sp, bool embed) const;
+
   HunyuanVideoConfig cfg_;
   core::Placement place_;
   // Members named after their checkpoint modules.

@@ -281,6 +281,14 @@ class PixArtTransformer : public Transformer {
     return common::unpatchify(x, rows, ps.width, p, cfg_.out_channels);  // (B, C_out, rows·p, W)
   }
 
+  // TeaCache: the first block's modulated norm1 of the image tokens (no published polynomial).
+  CacheProbe teacache_probe(const TransformerPass& pass) const override {
+    const Pass& ps = static_cast<const Pass&>(pass);
+    const Block& blk = blocks_.front();
+    const Tensor mod = core::add(blk.scale_shift_table.unsqueeze(0), ps.t6v);  // (B, 6, D)
+    return {blk.norm1(pass.streams.at(0), {mod.select(1, 0), mod.select(1, 1)}), true};
+  }
+
  private:
   // A pass's conditioning: the embedded timestep, its six modulations, the projected caption.
   struct Pass : TransformerPass {

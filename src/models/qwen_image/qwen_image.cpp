@@ -309,6 +309,14 @@ Tensor QwenImageTransformer2DModel::end_pass(TransformerPass& pass) const {
   return ps.tokens.gather_image(x, 1);              // (B, S_img, p·p·out_channels)
 }
 
+CacheProbe QwenImageTransformer2DModel::teacache_probe(const TransformerPass& pass) const {
+  PARADIT_CHECK(!transformer_blocks_.empty(), kModel, ": TeaCache needs a block");
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const std::vector<Tensor> m =
+      core::chunk(transformer_blocks_.front().img_mod(core::silu(ps.temb)), 6, 1);  // (B, D) each
+  return {norm_modulate(image_hidden(pass), m[0], m[1]), true};  // (B, S_img_local, D)
+}
+
 std::unique_ptr<Transformer> make_qwen_image_transformer(const io::Config& config,
                                                          const common::WeightProvider& weights,
                                                          const core::Placement& place) {

@@ -334,6 +334,14 @@ Tensor SD3Transformer2DModel::end_pass(TransformerPass& pass) const {
   return common::unpatchify(x, rows, ps.width, p, cfg_.out_channels);  // (B, out, rows·p, W)
 }
 
+CacheProbe SD3Transformer2DModel::teacache_probe(const TransformerPass& pass) const {
+  PARADIT_CHECK(!transformer_blocks_.empty(), kModel, ": TeaCache needs a block");
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const JointTransformerBlock& b = transformer_blocks_.front();
+  const Tensor x = image_hidden(pass);  // (B, h·w local, D)
+  return {b.use_dual_attention ? b.norm1_x(x, ps.temb).x : b.norm1(x, ps.temb).x, true};
+}
+
 std::unique_ptr<Transformer> make_sd3_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
                                                   const core::Placement& place) {

@@ -99,6 +99,9 @@ class SD3Transformer2DModel : public Transformer {
                                          int64_t layer) const override;
   void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
   core::Tensor end_pass(TransformerPass& pass) const override;
+  // TeaCache: the first block's adaLN-modulated norm1 of the image tokens (no published
+  // polynomial).
+  CacheProbe teacache_probe(const TransformerPass& pass) const override;
 
  private:
   struct Pass;

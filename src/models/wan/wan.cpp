@@ -270,12 +270,38 @@ WanTransformer3DModel::WanTransformer3DModel(const WanConfig& cfg,
   proj_out_.bind(w / "proj_out", D, cfg_.out_channels * K);
 }
 
+// A pass's conditioning: the timestep rows, the projected text, this rank's rotary rows.
+struct WanTransformer3DModel::Pass : TransformerPass {
+  TimeConditioning time;  // this rank's rows
+  Tensor context;         // (B, S_txt, D)
+  Rope rope;              // (S_local, hd) each
+  Patch3d grid{};         // (f, h, w) tokens
+};
+
 Tensor WanTransformer3DModel::forward(const NamedTensors& inputs) const {
   return forward(inputs, nullptr);
 }
 
 Tensor WanTransformer3DModel::forward(const NamedTensors& inputs,
                                       const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
+                                      const Tensor& encoder_hidden_states, const Tensor& timestep,
+                                      const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<Pass> pass =
+      begin_typed(hidden_states, encoder_hidden_states, timestep, sp, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+std::unique_ptr<TransformerPass> WanTransformer3DModel::begin_pass(
+    const NamedTensors& inputs, const parallel::SequenceContext* sp, const parallel::PassPlan* plan,
+    bool embed) const {
+  PARADIT_CHECK(plan == nullptr, kModel, ": PipeFusion is not supported for this family");
   PARADIT_CHECK(inputs.count("encoder_hidden_states_image") == 0, kModel,
                 ": forward input 'encoder_hidden_states_image' (image-to-video) is not supported");
   Tensor hidden = common::require_input(inputs, "hidden_states", kModel,
@@ -283,12 +309,12 @@ Tensor WanTransformer3DModel::forward(const NamedTensors& inputs,
   Tensor context = common::require_input(inputs, "encoder_hidden_states", kModel,
                                          detail::concat("[B, S_txt, ", cfg_.text_dim, "]"));
   Tensor timestep = common::require_input(inputs, "timestep", kModel, "[B] or [B, S]");
-  return forward(hidden, context, timestep, sp);
+  return begin_typed(hidden, context, timestep, sp, embed);
 }
 
-Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
-                                      const Tensor& encoder_hidden_states, const Tensor& timestep,
-                                      const parallel::SequenceContext* sp) const {
+std::unique_ptr<WanTransformer3DModel::Pass> WanTransformer3DModel::begin_typed(
+    const Tensor& hidden_states, const Tensor& encoder_hidden_states, const Tensor& timestep,
+    const parallel::SequenceContext* sp, bool embed) const {
   // ---- validate the inputs
   const int64_t C = cfg_.in_channels;
   common::check_input(hidden_states.ndim() == 5 && hidden_states.dim(1) == C, hidden_states,
@@ -302,10 +328,12 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
   const int64_t S = grid[0] * grid[1] * grid[2];
   check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
 
+  auto pass = std::make_unique<Pass>();
+  pass->grid = grid;
   // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
   // (padded to a multiple of the degree); every rank keeps the whole text.
-  const parallel::TokenLayout tokens = parallel::plan_tokens(B, 0, S, sp, /*text_first=*/true,
-                                                             nullptr, place_.device);
+  pass->tokens = parallel::plan_tokens(B, 0, S, sp, /*text_first=*/true, nullptr, place_.device);
+  const parallel::TokenLayout& tokens = pass->tokens;
 
   // ---- embeddings
   Rope rope = wan_rope(cfg_, grid);  // (S, hd) each
@@ -313,26 +341,54 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
     // This rank's rows (padded rows get zero tables).
     rope = {tokens.shard_image(rope.cos, 0), tokens.shard_image(rope.sin, 0)};  // (S_local, hd)
   }
-  rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
-  Tensor x = tokens.shard_image(patch_embedding_(place_.activation(hidden_states)),
-                                1);  // (B, S_local, D), on the model's device
-  TimeConditioning time =
-      condition_embedder_.time(timestep, B, S).shard(tokens);  // rows (U, D), (U, 6, D)
-  Tensor c = condition_embedder_.text_embedder(
-      place_.activation(encoder_hidden_states));  // (B, S_txt, D)
-
-  // ---- blocks
-  for (const auto& block : blocks_) {
-    x = block.forward(x, c, time, rope, tokens);  // (B, S_local, D)
+  pass->rope = {rope.cos.to_device(place_.device), rope.sin.to_device(place_.device)};
+  if (embed) {
+    pass->streams = {tokens.shard_image(patch_embedding_(place_.activation(hidden_states)),
+                                        1)};  // (B, S_local, D), on the model's device
   }
+  pass->time = condition_embedder_.time(timestep, B, S).shard(tokens);  // rows (U, D), (U, 6, D)
+  pass->context =
+      condition_embedder_.text_embedder(place_.activation(encoder_hidden_states));  // (B, S_txt, D)
+  return pass;
+}
 
+void WanTransformer3DModel::run_layers(TransformerPass& pass, int64_t begin, int64_t end) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  Tensor x = pass.streams.at(0);  // (B, S_local, D)
+  for (int64_t i = begin; i < end; ++i) {
+    x = blocks_[static_cast<size_t>(i)].forward(x, ps.context, ps.time, ps.rope,
+                                                ps.tokens);  // (B, S_local, D)
+  }
+  pass.streams = {x};
+}
+
+Tensor WanTransformer3DModel::end_pass(TransformerPass& pass) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
   // ---- output: shift, scale = scale_shift_table + temb
-  Tensor mod = core::add(scale_shift_table_, time.temb.unsqueeze(1));   // (U, 2, D)
-  x = time.modulate(norm_out_(x), mod.select(1, 0), mod.select(1, 1));  // (B, S, D)
-  x = proj_out_(x);                                                     // (B, S_local, K·C_out)
-  x = tokens.gather_image(x, 1);                                        // (B, S, K·C_out)
-  return unpatchify_3d(x, grid, cfg_.patch_size, cfg_.out_channels,
+  Tensor mod = core::add(scale_shift_table_, ps.time.temb.unsqueeze(1));  // (U, 2, D)
+  Tensor x = ps.time.modulate(norm_out_(pass.streams.at(0)), mod.select(1, 0),
+                              mod.select(1, 1));  // (B, S_local, D)
+  x = proj_out_(x);                               // (B, S_local, K·C_out)
+  x = ps.tokens.gather_image(x, 1);               // (B, S, K·C_out)
+  return unpatchify_3d(x, ps.grid, cfg_.patch_size, cfg_.out_channels,
                        PatchFeatureOrder::kPatchThenChannel);  // (B, C_out, F, H, W)
+}
+
+CacheProbe WanTransformer3DModel::teacache_probe(const TransformerPass& pass) const {
+  // TeaCache4Wan2.1 compares the time embedding e (e0, the six projections, with use_ret_steps):
+  // one row per timestep value, which every rank of the sequence group holds whole.
+  return {static_cast<const Pass&>(pass).time.temb, false};  // (U, D)
+}
+
+std::vector<double> WanTransformer3DModel::teacache_coefficients() const {
+  // TeaCache4Wan2.1/teacache_generate.py, t2v without use_ret_steps (ali-vilab/TeaCache).
+  if (cfg_.inner_dim() == 1536) {  // Wan2.1-T2V-1.3B
+    return {2.39676752e+03, -1.31110545e+03, 2.01331979e+02, -8.29855975e+00, 1.37887774e-01};
+  }
+  if (cfg_.inner_dim() == 5120) {  // Wan2.1-T2V-14B (and Wan2.2 A14B's experts, same shape)
+    return {-5784.54975374, 5449.50911966, -1811.16591783, 256.27178429, -13.02252404};
+  }
+  return {};
 }
 
 std::unique_ptr<Transformer> make_wan_transformer(const io::Config& config,

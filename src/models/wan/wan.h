@@ -141,7 +141,26 @@ class WanTransformer3DModel : public Transformer {
 
   const WanConfig& config() const { return cfg_; }
 
+  // The forward in parts (for the step caches; no PipeFusion): the layers are the blocks.
+  int64_t num_layers() const override { return cfg_.num_layers; }
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override;
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
+  core::Tensor end_pass(TransformerPass& pass) const override;
+  // TeaCache4Wan2.1 (without use_ret_steps): the timestep embedding temb, per timestep row.
+  CacheProbe teacache_probe(const TransformerPass& pass) const override;
+  // The authors' polynomials for the T2V models: 1.3B (inner dim 1536) and 14B (5120).
+  std::vector<double> teacache_coefficients() const override;
+
  private:
+  struct Pass;
+  std::unique_ptr<Pass> begin_typed(const core::Tensor& hidden_states,
+                                    const core::Tensor& encoder_hidden_states,
+                                    const core::Tensor& timestep,
+                                    const parallel::SequenceContext* sp, bool embed) const;
+
   WanConfig cfg_;
   core::Placement place_;
   // Members named after their checkpoint modules.

@@ -183,6 +183,14 @@ Tensor ZImageBlock::forward(const Tensor& x, const Tensor& adaln_input,
   return modulation ? core::gated_add(out, gate_mlp, f) : core::add(out, f);    // (B, n, D)
 }
 
+Tensor ZImageBlock::modulated_input(const Tensor& x, const Tensor& adaln_input) const {
+  Tensor h = attention_norm1(x);  // (B, n, D)
+  if (!modulation) return h;
+  const Tensor one = Tensor::full({1}, 1.0f, x.dtype(), x.device());
+  const Tensor m0 = core::chunk(adaln(adaln_input), 4, 1)[0];  // (B, D)
+  return core::mul(h, core::add(m0, one).unsqueeze(1));        // (B, n, D)
+}
+
 // ---------------------------------------------------------------- model
 ZImageTransformer2DModel::ZImageTransformer2DModel(const ZImageConfig& cfg,
                                                    const common::WeightProvider& weights,
@@ -255,8 +263,24 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs) const {
   return forward(inputs, nullptr);
 }
 
-Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
+Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs,
                                          const parallel::SequenceContext* sp) const {
+  const std::unique_ptr<TransformerPass> pass = begin_pass(inputs, sp, nullptr, true);
+  run_layers(*pass, 0, num_layers());
+  return end_pass(*pass);
+}
+
+// A pass's conditioning: the timestep embedding, the joint rows' rotary tables, the sizes.
+struct ZImageTransformer2DModel::Pass : TransformerPass {
+  Tensor temb;                         // (B, adaln_dim)
+  std::vector<flux::Rope> joint_rope;  // (n_local, hd) per sample, or one for all
+  int64_t batch = 0, F = 0, Ht = 0, Wt = 0, X = 0;
+};
+
+std::unique_ptr<TransformerPass> ZImageTransformer2DModel::begin_pass(
+    const NamedTensors& inputs_in, const parallel::SequenceContext* sp,
+    const parallel::PassPlan* plan, bool embed) const {
+  PARADIT_CHECK(plan == nullptr, kModel, ": PipeFusion is not supported for this family");
   const NamedTensors inputs =
       inputs_in.count("x.0") != 0 ? batch_list_inputs(inputs_in) : inputs_in;
   const int64_t C = cfg_.in_channels, p = cfg_.patch_size, D = cfg_.dim;
@@ -379,30 +403,57 @@ Tensor ZImageTransformer2DModel::forward(const NamedTensors& inputs_in,
   }
 
   // ---- main layers over [image, caption]
-  parallel::TokenLayout tokens = parallel::plan_tokens(B, L, Xp, sp, /*text_first=*/false, nullptr, place_.device);
+  auto pass = std::make_unique<Pass>();
+  parallel::TokenLayout& tokens = pass->tokens;
+  tokens = parallel::plan_tokens(B, L, Xp, sp, /*text_first=*/false, nullptr, place_.device);
   tokens.text_key_mask = cap_mask;
-  std::vector<flux::Rope> joint_rope;
   for (const flux::Rope& r : img_rope_local) {
-    joint_rope.push_back(
+    pass->joint_rope.push_back(
         {core::concat({r.cos, tokens.shard_text(cap_rope.cos, 0)}, 0),
          core::concat({r.sin, tokens.shard_text(cap_rope.sin, 0)}, 0)});  // (n_local, hd)
   }
-  Tensor joint = core::concat({x, tokens.shard_text(cap, 1)}, 1);  // (B, Xp_local + L_local, D)
-  for (const ZImageBlock& block : layers_) {
-    joint = block.forward(joint, temb, joint_rope, tokens);  // (B, n_local, D)
+  if (embed) {
+    pass->streams = {
+        core::concat({x, tokens.shard_text(cap, 1)}, 1)};  // (B, Xp_local + L_local, D)
   }
+  pass->temb = temb;
+  pass->batch = B;
+  pass->F = F;
+  pass->Ht = Ht;
+  pass->Wt = Wt;
+  pass->X = X;
+  return pass;
+}
 
+void ZImageTransformer2DModel::run_layers(TransformerPass& pass, int64_t begin, int64_t end) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  Tensor joint = pass.streams.at(0);  // (B, n_local, D)
+  for (int64_t i = begin; i < end; ++i) {
+    joint = layers_[static_cast<size_t>(i)].forward(joint, ps.temb, ps.joint_rope,
+                                                    ps.tokens);  // (B, n_local, D)
+  }
+  pass.streams = {joint};
+}
+
+Tensor ZImageTransformer2DModel::end_pass(TransformerPass& pass) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  const int64_t C = cfg_.in_channels, p = cfg_.patch_size;
   // ---- final layer on the image rows, then the whole image back
   const Tensor one = Tensor::full({1}, 1.0f, place_.activation_dtype(), place_.device);
-  const Tensor scale = core::add(final_adaln_(core::silu(temb)), one).unsqueeze(1);  // (B, 1, D)
-  Tensor out = joint.slice(1, 0, tokens.local_image);                                // (B, Xp_l, D)
+  const Tensor scale = core::add(final_adaln_(core::silu(ps.temb)), one).unsqueeze(1);  // (B, 1, D)
+  Tensor out = pass.streams.at(0).slice(1, 0, ps.tokens.local_image);           // (B, Xp_l, D)
   out = final_linear_(core::mul(core::layer_norm(out, {}, {}, 1e-6f), scale));  // (B, Xp_l, ppC)
-  out = tokens.gather_image(out, 1).slice(1, 0, X);                             // (B, X, p·p·C)
+  out = ps.tokens.gather_image(out, 1).slice(1, 0, ps.X);                       // (B, X, p·p·C)
   std::vector<Tensor> images;
-  for (int64_t b = 0; b < B; ++b) {
-    images.push_back(unpatchify_image(out.select(0, b), F, Ht, Wt, p, C).unsqueeze(0));
+  for (int64_t b = 0; b < ps.batch; ++b) {
+    images.push_back(unpatchify_image(out.select(0, b), ps.F, ps.Ht, ps.Wt, p, C).unsqueeze(0));
   }
   return core::concat(images, 0);  // (B, C, F, H, W)
+}
+
+CacheProbe ZImageTransformer2DModel::teacache_probe(const TransformerPass& pass) const {
+  const Pass& ps = static_cast<const Pass&>(pass);
+  return {layers_.front().modulated_input(image_hidden(pass), ps.temb), true};  // (B, Xp_l, D)
 }
 
 std::unique_ptr<Transformer> make_z_image_transformer(const io::Config& config,

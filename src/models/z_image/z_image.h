@@ -74,6 +74,8 @@ struct ZImageBlock {
   core::Tensor forward(const core::Tensor& x, const core::Tensor& adaln,
                        const std::vector<flux::Rope>& rope,
                        const parallel::TokenLayout& tokens) const;
+  // The attention's input: attention_norm1(x), times 1 + scale_msa when modulated. → (B, n, D)
+  core::Tensor modulated_input(const core::Tensor& x, const core::Tensor& adaln) const;
 };
 
 class ZImageTransformer2DModel : public Transformer {
@@ -88,11 +90,24 @@ class ZImageTransformer2DModel : public Transformer {
 
   const ZImageConfig& config() const { return cfg_; }
 
+  // The forward in parts (for the step caches; no PipeFusion): begin_pass embeds and runs both
+  // refiners, the layers are the main layers over the joint [image, caption] stream.
+  int64_t num_layers() const override { return static_cast<int64_t>(layers_.size()); }
+  std::unique_ptr<TransformerPass> begin_pass(const NamedTensors& inputs,
+                                              const parallel::SequenceContext* sp,
+                                              const parallel::PassPlan* plan,
+                                              bool embed) const override;
+  void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override;
+  core::Tensor end_pass(TransformerPass& pass) const override;
+  // TeaCache: the first main layer's modulated attention input on the image tokens.
+  CacheProbe teacache_probe(const TransformerPass& pass) const override;
+
   // The list form (x.i, cap_feats.i, t) as the batched form (hidden_states,
   // encoder_hidden_states, encoder_attention_mask, timestep); other inputs pass through.
   static NamedTensors batch_list_inputs(const NamedTensors& inputs);
 
  private:
+  struct Pass;
   ZImageConfig cfg_;
   core::Placement place_;
   common::Linear x_embedder_;                 // all_x_embedder.{p}-{pf}
