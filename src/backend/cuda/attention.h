@@ -54,8 +54,10 @@ inline const char* cudnn_unsupported_reason(const AttentionArgs& a) {
     // The key mask compacts K and V (attention.cu): bias column j would no longer be key j.
     if (a.key_keep != nullptr) return "a bias together with a key mask";
     const bool k_ok = a.bias_stride_k == 1 || a.seq_k == 1;
-    const bool q_ok = a.bias_stride_q % 4 == 0;  // F32 rows on 16-byte boundaries
-    if (!k_ok || !q_ok || pointer_alignment(a.bias) < 16)
+    // F32 rows on 16-byte boundaries: every row starts at b·sb + h·sh + i·sq.
+    const bool rows_ok =
+        a.bias_stride_b % 4 == 0 && a.bias_stride_h % 4 == 0 && a.bias_stride_q % 4 == 0;
+    if (!k_ok || !rows_ok || pointer_alignment(a.bias) < 16)
       return "the bias rows are not contiguous and 16-byte aligned";
   }
   return nullptr;
