@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -366,7 +367,9 @@ bool run_cudnn_sdpa(const AttentionArgs& a, const int32_t* seq_q, const int32_t*
   if (plan.workspace > 0) workspace = allocate_storage(static_cast<size_t>(plan.workspace));
   void* ws = workspace ? workspace->data : nullptr;
   float scale = a.scale;  // by value: read during cudnnBackendExecute
-  float neg_inf = -INFINITY;
+  // cuDNN before 9.10 wants the lowest finite float as the masked score (as cudnn-frontend
+  // passes it); a batch without keys is cleared afterwards either way.
+  float neg_inf = cudnnGetVersion() < 91000 ? std::numeric_limits<float>::lowest() : -INFINITY;
   std::vector<int64_t> uids = {kUidQ, kUidK, kUidV, kUidO, kUidScale};
   std::vector<void*> ptrs = {const_cast<void*>(a.q), const_cast<void*>(a.k), const_cast<void*>(a.v),
                              a.out, &scale};
