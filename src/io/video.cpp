@@ -3,6 +3,8 @@
 // them and removes the temporary file.
 #include "io/video.h"
 
+#include "io/atomic_file.h"
+
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -71,17 +73,6 @@ using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
 using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
 
-// Removes the temporary file unless the write was committed (renamed into place).
-struct TempFile {
-  fs::path path;
-  bool committed = false;
-  ~TempFile() {
-    if (committed) return;
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
-
 // One value as the pipelines' postprocess then export_to_video / numpy_to_pil produce it.
 uint8_t to_byte(float x, FrameRounding rounding) {
   float v = x * 0.5f + 0.5f;   // x/2 exactly: the product by 0.5 rounds nothing
@@ -149,15 +140,10 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   }
   const bool x264 = std::string(codec->name) == "libx264";
 
-  // Same folder as the target, so the final rename is atomic.
-  std::string tmp_name = ".";  // built by appends: GCC 12 warns falsely on "." + string
-  tmp_name += path.filename().string();
-  tmp_name += ".tmp.";
-  tmp_name += std::to_string(::getpid());
-  TempFile tmp{path.parent_path() / tmp_name};
+  AtomicFile file(path, "MP4");  // a temporary beside the target, renamed at the end
 
   AVFormatContext* raw_oc = nullptr;
-  int r = avformat_alloc_output_context2(&raw_oc, nullptr, "mp4", tmp.path.c_str());
+  int r = avformat_alloc_output_context2(&raw_oc, nullptr, "mp4", file.temp_path().c_str());
   if (r < 0 || !raw_oc) fail_write("no MP4 muxer: " + av_error(r));
   std::unique_ptr<AVFormatContext, OutputDeleter> oc(raw_oc);
 
@@ -198,7 +184,7 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   stream->time_base = enc->time_base;
   stream->avg_frame_rate = rate;
 
-  r = avio_open(&oc->pb, tmp.path.c_str(), AVIO_FLAG_WRITE);
+  r = avio_open(&oc->pb, file.temp_path().c_str(), AVIO_FLAG_WRITE);
   if (r < 0) fail_write(av_error(r));
   AVDictionary* mux_opts = nullptr;
   av_dict_set(&mux_opts, "movflags", "+faststart", 0);  // index in front: plays while loading
@@ -267,10 +253,7 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   r = avio_closep(&oc->pb);
   if (r < 0) fail_write(av_error(r));
 
-  std::error_code ec;
-  fs::rename(tmp.path, path, ec);
-  if (ec) fail_write(ec.message());
-  tmp.committed = true;
+  file.commit();
 }
 
 void save_mp4(const fs::path& path, const core::Tensor& frames, double fps,

@@ -232,5 +232,26 @@ TEST(Modulate, BadArgumentsThrow) {
   EXPECT_THROW(gated_add(x, random_tensor({2, 34}, 112), x), Error);
 }
 
+TEST(CountNonFinite, CountsNanAndInfinities) {
+  // Plain count on the host against the op, on sizes below and above the threaded bound and on
+  // a non-contiguous view.
+  for (int64_t n : {1, 7, 1000, 70001}) {
+    std::vector<float> v = random_values(static_cast<size_t>(n), 200 + static_cast<uint32_t>(n));
+    std::mt19937 gen(static_cast<uint32_t>(n));
+    const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 3.4e38f};
+    for (int64_t k = 0; k < n / 5 + 1; ++k) v[gen() % n] = specials[gen() % 4];
+    int64_t expected = 0;
+    for (float x : v) expected += std::isnan(x) || std::isinf(x) ? 1 : 0;
+    EXPECT_EQ(count_non_finite(Tensor::from_vector(v, {n})), expected) << "n=" << n;
+  }
+  Tensor x = random_tensor({4, 6}, 300);
+  x.data<float>()[1] = std::nanf("");   // column 1
+  x.data<float>()[6 + 4] = INFINITY;    // column 4
+  EXPECT_EQ(count_non_finite(x.slice(1, 0, 2)), 1);
+  EXPECT_EQ(count_non_finite(x.slice(1, 2, 6)), 1);
+  EXPECT_EQ(count_non_finite(x), 2);
+  EXPECT_EQ(count_non_finite(Tensor::empty({0, 3})), 0);
+}
+
 }  // namespace
 }  // namespace paradit::core

@@ -1,6 +1,7 @@
 // Broadcasting binary ops, modulation and gated residuals (see kernels.h).
 
 #include <algorithm>
+#include <cmath>
 
 #include "backend/cpu/kernels.h"
 
@@ -192,6 +193,13 @@ void lincomb_f32(int terms, const float* coef, const float* const* t, float post
 void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y) {
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], lo), hi);
+}
+
+int64_t count_non_finite_f32(const float* x, int64_t n) {
+  int64_t count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : count) if (n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) count += std::isfinite(x[i]) ? 0 : 1;
+  return count;
 }
 
 void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,
