@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -70,7 +72,9 @@ TEST(CudaAllocator, SizeClasses) {
     EXPECT_GE(c, n);
     EXPECT_GE(c, previous);
     EXPECT_EQ(c % 512, 0u);
-    if (n >= (size_t{1} << 20)) EXPECT_LE(c, n + n / 8) << n;  // ≤ 12.5% waste
+    if (n >= (size_t{1} << 20)) {
+      EXPECT_LE(c, n + n / 8) << n;  // ≤ 12.5% waste
+    }
     previous = c;
   }
 }
