@@ -233,22 +233,26 @@ Tensor param_view(const Tensor& t, ParamKind p, int64_t D, int chunk) {
 struct ModulateCase : Case {
   int64_t B, S, D;
   ParamKind p;
-  bool param_act;  // parameters in the activation dtype (else F32)
-  ModulateCase(int64_t B, int64_t S, int64_t D, ParamKind p, bool param_act)
-      : B(B), S(S), D(D), p(p), param_act(param_act) {}
+  bool param_act;      // parameters in the activation dtype (else F32)
+  bool scale_one_row;  // scale (1, D) whatever p: shift and scale with their own batch strides
+  ModulateCase(int64_t B, int64_t S, int64_t D, ParamKind p, bool param_act,
+               bool scale_one_row = false)
+      : B(B), S(S), D(D), p(p), param_act(param_act), scale_one_row(scale_one_row) {}
   std::vector<Op> ops() const override { return {Op::kModulate}; }
   std::string vars() const override {
-    return backend_ops::vars("x", Shape{B, S, D}, "params", fmt_param(p), "param_dtype",
+    return backend_ops::vars("x", Shape{B, S, D}, "shift", fmt_param(p), "scale",
+                             fmt_param(scale_kind()), "param_dtype",
                              std::string(param_act ? "act" : "F32"));
   }
-  InputSpec param(const std::string& n) const {
-    return param_act ? act(n, param_base(p, B, D)) : f32(n, param_base(p, B, D));
+  ParamKind scale_kind() const { return scale_one_row ? ParamKind::kOneD : p; }
+  InputSpec param(const std::string& n, ParamKind k) const {
+    return param_act ? act(n, param_base(k, B, D)) : f32(n, param_base(k, B, D));
   }
   std::vector<InputSpec> inputs() const override {
-    return {act("x", {B, S, D}), param("shift"), param("scale")};
+    return {act("x", {B, S, D}), param("shift", p), param("scale", scale_kind())};
   }
   std::vector<Tensor> views(const std::vector<Tensor>& in) const override {
-    return {in[0], param_view(in[1], p, D, 0), param_view(in[2], p, D, 1)};
+    return {in[0], param_view(in[1], p, D, 0), param_view(in[2], scale_kind(), D, 1)};
   }
   Result run(const std::vector<Tensor>& in, const Run&) const override {
     return {{{"y", core::modulate(in[0], in[1], in[2])}}, {}};
@@ -259,8 +263,9 @@ struct ModulateCase : Case {
     for (int64_t b = 0; b < B; ++b)
       for (int64_t s = 0; s < S; ++s)
         for (int64_t d = 0; d < D; ++d) {
-          const int64_t pi = (p == ParamKind::kOneD ? 0 : b) * D + d;
-          y[(b * S + s) * D + d] = x[(b * S + s) * D + d] * (1.0 + sc[pi]) + sh[pi];
+          const int64_t hi = (p == ParamKind::kOneD ? 0 : b) * D + d;
+          const int64_t ci = (scale_kind() == ParamKind::kOneD ? 0 : b) * D + d;
+          y[(b * S + s) * D + d] = x[(b * S + s) * D + d] * (1.0 + sc[ci]) + sh[hi];
         }
     return {ref_output("y", {B, S, D}, y)};
   }
@@ -479,6 +484,8 @@ void add_elementwise_cases(CaseList& c) {
   }
   c.push_back(std::make_unique<ModulateCase>(3, 7, 33, ParamKind::kBD, true));
   c.push_back(std::make_unique<ModulateCase>(3, 7, 33, ParamKind::kChunk, true));
+  c.push_back(std::make_unique<ModulateCase>(3, 7, 33, ParamKind::kChunk, false, true));
+  c.push_back(std::make_unique<ModulateCase>(2, 5, 40, ParamKind::kBD, true, true));
   c.push_back(std::make_unique<GatedAddCase>(3, 7, 33, ParamKind::kB1D, true));
 
   c.push_back(std::make_unique<LincombCase>(Shape{3, 50}, std::vector<float>{0.7f},

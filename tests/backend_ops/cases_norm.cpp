@@ -21,7 +21,13 @@ enum class ModKind : uint8_t {
   kB1D,    // (B, 1, D)
   kOneD,   // (1, D): one row for the whole batch
   kChunk,  // slices of one (B, 6·D) embedding (row stride 6·D), as AdaLayerNormZero chunks it
+  kMixed,  // shift (B, D), scale (1, D): each parameter with its own batch stride
 };
+// The dtype of the modulation parameters.
+enum class ParamDType : uint8_t { kF32, kAct, kBF16 };
+std::string fmt_pdtype(ParamDType p) {
+  return p == ParamDType::kF32 ? "F32" : p == ParamDType::kAct ? "act" : "BF16";
+}
 std::string fmt_mod(ModKind m) {
   switch (m) {
     case ModKind::kNone:
@@ -34,6 +40,8 @@ std::string fmt_mod(ModKind m) {
       return "1D";
     case ModKind::kChunk:
       return "chunk";
+    case ModKind::kMixed:
+      return "BD+1D";
   }
   return "?";
 }
@@ -53,10 +61,11 @@ struct NormCase : Case {
   bool weight, bias;
   float eps, offset;
   ModKind mod;
-  bool mod_act;  // modulation parameters in the activation dtype (else F32)
+  ParamDType mod_dtype;
   RowView view;
   NormCase(bool rms, Shape x, bool weight, bool bias, float eps, float offset = 0.0f,
-           ModKind mod = ModKind::kNone, bool mod_act = false, RowView view = RowView::kNone)
+           ModKind mod = ModKind::kNone, ParamDType mod_dtype = ParamDType::kF32,
+           RowView view = RowView::kNone)
       : rms(rms),
         x(std::move(x)),
         weight(weight),
@@ -64,7 +73,7 @@ struct NormCase : Case {
         eps(eps),
         offset(offset),
         mod(mod),
-        mod_act(mod_act),
+        mod_dtype(mod_dtype),
         view(view) {}
 
   int64_t D() const { return x.back(); }
@@ -75,10 +84,12 @@ struct NormCase : Case {
   std::string vars() const override {
     return backend_ops::vars("x", x, "weight", weight, "bias", bias, "eps", double(eps), "offset",
                              double(offset), "mod", fmt_mod(mod), "mod_dtype",
-                             std::string(mod_act ? "act" : "F32"), "view", fmt_rows(view));
+                             fmt_pdtype(mod_dtype), "view", fmt_rows(view));
   }
   InputSpec param(const std::string& name, Shape s) const {
-    return mod_act ? act(name, std::move(s)) : f32(name, std::move(s));
+    if (mod_dtype == ParamDType::kAct) return act(name, std::move(s));
+    if (mod_dtype == ParamDType::kBF16) return fixed(name, std::move(s), DType::BF16);
+    return f32(name, std::move(s));
   }
   std::vector<InputSpec> inputs() const override {
     Shape xs = x;
@@ -105,6 +116,10 @@ struct NormCase : Case {
         break;
       case ModKind::kChunk:
         in.push_back(param("emb", {B, 6 * D()}));
+        break;
+      case ModKind::kMixed:
+        in.push_back(param("shift", {B, D()}));
+        in.push_back(param("scale", {1, D()}));
         break;
     }
     return in;
@@ -143,7 +158,9 @@ struct NormCase : Case {
     const std::vector<double> scv = sc.defined() ? values(sc) : std::vector<double>();
     const int64_t d = D(), rows = static_cast<int64_t>(xv.size()) / d;
     const int64_t per_batch = x.size() == 3 ? x[1] : rows;
-    const bool one_row = mod == ModKind::kOneD;
+    // Parameter rows of one row serve every batch.
+    const bool shift_one = mod == ModKind::kOneD;
+    const bool scale_one = mod == ModKind::kOneD || mod == ModKind::kMixed;
     std::vector<double> y(xv.size());
     for (int64_t r = 0; r < rows; ++r) {
       const double* row = xv.data() + r * d;
@@ -156,10 +173,10 @@ struct NormCase : Case {
       }
       ms /= static_cast<double>(d);
       const double inv = 1.0 / std::sqrt(ms + eps);
-      const int64_t pb = one_row ? 0 : r / per_batch;
+      const int64_t sh_b = shift_one ? 0 : r / per_batch, sc_b = scale_one ? 0 : r / per_batch;
       for (int64_t j = 0; j < d; ++j) {
         double v = ((rms ? row[j] : row[j] - mean) * inv) * wv[j] + bv[j];
-        if (!shv.empty()) v = v * (1.0 + scv[pb * d + j]) + shv[pb * d + j];
+        if (!shv.empty()) v = v * (1.0 + scv[sc_b * d + j]) + shv[sh_b * d + j];
         y[r * d + j] = v;
       }
     }
@@ -386,6 +403,7 @@ struct ChannelNormCase : Case {
 void add_norm_cases(CaseList& c) {
   using M = ModKind;
   using A = Activation;
+  using PD = ParamDType;
   // layer_norm
   c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, false, false, 1e-6f));
   c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, true, true, 1e-5f));
@@ -396,30 +414,35 @@ void add_norm_cases(CaseList& c) {
   c.push_back(std::make_unique<NormCase>(false, Shape{2, 1000}, true, true, 1e-5f));
   c.push_back(std::make_unique<NormCase>(false, Shape{1, 2, 4096}, false, false, 1e-6f));
   c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, true, true, 1e-5f, 0.0f, M::kNone,
-                                         false, RowView::kCols));
+                                         PD::kF32, RowView::kCols));
   c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, true, true, 1e-5f, 0.0f, M::kNone,
-                                         false, RowView::kRows));
+                                         PD::kF32, RowView::kRows));
   // layer_norm with the fused modulation (Flux/SD3: no affine).
-  for (M m : {M::kBD, M::kB1D, M::kOneD, M::kChunk}) {
+  for (M m : {M::kBD, M::kB1D, M::kOneD, M::kChunk, M::kMixed}) {
     c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, false, false, 1e-6f, 0.0f, m));
   }
-  c.push_back(
-      std::make_unique<NormCase>(false, Shape{2, 13, 96}, false, false, 1e-6f, 0.0f, M::kBD, true));
-  c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, true, true, 1e-6f, 2.0f,
-                                         M::kChunk, true));
   c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, false, false, 1e-6f, 0.0f, M::kBD,
-                                         false, RowView::kCols));
+                                         PD::kAct));
+  c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, true, true, 1e-6f, 2.0f,
+                                         M::kChunk, PD::kAct));
+  c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, false, false, 1e-6f, 0.0f, M::kBD,
+                                         PD::kF32, RowView::kCols));
+  // Parameters in BF16 whatever the activations (CUDA takes any float dtype; the CPU widens).
+  c.push_back(std::make_unique<NormCase>(false, Shape{2, 13, 96}, false, false, 1e-6f, 0.0f, M::kBD,
+                                         PD::kBF16));
   // rms_norm
+  c.push_back(std::make_unique<NormCase>(true, Shape{3, 5, 64}, true, false, 1e-6f, 0.0f, M::kMixed,
+                                         PD::kBF16));
   c.push_back(std::make_unique<NormCase>(true, Shape{2, 7, 3, 64}, true, false, 1e-6f));
   c.push_back(std::make_unique<NormCase>(true, Shape{2, 7, 3, 64}, false, false, 1e-6f));
   c.push_back(std::make_unique<NormCase>(true, Shape{5, 33}, true, false, 1e-5f, 1.0f));
   c.push_back(std::make_unique<NormCase>(true, Shape{2, 7, 128}, true, false, 1e-6f, 0.0f, M::kNone,
-                                         false, RowView::kCols));
+                                         PD::kF32, RowView::kCols));
   c.push_back(std::make_unique<NormCase>(true, Shape{2, 7, 64}, true, false, 1e-6f, 0.0f, M::kBD));
-  c.push_back(
-      std::make_unique<NormCase>(true, Shape{2, 7, 64}, true, false, 1e-6f, 0.0f, M::kOneD, true));
+  c.push_back(std::make_unique<NormCase>(true, Shape{2, 7, 64}, true, false, 1e-6f, 0.0f, M::kOneD,
+                                         PD::kAct));
   c.push_back(std::make_unique<NormCase>(true, Shape{2, 7, 64}, false, false, 1e-6f, 0.0f,
-                                         M::kChunk, false, RowView::kRows));
+                                         M::kChunk, PD::kF32, RowView::kRows));
 
   // group_norm
   c.push_back(std::make_unique<GroupNormCase>(Shape{2, 32, 5, 7}, 8, true, 1e-6f, A::kNone));

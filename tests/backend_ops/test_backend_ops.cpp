@@ -586,7 +586,8 @@ TEST(BackendOpsCuda, DeviceVisible) {
 #endif
 }
 
-// Mixed devices are a clean error naming both, on every op front end (spot checks).
+// Mixed devices are a clean error naming both, and the front ends' checks hold for device
+// tensors (spot checks; every op shares the front end of the CPU, where tests/core checks them).
 TEST(BackendOpsCuda, MixedDevicesAreErrors) {
   const std::string why = cuda_skip_reason();
   if (!why.empty()) GTEST_SKIP() << "CUDA runs skipped: " << why;
@@ -607,6 +608,17 @@ TEST(BackendOpsCuda, MixedDevicesAreErrors) {
   expect_device_error([&] { core::layer_norm(d, Tensor::full({8}, 1.0f), {}, 1e-6f); },
                       "layer_norm");
   expect_device_error([&] { core::matmul(d.unsqueeze(0), h.unsqueeze(0), true); }, "matmul");
+  // attention with a host key mask for device q, k, v
+  const Tensor q = Tensor::full({1, 8, 2, 64}, 0.5f, DType::BF16, Device::CUDA);
+  core::AttentionOptions o;
+  o.key_mask = Tensor::full({1, 8}, 1.0f);
+  expect_device_error([&] { core::attention(q, q, q, o); }, "attention key_mask");
+  // the op's own checks hold on the device too: mismatched shapes, mixed dtypes
+  EXPECT_THROW(core::attention(q, q, Tensor::full({1, 9, 2, 64}, 0.5f, DType::BF16, Device::CUDA)),
+               Error);
+  EXPECT_THROW(core::attention(q, q, q.to(DType::F16)), Error);
+  EXPECT_THROW(core::add(d, d.to(DType::BF16)), Error);
+  EXPECT_THROW(core::linear(d, Tensor::full({5, 9}, 1.0f, DType::F32, Device::CUDA)), Error);
 }
 
 class Environment : public ::testing::Environment {
