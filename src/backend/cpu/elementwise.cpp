@@ -160,11 +160,20 @@ void gated_add_f32(const float* x, const float* gate, int64_t gate_bstride, cons
 
 namespace paradit::backend::cpu {
 
+// No fused multiply-add in lincomb: GCC contracts c·x + y into an FMA by default in C++ (also
+// with -std=c++20; -march=native has FMA), clang within one expression. Turned off here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 void lincomb_f32(int terms, const float* coef, const float* const* t, float post_mul,
                  float post_div, int64_t n, float* out) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   // Term by term over the whole array, as the schedulers' Python expressions evaluate: the
-  // intermediate sums are f32 values in `out` (no fused multiply-add: -ffp-contract=off in ISO
-  // C++ mode), so the order of roundings is that of diffusers.
+  // intermediate sums are f32 values in `out`, each product and sum rounded on its own, so the
+  // order of roundings is that of diffusers.
   bool first = true;
   for (int k = 0; k < terms; ++k) {
     const float c = coef[k];
@@ -189,6 +198,9 @@ void lincomb_f32(int terms, const float* coef, const float* const* t, float post
     for (int64_t i = 0; i < n; ++i) out[i] = out[i] / post_div;
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y) {
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
