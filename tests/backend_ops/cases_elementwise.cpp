@@ -390,6 +390,43 @@ struct ClampCase : Case {
   bool exact() const override { return true; }
 };
 
+// count_non_finite: about one value in seven of a seeded pattern NaN, +inf or −inf (exact in every
+// dtype), the rest finite; the count read back to the host.
+struct CountNonFiniteCase : Case {
+  Shape x;
+  bool strided;
+  CountNonFiniteCase(Shape x, bool strided) : x(std::move(x)), strided(strided) {}
+  std::vector<Op> ops() const override { return {Op::kCountNonFinite}; }
+  std::string vars() const override { return backend_ops::vars("x", x, "strided", strided); }
+  std::vector<InputSpec> inputs() const override {
+    InputSpec in = act("x", operand_base(x, strided ? OperandView::kCols : OperandView::kNone));
+    in.values = [](size_t n, uint64_t seed) {
+      std::vector<float> v = testing::random_values(n, seed, -4.0f, 4.0f);
+      const float specials[] = {std::nanf(""), INFINITY, -INFINITY};
+      for (size_t i = 0; i < n; ++i) {
+        const uint64_t h = (i + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+        if (h % 7 == 0) v[i] = specials[(h >> 8) % 3];
+      }
+      return v;
+    };
+    return {in};
+  }
+  std::vector<Tensor> views(const std::vector<Tensor>& in) const override {
+    return {operand_view(in[0], strided ? OperandView::kCols : OperandView::kNone, x)};
+  }
+  Result run(const std::vector<Tensor>& in, const Run&) const override {
+    const int64_t count = core::count_non_finite(in[0]);
+    return {{{"count", Tensor::from_vector(std::vector<float>{static_cast<float>(count)}, {1})}},
+            {}};
+  }
+  std::vector<RefOutput> reference(const std::vector<Tensor>& in) const override {
+    double count = 0;
+    for (double e : values(in[0])) count += std::isfinite(e) ? 0 : 1;
+    return {ref_output("count", {1}, {count})};
+  }
+  bool exact() const override { return true; }
+};
+
 struct AffineCase : Case {
   Shape x;
   int dim;
@@ -507,6 +544,9 @@ void add_elementwise_cases(CaseList& c) {
   c.push_back(std::make_unique<ClampCase>(Shape{2, 33}, -5.0f, 5.0f));
 
   using K = core::AffineKind;
+  c.push_back(std::make_unique<CountNonFiniteCase>(Shape{1000}, false));
+  c.push_back(std::make_unique<CountNonFiniteCase>(Shape{3, 70001}, false));
+  c.push_back(std::make_unique<CountNonFiniteCase>(Shape{4, 9, 33}, true));
   c.push_back(std::make_unique<AffineCase>(Shape{2, 4, 3, 5}, 1, K::kSubMul, true));
   c.push_back(std::make_unique<AffineCase>(Shape{2, 4, 3, 5}, 1, K::kDivAdd, true));
   c.push_back(std::make_unique<AffineCase>(Shape{2, 4, 3, 5}, 1, K::kDivAdd, false));

@@ -228,9 +228,12 @@ TEST(CountNonFinite, CountsNanAndInfinities) {
   // a non-contiguous view.
   for (int64_t n : {1, 7, 1000, 70001}) {
     std::vector<float> v = random_values(static_cast<size_t>(n), 200 + static_cast<uint32_t>(n));
-    std::mt19937 gen(static_cast<uint32_t>(n));
     const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 3.4e38f};
-    for (int64_t k = 0; k < n / 5 + 1; ++k) v[gen() % n] = specials[gen() % 4];
+    uint64_t h = static_cast<uint64_t>(n);
+    for (int64_t k = 0; k < n / 5 + 1; ++k) {
+      h = h * 6364136223846793005ull + 1442695040888963407ull;  // an LCG picks place and value
+      v[(h >> 20) % static_cast<uint64_t>(n)] = specials[(h >> 60) % 4];
+    }
     int64_t expected = 0;
     for (float x : v) expected += std::isnan(x) || std::isinf(x) ? 1 : 0;
     EXPECT_EQ(count_non_finite(Tensor::from_vector(v, {n})), expected) << "n=" << n;
