@@ -348,6 +348,22 @@ def key_lines(path, limit=6):
     return out or [l.strip()[:220] for l in lines[-5:]]
 
 
+def backend_notes(log_dir):
+    """What the CUDA backend said while benchmarking, beyond GEMM plans that fused as planned: an
+    attention that left cuDNN, a GEMM epilogue cuBLASLt refused. Distinct lines, in order."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(log_dir, "bench-*.log"))):
+        for line in open(path, errors="replace"):
+            if not line.startswith("[paradit cuda]"):
+                continue
+            text = line[len("[paradit cuda]"):].strip()
+            if re.match(r"GEMM plan .*: fused$", text):
+                continue
+            if text not in out:
+                out.append(text[:200])
+    return out
+
+
 def fmt(v, spec, none="—"):
     return none if v is None else format(v, spec)
 
@@ -390,8 +406,8 @@ def cmd_summary(args):
     attn = [r for r in bench if r.get("part") == "attention"]
     if attn:
         print("-" * 100)
-        print("attention bf16, B=1 H=24 D=128        cudnn TFLOP/s   paradit TFLOP/s   anchor "
-              "(cuDNN via PyTorch)")
+        print("attention bf16, B=1 H=24 D=128   cudnn TFLOP/s (ms)    paradit TFLOP/s (ms)   "
+              "anchor TFLOP/s (cuDNN via PyTorch)")
         for S in (4608, 16384):
             by = {r.get("backend"): r for r in attn if r.get("S") == S and "backend" in r}
             errs = [r for r in attn if r.get("status") == "error" and str(S) in r.get("name", "")]
@@ -401,11 +417,11 @@ def cmd_summary(args):
             for b in ("cudnn", "paradit"):
                 r = by.get(b)
                 if r is None or r.get("status") != "ok":
-                    cells.append(f"{'ERROR':>15}")
+                    cells.append(f"{'ERROR':>20}")
                 else:
-                    cells.append(f"{r['tflops']:9.1f} ({r['ms']:.2f} ms)"[:17].rjust(17))
+                    cells.append(f"{r['tflops']:7.1f} ({r['ms']:.3f})".rjust(20))
             anchor = "594" if S == 4608 else "614-642"
-            print(f"  S={S:<34}{cells[0]} {cells[1]}   {anchor}")
+            print(f"  S={S:<29}{cells[0]}  {cells[1]}   {anchor}")
             agree = [r for r in attn if r.get("name") == f"S={S} agreement"]
             if agree and agree[0].get("status") == "ok":
                 a = agree[0]
@@ -434,6 +450,13 @@ def cmd_summary(args):
                        else "targets not met")
             print(f"  issue 16: Flux.1-dev 1024² step ≤ 150 ms first target, ≤ 110 ms goal "
                   f"(diffusers + torch.compile 131.2 ms): {ms:.1f} ms, {verdict}")
+    notes = backend_notes(log_dir)
+    if notes:
+        print("  the CUDA backend's notes (PARADIT_CUDA_VERBOSE; plain fused GEMM plans left out):")
+        for n in notes[:8]:
+            print(f"    {n}")
+        if len(notes) > 8:
+            print(f"    ... {len(notes) - 8} more in the bench-*.log files")
     other = [r for r in bench if r.get("status") in ("skipped",) or r.get("part") in ("setup", "?")]
     for r in other:
         print(f"  bench {r.get('name')}: {r.get('status')} {r.get('message', '')[:150]}")
@@ -569,6 +592,9 @@ def cmd_selftest(_args):
                  "ratio_to_eager": 0.76, "tflops": 531.0, "peak_gib": 25.0, "bind_s": 1.2},
                 {"part": "model", "name": "wan", "status": "error", "message": "out of memory"}]},
                 f)
+        with open(os.path.join(d, "bench-flux.log"), "w") as f:
+            f.write("[paradit cuda] GEMM plan M=1 N=2 K=3 batch=1 BF16→BF16 epilogue none: fused\n"
+                    "[paradit cuda] attention B=1 ...: paradit's kernels instead of cuDNN\n")
         import contextlib
         import io
         buf = io.StringIO()
@@ -576,6 +602,7 @@ def cmd_selftest(_args):
             cmd_summary([d])
         text = buf.getvalue()
         for needle in ("733.0", "580.0", "140.0", "first target met", "backend_ops",
+                       "instead of cuDNN",
                        "Ops.Attention", "out of memory", "FAIL (1 of 2 steps)"):
             assert needle in text, (needle, text)
     print("gpu-check-tool: self-test passed")

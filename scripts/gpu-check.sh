@@ -12,7 +12,8 @@
 #                     reused, so a second run only rebuilds what changed)
 #   --jobs N          build jobs (default: all cores)
 #   --budget SECONDS  the whole run, build included (default 450: the device run has 8 minutes)
-#   --tests REGEX     ctest -R pattern of the GPU tests (default 'backend_ops|cuda|comm')
+#   --tests REGEX     ctest -R pattern of the GPU tests (default 'backend_ops|cuda|comm'; 'none'
+#                     skips the tests)
 #   --bench PARTS     bench_gpu parts, comma-separated (default gemm,attention,flux,pixart,sd35,wan;
 #                     'none' skips the benchmarks)
 #   --cuda-arch ARCH  CMAKE_CUDA_ARCHITECTURES (default: from nvidia-smi's compute capability,
@@ -140,8 +141,11 @@ GEN_ARGS=(generate --prompt "$PROMPT" --seed 1 --num_inference_steps 4 --guidanc
 # ---------------------------------------------------------------- steps
 # The order, each step's time limit (cap) and the least time it must be left (min): a step gets
 # min(cap, time to the deadline − the later steps' minimums).
-STEPS=(preflight configure build build-tests tests generate-cpu generate-cuda-bf16
-       generate-cuda-f32 generate-cuda-paradit generate-latent-cpu generate-latent-cuda compare)
+STEPS=(preflight)
+$DO_BUILD && STEPS+=(configure build)
+[[ $TEST_REGEX == none ]] || { $DO_BUILD && STEPS+=(build-tests); STEPS+=(tests); }
+STEPS+=(generate-cpu generate-cuda-bf16 generate-cuda-f32 generate-cuda-paradit generate-latent-cpu
+        generate-latent-cuda compare)
 for p in "${BENCH_LIST[@]}"; do STEPS+=("bench-$p"); done
 declare -A CAP=([preflight]=30 [configure]=120 [build]=300 [build-tests]=180 [tests]=150
                 [generate-cpu]=60 [generate-cuda-bf16]=60 [generate-cuda-f32]=60
@@ -321,13 +325,17 @@ if $DO_BUILD; then
   SHOWN=$(quote cmake "${CMAKE_ARGS[@]}")
   run_step configure bash -c 'configure "$@"' configure "${CMAKE_ARGS[@]}"
   run_step build cmake --build "$BUILD_DIR" -j "$JOBS" --target paradit bench_gpu
-  SHOWN="cmake --build $(quote "$BUILD_DIR") -j $JOBS --target <the test programs of: ctest -R '$TEST_REGEX', found after configure> -- -k 0"
-  run_step build-tests bash -c build_tests
+  if [[ $TEST_REGEX != none ]]; then
+    SHOWN="cmake --build $(quote "$BUILD_DIR") -j $JOBS --target <the test programs of: ctest -R '$TEST_REGEX', found after configure> -- -k 0"
+    run_step build-tests bash -c build_tests
+  fi
 elif $DRY_RUN; then
   echo "(--no-build: no configure, build or build-tests step)"
 fi
 
-if $DRY_RUN || [[ -f $BUILD_DIR/CTestTestfile.cmake ]]; then
+if [[ $TEST_REGEX == none ]]; then
+  $DRY_RUN && echo "(--tests none: no tests step)"
+elif $DRY_RUN || [[ -f $BUILD_DIR/CTestTestfile.cmake ]]; then
   SHOWN="cd $(quote "$BUILD_DIR") && $(quote ctest "${CTEST_ARGS[@]}")"
   run_step tests bash -c 'run_tests "$@"' run_tests "${CTEST_ARGS[@]}"
 else

@@ -33,14 +33,14 @@ done
 keeps=$(sed -n 's/.*keeps *\([0-9]*\) s.*/\1/p' <<< "$out" | sort -n | tail -n1)
 ((keeps < 450)) || fail "the later steps' minimum times ($keeps s) leave nothing of 450 s"
 
-# A subset of the benchmarks, and none.
+# A subset of the benchmarks; no benchmarks, build or tests.
 out=$(bash "$script" --dry-run --bench flux,wan --build-dir "$tmp/build") || fail "--bench flux,wan"
 grep -q "step bench-flux" <<< "$out" && grep -q "step bench-wan" <<< "$out" &&
   ! grep -q "step bench-gemm" <<< "$out" || fail "--bench flux,wan ran other parts: $out"
-out=$(bash "$script" --dry-run --bench none --no-build --build-dir "$tmp/build") ||
-  fail "--bench none --no-build"
-! grep -q "step bench-" <<< "$out" && ! grep -q "step build" <<< "$out" ||
-  fail "--bench none --no-build still lists benchmarks or builds: $out"
+out=$(bash "$script" --dry-run --bench none --no-build --tests none --build-dir "$tmp/build") ||
+  fail "--bench none --no-build --tests none"
+! grep -qE "step (bench-|build|configure|tests)" <<< "$out" && grep -q "step generate-cpu" <<< "$out" ||
+  fail "--bench none --no-build --tests none: wrong steps: $out"
 
 # Bad arguments: exit status 2 and a message naming the argument.
 for bad in "--jobs x" "--budget 10" "--bench gemm,nope" "--tests" "--cuda-arch sm90" "--what"; do
