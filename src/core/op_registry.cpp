@@ -47,6 +47,7 @@ constexpr std::array kOps = {
     Entry{Op::kLincomb, "lincomb", false},
     Entry{Op::kClamp, "clamp", false},
     Entry{Op::kL1Sums, "l1_sums", false},
+    Entry{Op::kCountNonFinite, "count_non_finite", false},
     Entry{Op::kAffine, "affine", false},
     Entry{Op::kConcat, "concat", true},
     Entry{Op::kSplit, "split", true},

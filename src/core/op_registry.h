@@ -44,6 +44,7 @@ enum class Op : uint8_t {
   kLincomb,
   kClamp,
   kL1Sums,
+  kCountNonFinite,
   kAffine,
   kConcat,
   kSplit,

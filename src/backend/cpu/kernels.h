@@ -103,6 +103,8 @@ void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y);
 // out[0] = Σ|x − ref|, out[1] = Σ|ref| in double, summed per fixed chunk, then the chunks in order
 // (the same result for any thread count).
 void l1_sums_f32(const float* x, const float* ref, int64_t n, double* out);
+// NaN and ±inf among n values.
+int64_t count_non_finite_f32(const float* x, int64_t n);
 // x, y contiguous (outer, C, inner): div_add: y = x / b[c] + a[c]; else y = (x − a[c])·b[c].
 void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,
                 const float* a, const float* b, float* y);

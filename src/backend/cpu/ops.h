@@ -30,6 +30,7 @@ void gated_add(const GatedAddArgs& a);
 void lincomb(const LincombArgs& a);
 void clamp(const ClampArgs& a);
 void l1_sums(const L1SumsArgs& a);
+void count_non_finite(const CountNonFiniteArgs& a);
 void affine(const AffineArgs& a);
 void copy(const CopyArgs& a);
 void fill(const FillArgs& a);
