@@ -40,8 +40,9 @@ void add_cache_flags(CLI::App* app, CacheFlags* f) {
                 "L1 change of the timestep-modulated input stays below --teacache_threshold")
       ->group(group);
   app->add_option("--teacache_threshold,--teacache-threshold", f->teacache_threshold,
-                  "TeaCache threshold (default 0.6, as xDiT and TeaCache4FLUX's 2x setting; 0 "
-                  "never skips)")
+                  "TeaCache threshold (default per family: Flux 0.6 as xDiT, HunyuanVideo "
+                  "0.15, Wan2.1 1.3B 0.08 / 14B 0.2 as the TeaCache authors, 0.2 for the "
+                  "others; 0 never skips)")
       ->group(group);
   app->add_option("--cache_warmup_steps,--cache-warmup-steps", f->warmup_steps,
                   "Steps computed in full before caching starts (the first and the last step "

@@ -1,7 +1,7 @@
 #pragma once
 // The step-caching flags of `paradit generate` (xDiT's names; `_` and `-` spellings both
 // accepted): --use_fbcache [--fbcache_threshold T] (First-Block-Cache, default T 0.12) or
-// --use_teacache [--teacache_threshold T] (TeaCache, default T 0.6), and --cache_warmup_steps N
+// --use_teacache [--teacache_threshold T] (TeaCache, default T per family), and --cache_warmup_steps N
 // (the first N steps always computed; the first and last steps always are). See
 // models/step_cache.h.
 

@@ -49,9 +49,10 @@ const char* cache_method_name(CacheMethod method) {
   return "none";
 }
 
-double StepCacheOptions::resolved_threshold() const {
+double StepCacheOptions::resolved_threshold(const Transformer& model) const {
   if (threshold) return *threshold;
-  return method == CacheMethod::kTea ? kTeaCacheDefaultThreshold : kFbCacheDefaultThreshold;
+  return method == CacheMethod::kTea ? model.teacache_default_threshold()
+                                     : kFbCacheDefaultThreshold;
 }
 
 void StepCacheOptions::validate() const {
@@ -71,10 +72,14 @@ void StepCacheOptions::validate() const {
 
 std::string StepCacheOptions::describe() const {
   if (!enabled()) return "off";
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%s threshold %g", cache_method_name(method),
-                resolved_threshold());
-  std::string s = buf;
+  std::string s = cache_method_name(method);
+  if (threshold || method == CacheMethod::kFirstBlock) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " threshold %g", threshold.value_or(kFbCacheDefaultThreshold));
+    s += buf;
+  } else {
+    s += ", the model's default threshold";
+  }
   if (warmup_steps > 0) s += ", " + std::to_string(warmup_steps) + " warm-up steps";
   return s;
 }
@@ -87,7 +92,7 @@ struct StepCache::Slot {
 };
 
 StepCache::StepCache(const StepCacheOptions& options, int steps, const comm::Communicator* group)
-    : options_(options), threshold_(options.resolved_threshold()), steps_(steps), group_(group) {
+    : options_(options), requested_(options), steps_(steps), group_(group) {
   options_.validate();
   PARADIT_CHECK(options_.enabled(), "StepCache: no cache method given");
   if (group_ == nullptr) {
@@ -118,6 +123,8 @@ void StepCache::note_model(const Transformer& model) {
   model_ = &model;
   coefficients_ =
       options_.method == CacheMethod::kTea ? model.teacache_coefficients() : std::vector<double>{};
+  threshold_ = requested_.resolved_threshold(model);  // TeaCache's default is the model's
+  options_.threshold = threshold_;
 }
 
 int64_t StepCache::first_layer() const {

@@ -53,10 +53,12 @@ namespace paradit::models {
 enum class CacheMethod { kNone, kFirstBlock, kTea };
 const char* cache_method_name(CacheMethod method);  // "none", "fbcache", "teacache"
 
-// xDiT's defaults: FBCache rel_l1_thresh 0.12 (apply_cache_on_transformer, fbcache_thresh),
-// TeaCache 0.6 (its CacheState and TeaCache4FLUX's "2.0x speedup" setting).
+// xDiT's FBCache default: rel_l1_thresh 0.12 (apply_cache_on_transformer, fbcache_thresh). The
+// TeaCache default depends on the family's rescaling (Transformer::teacache_default_threshold):
+// xDiT's 0.6 for Flux (TeaCache4FLUX's "2.0x speedup" setting), the TeaCache authors' settings
+// for the other published polynomials, and kTeaCacheIdentityThreshold (models/transformer.h)
+// where the distance is used as it is.
 inline constexpr double kFbCacheDefaultThreshold = 0.12;
-inline constexpr double kTeaCacheDefaultThreshold = 0.6;
 
 struct StepCacheOptions {
   CacheMethod method = CacheMethod::kNone;
@@ -64,11 +66,13 @@ struct StepCacheOptions {
   int warmup_steps = 0;             // --cache_warmup_steps: the first N steps computed in full
 
   bool enabled() const { return method != CacheMethod::kNone; }
-  double resolved_threshold() const;
+  // The threshold in force with `model`: the given one, else the method's default for the model.
+  double resolved_threshold(const Transformer& model) const;
   // Error naming the flag: a negative or non-finite threshold, negative warm-up steps, a
   // threshold or warm-up without a method.
   void validate() const;
-  // "fbcache threshold 0.12" (with ", 2 warm-up steps"); "off" when disabled.
+  // "fbcache threshold 0.12" (with ", 2 warm-up steps"; "teacache, the model's default
+  // threshold" while none is set); "off" when disabled.
   std::string describe() const;
 };
 
@@ -89,6 +93,7 @@ class StepCache {
   StepCache(const StepCache&) = delete;
   StepCache& operator=(const StepCache&) = delete;
 
+  // The options, the threshold resolved once a model has run (TeaCache's default is the model's).
   const StepCacheOptions& options() const { return options_; }
 
   // The step about to run (0-based, increasing).
@@ -125,7 +130,8 @@ class StepCache {
   void note_model(const Transformer& model);
   double rescale(double distance) const;
 
-  StepCacheOptions options_;
+  StepCacheOptions options_;    // with the threshold in force
+  StepCacheOptions requested_;  // as given
   double threshold_ = 0;
   int steps_ = 0;
   const comm::Communicator* group_ = nullptr;

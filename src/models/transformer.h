@@ -37,6 +37,10 @@ struct TransformerPass {
   std::vector<core::Tensor> streams;
 };
 
+// TeaCache's default threshold where the distance is not rescaled (no published polynomial):
+// vLLM-Omni's TeaCache default; the shapes model still draws its captions with it.
+inline constexpr double kTeaCacheIdentityThreshold = 0.2;
+
 // What TeaCache compares from step to step (Transformer::teacache_probe).
 struct CacheProbe {
   core::Tensor value;
@@ -98,6 +102,9 @@ class Transformer {
   // The TeaCache authors' rescaling polynomial for this model, highest power first (numpy
   // poly1d order); empty where they published none (the distance is then used as it is).
   virtual std::vector<double> teacache_coefficients() const { return {}; }
+  // The TeaCache threshold when none is given, on the scale of the rescaled distance: the
+  // published setting that goes with the polynomial, else kTeaCacheIdentityThreshold (0.2).
+  virtual double teacache_default_threshold() const { return kTeaCacheIdentityThreshold; }
 };
 
 // One forward over the whole parallel layout of `runtime`: this rank's cfg half and dp share of

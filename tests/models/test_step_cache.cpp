@@ -270,11 +270,27 @@ TEST(StepCache, OptionsAreChecked) {
   StepCacheOptions none;
   none.threshold = 0.1;
   EXPECT_THROW(none.validate(), Error);
+  // Defaults: FBCache's for every family; TeaCache's the family's (Flux: xDiT's 0.6).
+  const Case flux = load_case("flux");
+  const Case pixart = load_case("pixart_sigma");
   StepCacheOptions fb;
   fb.method = CacheMethod::kFirstBlock;
-  EXPECT_EQ(fb.resolved_threshold(), kFbCacheDefaultThreshold);
+  EXPECT_EQ(fb.resolved_threshold(*flux.model), kFbCacheDefaultThreshold);
   fb.method = CacheMethod::kTea;
-  EXPECT_EQ(fb.resolved_threshold(), kTeaCacheDefaultThreshold);
+  EXPECT_EQ(fb.resolved_threshold(*flux.model), 0.6);
+  EXPECT_EQ(fb.resolved_threshold(*pixart.model), kTeaCacheIdentityThreshold);
+  fb.threshold = 0.3;
+  EXPECT_EQ(fb.resolved_threshold(*flux.model), 0.3);
+  EXPECT_EQ(options(CacheMethod::kTea, 0.3).describe(), "teacache threshold 0.3");
+  StepCacheOptions tea;
+  tea.method = CacheMethod::kTea;
+  tea.warmup_steps = 2;
+  EXPECT_EQ(tea.describe(), "teacache, the model's default threshold, 2 warm-up steps");
+  // The cache reports the threshold in force once the model has run.
+  StepCache cache(tea, 3, nullptr);
+  cache.begin_step(0);
+  cache.forward(*pixart.model, pixart.inputs, nullptr, true);
+  EXPECT_EQ(cache.options().describe(), "teacache threshold 0.2, 2 warm-up steps");
 }
 
 // The polynomials as the TeaCache authors published them (TeaCache4FLUX, TeaCache4HunyuanVideo,

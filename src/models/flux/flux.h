@@ -124,6 +124,8 @@ class FluxTransformer2DModel : public Transformer {
   // TeaCache: the first block's adaLN-modulated norm1 of the image tokens (TeaCache4FLUX).
   CacheProbe teacache_probe(const TransformerPass& pass) const override;
   std::vector<double> teacache_coefficients() const override;
+  // xDiT's TeaCache default for Flux, 0.6 (TeaCache4FLUX's "2.0x speedup" setting).
+  double teacache_default_threshold() const override { return 0.6; }
 
  private:
   struct Pass;

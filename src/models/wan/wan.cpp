@@ -391,6 +391,12 @@ std::vector<double> WanTransformer3DModel::teacache_coefficients() const {
   return {};
 }
 
+double WanTransformer3DModel::teacache_default_threshold() const {
+  if (cfg_.inner_dim() == 1536) return 0.08;
+  if (cfg_.inner_dim() == 5120) return 0.2;
+  return kTeaCacheIdentityThreshold;
+}
+
 std::unique_ptr<Transformer> make_wan_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
                                                   const core::Placement& place) {

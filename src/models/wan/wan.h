@@ -153,6 +153,9 @@ class WanTransformer3DModel : public Transformer {
   CacheProbe teacache_probe(const TransformerPass& pass) const override;
   // The authors' polynomials for the T2V models: 1.3B (inner dim 1536) and 14B (5120).
   std::vector<double> teacache_coefficients() const override;
+  // TeaCache4Wan2.1's faster settings with those polynomials (1.3B 0.08, 14B 0.2); else the
+  // identity default.
+  double teacache_default_threshold() const override;
 
  private:
   struct Pass;
