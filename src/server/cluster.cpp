@@ -101,6 +101,11 @@ std::string request_to_json(const ImageRequest& r) {
   j["output_format"] = static_cast<int>(r.output_format);
   j["output_compression"] = r.output_compression;
   j["partial_images"] = r.partial_images;
+  j["use_fbcache"] = r.use_fbcache;
+  j["use_teacache"] = r.use_teacache;
+  if (r.fbcache_threshold) j["fbcache_threshold"] = *r.fbcache_threshold;
+  if (r.teacache_threshold) j["teacache_threshold"] = *r.teacache_threshold;
+  j["cache_warmup_steps"] = r.cache_warmup_steps;
   return j.dump();
 }
 
@@ -122,6 +127,13 @@ ImageRequest request_from_json(const std::string& text) {
   r.output_format = static_cast<ImageFormat>(j.at("output_format").get<int>());
   r.output_compression = j.at("output_compression").get<int>();
   r.partial_images = j.at("partial_images").get<int>();
+  r.use_fbcache = j.at("use_fbcache").get<bool>();
+  r.use_teacache = j.at("use_teacache").get<bool>();
+  if (j.contains("fbcache_threshold")) r.fbcache_threshold = j["fbcache_threshold"].get<double>();
+  if (j.contains("teacache_threshold")) {
+    r.teacache_threshold = j["teacache_threshold"].get<double>();
+  }
+  r.cache_warmup_steps = j.at("cache_warmup_steps").get<int>();
   return r;
 }
 

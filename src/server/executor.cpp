@@ -24,6 +24,11 @@ pipelines::GenerateRequest to_generate_request(const ImageRequest& r) {
   g.guidance_scale = r.guidance_scale;
   g.seed = r.seed;
   g.num_frames = r.num_frames;
+  if (r.use_fbcache || r.use_teacache) {
+    g.cache.method = r.use_fbcache ? models::CacheMethod::kFirstBlock : models::CacheMethod::kTea;
+    g.cache.threshold = r.use_fbcache ? r.fbcache_threshold : r.teacache_threshold;
+    g.cache.warmup_steps = r.cache_warmup_steps;
+  }
   return g;
 }
 

@@ -148,14 +148,17 @@ const std::set<std::string>& known_fields(Endpoint endpoint) {
       "background", "quality", "style", "moderation", "user", "safety_identifier", "complexity",
       "frame_count", "frame_duration_ms", "svg", "stream", "partial_images",
       // paradit's own
-      "negative_prompt", "num_inference_steps", "guidance_scale", "seed",
+      "negative_prompt", "num_inference_steps", "guidance_scale", "seed", "use_fbcache",
+      "fbcache_threshold", "use_teacache", "teacache_threshold", "cache_warmup_steps",
       // video models through the jobs API
       "num_frames", "fps", "seconds"};
   static const std::set<std::string> kVideos = {
       // OpenAI videos API
       "model", "prompt", "seconds", "size", "input_reference",
       // paradit's own
-      "n", "num_frames", "fps", "negative_prompt", "num_inference_steps", "guidance_scale", "seed"};
+      "n", "num_frames", "fps", "negative_prompt", "num_inference_steps", "guidance_scale", "seed",
+      "use_fbcache", "fbcache_threshold", "use_teacache", "teacache_threshold",
+      "cache_warmup_steps"};
   return endpoint == Endpoint::kVideos ? kVideos : kImages;
 }
 
@@ -183,6 +186,38 @@ void note_unhonoured(const Fields& f, ApiRequest& r) {
       f.string(id, 1024);
       r.ignored.push_back(id);
     }
+  }
+}
+
+// The step-caching fields, as generate's flags: one method at most, a threshold only with its
+// method, finite and ≥ 0; warm-up steps in [0, --max_steps].
+void parse_cache_fields(const Fields& f, const RequestLimits& limits, ImageRequest& g) {
+  if (f.has("use_fbcache")) g.use_fbcache = f.boolean("use_fbcache");
+  if (f.has("use_teacache")) g.use_teacache = f.boolean("use_teacache");
+  if (g.use_fbcache && g.use_teacache) {
+    throw BadRequest("'use_fbcache' and 'use_teacache': choose one step cache, not both",
+                     "use_teacache");
+  }
+  const auto threshold = [&](const char* key, bool enabled, const char* method) {
+    std::optional<double> out;
+    if (!f.has(key)) return out;
+    const double v = f.number(key);
+    if (!enabled) throw BadRequest(cat("'", key, "' needs '", method, "': true"), key);
+    if (!std::isfinite(v) || v < 0) {
+      throw BadRequest(cat("'", key, "' must be a finite number >= 0, found ", v), key);
+    }
+    out = v;
+    return out;
+  };
+  g.fbcache_threshold = threshold("fbcache_threshold", g.use_fbcache, "use_fbcache");
+  g.teacache_threshold = threshold("teacache_threshold", g.use_teacache, "use_teacache");
+  if (f.has("cache_warmup_steps")) {
+    if (!g.use_fbcache && !g.use_teacache) {
+      throw BadRequest("'cache_warmup_steps' needs 'use_fbcache' or 'use_teacache'",
+                       "cache_warmup_steps");
+    }
+    g.cache_warmup_steps =
+        static_cast<int>(f.integer("cache_warmup_steps", 0, limits.max_steps, "--max_steps"));
   }
 }
 
@@ -409,6 +444,7 @@ ApiRequest parse_request(const Json& j, Endpoint endpoint, const RequestLimits& 
       }
       g.seed = s.get<uint64_t>();
     }
+    parse_cache_fields(f, limits, g);
     if (endpoint == Endpoint::kImages) parse_image_fields(f, limits, r);
     parse_video_fields(f, endpoint, limits, r);
   } catch (const Json::exception& e) {
@@ -421,8 +457,9 @@ ApiRequest parse_request(const Json& j, Endpoint endpoint, const RequestLimits& 
 Json form_to_json(const std::vector<FormField>& fields) {
   static const std::set<std::string> kNumbers = {
       "n",   "num_inference_steps", "guidance_scale", "seed",        "num_frames",
-      "fps", "output_compression",  "partial_images", "frame_count", "frame_duration_ms"};
-  static const std::set<std::string> kBooleans = {"stream"};
+      "fps", "output_compression",  "partial_images", "frame_count", "frame_duration_ms",
+      "fbcache_threshold", "teacache_threshold", "cache_warmup_steps"};
+  static const std::set<std::string> kBooleans = {"stream", "use_fbcache", "use_teacache"};
   Json j = Json::object();
   for (const FormField& field : fields) {
     // A form carries bytes; JSON (and every answer that echoes a field) needs UTF-8.

@@ -68,6 +68,13 @@ struct ImageRequest {
   // Previews (streaming): this many images decoded from the predicted clean latents at evenly
   // spaced steps (preview_steps).
   int partial_images = 0;
+  // Step caching (generate's --use_fbcache / --use_teacache, models/step_cache.h): at most one
+  // method; a threshold only with its method (unset: the method's default).
+  bool use_fbcache = false;
+  bool use_teacache = false;
+  std::optional<double> fbcache_threshold;
+  std::optional<double> teacache_threshold;
+  int cache_warmup_steps = 0;
 };
 
 // The 1-based steps after which a request with `partial_images` previews and `total` steps shows

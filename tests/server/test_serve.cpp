@@ -132,6 +132,20 @@ TEST_F(ServeTest, GenerationMatchesGenerateCommand) {
     EXPECT_TRUE(got.rgb == refs[i].rgb) << "image " << i << " differs from paradit generate";
   }
   EXPECT_FALSE(refs[0].rgb == refs[1].rgb);  // the two images come from different latents
+
+  // Step caching per request: the image `paradit generate` draws with the same cache flags
+  // (steps 2 and 3 of 4 reused), which is not the uncached one.
+  Json cached = body(4, "32x32", 7);
+  cached["use_fbcache"] = true;
+  cached["fbcache_threshold"] = 1e9;
+  auto rc = cli.Post("/v1/images/generations", cached.dump(), "application/json");
+  ASSERT_TRUE(rc);
+  ASSERT_EQ(rc->status, 200) << rc->body;
+  const io::RgbImage got =
+      decode(Json::parse(rc->body)["data"][0]["b64_json"].get<std::string>());
+  const std::string four = "--width 32 --height 32 --num_inference_steps 4 --seed 7";
+  EXPECT_TRUE(got.rgb == reference(four + " --use_fbcache --fbcache_threshold 1e9", 1)[0].rgb);
+  EXPECT_FALSE(got.rgb == reference(four, 1)[0].rgb);
   EXPECT_EQ(server->stop(SIGTERM, 30), 0);
 }
 
@@ -278,6 +292,11 @@ TEST_F(ServeTest, BadRequestsAreRefusedAndTheServerStaysUp) {
       "{" + p + ", \"user\": 5}",
       "{" + p + ", \"stream\": \"yes\"}",
       "{" + p + ", \"partial_images\": 4}",
+      "{" + p + ", \"use_fbcache\": true, \"use_teacache\": true}",  // step caching
+      "{" + p + ", \"fbcache_threshold\": 0.1}",
+      "{" + p + ", \"use_teacache\": true, \"teacache_threshold\": -1}",
+      "{" + p + ", \"use_fbcache\": 1}",
+      "{" + p + ", \"use_fbcache\": true, \"cache_warmup_steps\": 201}",
       "{" + p + ", \"model\": 5}",
       "{" + p + ", \"size\": \"4096x4096\"}",  // over --max_pixels
       "{\"prompt\": \"" + std::string(3000, 'a') + "\", \"negative_prompt\": \"" +
