@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -110,12 +111,15 @@ const CaptionCase kCases[] = {
 
 int region(double f) { return f < 0.42 ? -1 : (f > 0.58 ? +1 : 0); }
 
-TEST(ShapesCaptions, PicturesShowWhatTheCaptionsSay) {
+// Generates every held-out caption (with `cache`, step caching as the request asks) and reads
+// the attributes back.
+void expect_captions_drawn(const models::StepCacheOptions& cache) {
   auto pipe = Pipeline::open(shapes_model());
   for (const auto& c : kCases) {
     GenerateRequest request;
     request.prompts = {c.caption};
     request.seed = 7;
+    request.cache = cache;
     GenerateResult out = pipe->generate(request);
     const int64_t h = out.images.dim(2), w = out.images.dim(3);
     const Reading r = read_attributes(io::to_rgb8(out.images), h, w);
@@ -131,6 +135,22 @@ TEST(ShapesCaptions, PicturesShowWhatTheCaptionsSay) {
       EXPECT_LT(r.area, 0.10);
       EXPECT_GT(r.area, 0.01);
     }
+    if (cache.enabled()) {
+      std::printf("%s: %s\n", c.caption, out.cache.line().c_str());
+      EXPECT_FALSE(out.cache.reused_steps.empty()) << "the default threshold reused no step";
+    }
+  }
+}
+
+TEST(ShapesCaptions, PicturesShowWhatTheCaptionsSay) { expect_captions_drawn({}); }
+
+// Step caching at its default thresholds (the pipeline's 20 steps) still draws the caption.
+TEST(ShapesCaptions, PicturesShowWhatTheCaptionsSayWithStepCaching) {
+  for (const models::CacheMethod m : {models::CacheMethod::kFirstBlock, models::CacheMethod::kTea}) {
+    models::StepCacheOptions cache;
+    cache.method = m;
+    SCOPED_TRACE(models::cache_method_name(m));
+    expect_captions_drawn(cache);
   }
 }
 
