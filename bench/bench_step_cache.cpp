@@ -5,7 +5,7 @@
 // and the PSNR of the decoded output (images, or every video frame) against the uncached output.
 //   bench_step_cache --model DIR [--method fbcache|teacache|both] [--thresholds 0,0.05,0.1]
 //       [--steps N] [--height H] [--width W] [--num_frames F] [--prompt TEXT] [--seed S]
-//       [--repeat R] [--warmup_steps N] [--verbose]
+//       [--repeat R] [--warmup_steps N] [--max_sequence_length L] [--verbose]
 // --repeat R runs every case R times and keeps the median time (the uncached one too).
 // --verbose prints each cached run's per-step distances ("-" where the step was forced).
 //   bench_step_cache --make_wan_small DIR --from WAN_PIPELINE [--layers 8] [--seed S]
@@ -13,7 +13,9 @@
 // has --layers blocks of 12 heads × 64 (hidden 768, FFN 3072) with random weights, the other
 // components are copied from WAN_PIPELINE (e.g. tests/data/pipeline/wan), whose text encoder
 // width the transformer's text_dim follows.
-// Times are CPU times on a shared machine: read them as ratios within one run.
+// Times on a shared machine: the wall time of the denoising loop moves with the machine's load;
+// "cpu s" (this process's CPU time over steps 2 … N, with OMP_NUM_THREADS=1 the work done) does
+// not. Read both as ratios within one run.
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -52,6 +55,7 @@ struct Options {
   uint64_t seed = 7;
   int repeat = 1;
   int warmup_steps = 0;
+  int max_sequence_length = 0;  // 0: the pipeline's default
   bool verbose = false;
   std::string make_wan_small, from;
   int layers = 8;
@@ -85,17 +89,26 @@ double psnr(const Tensor& a, const Tensor& b) {
 
 struct Run {
   pipelines::GenerateResult result;
-  double seconds = 0;  // the denoising loop, median over the repeats
+  double seconds = 0;      // the denoising loop's wall time, median over the repeats
+  double cpu_seconds = 0;  // this process's CPU time from the end of step 1 to the last step's
 };
 
 Run run(pipelines::Pipeline& pipe, const pipelines::GenerateRequest& req, int repeat) {
   Run r;
-  std::vector<double> times;
+  std::vector<double> times, cpu;
   for (int k = 0; k < repeat; ++k) {
-    r.result = pipe.generate(req);
+    // CPU time (all threads) over steps 2 … N, which every run has and step 1 (always computed)
+    // does not distort: on a shared machine it depends on the work done, not on the load.
+    std::clock_t first = 0, last = 0;
+    r.result = pipe.generate(req, [&](const pipelines::StepEvent& e) {
+      if (e.index == 0) first = std::clock();
+      if (e.index == e.total - 1) last = std::clock();
+    });
     times.push_back(r.result.times.denoise);
+    cpu.push_back(static_cast<double>(last - first) / CLOCKS_PER_SEC);
   }
   r.seconds = median(times);
+  r.cpu_seconds = median(cpu);
   return r;
 }
 
@@ -109,6 +122,7 @@ int bench(const Options& o) {
   if (o.height) base.height = o.height;
   if (o.width) base.width = o.width;
   if (o.num_frames) base.num_frames = o.num_frames;
+  if (o.max_sequence_length) base.max_sequence_length = o.max_sequence_length;
   const pipelines::GenerateRequest resolved = pipe->resolve(base);
   std::string frames;
   if (pipe->is_video()) {
@@ -122,10 +136,10 @@ int bench(const Options& o) {
               static_cast<unsigned long long>(o.seed), o.repeat);
   pipe->generate(base);  // warm the caches of the allocator and the kept components
   const Run ref = run(*pipe, base, o.repeat);
-  std::printf("%-9s %9s %9s %10s %9s %8s  %s\n", "method", "threshold", "computed", "denoise s",
-              "vs off", "PSNR dB", "reused steps (1-based)");
-  std::printf("%-9s %9s %5d/%-3d %10.3f %9.3f %8s\n", "off", "-", o.steps, o.steps, ref.seconds,
-              1.0, "inf");
+  std::printf("%-9s %9s %9s %10s %9s %9s %9s %8s  %s\n", "method", "threshold", "computed",
+              "denoise s", "vs off", "cpu s", "cpu vs", "PSNR dB", "reused steps (1-based)");
+  std::printf("%-9s %9s %5d/%-3d %10.3f %9.3f %9.3f %9.3f %8s\n", "off", "-", o.steps, o.steps,
+              ref.seconds, 1.0, ref.cpu_seconds, 1.0, "inf");
   std::vector<models::CacheMethod> methods;
   if (o.method == "fbcache" || o.method == "both")
     methods.push_back(models::CacheMethod::kFirstBlock);
@@ -147,8 +161,10 @@ int bench(const Options& o) {
         if (!reused.empty()) reused += ',';
         reused += std::to_string(s + 1);
       }
-      std::printf("%-9s %9g %5zu/%-3d %10.3f %9.3f %8.2f  %s\n", models::cache_method_name(m), th,
-                  c.result.cache.computed_steps.size(), o.steps, c.seconds, c.seconds / ref.seconds,
+      std::printf("%-9s %9g %5zu/%-3d %10.3f %9.3f %9.3f %9.3f %8.2f  %s\n",
+                  models::cache_method_name(m), th, c.result.cache.computed_steps.size(), o.steps,
+                  c.seconds, c.seconds / ref.seconds, c.cpu_seconds,
+                  c.cpu_seconds / std::max(ref.cpu_seconds, 1e-9),
                   psnr(c.result.images, ref.result.images), reused.c_str());
       if (o.verbose) {
         std::printf("          distances:");
@@ -249,6 +265,8 @@ int main(int argc, char** argv) {
       o.repeat = std::max(1, std::atoi(next().c_str()));
     else if (a == "--warmup_steps")
       o.warmup_steps = std::atoi(next().c_str());
+    else if (a == "--max_sequence_length")
+      o.max_sequence_length = std::atoi(next().c_str());
     else if (a == "--verbose")
       o.verbose = true;
     else if (a == "--make_wan_small")
