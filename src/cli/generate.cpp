@@ -18,11 +18,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
+#include "comm/agree.h"
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -159,33 +161,48 @@ int run_generate(const GenerateOptions& opt) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const bool latent_output = opt.output_type == "latent";
-  const bool rank0 = comm::world().rank() == 0;
-  opt.parallel.validate();
-
-  // Cheap checks first: the output path and the flags, before any weight is touched.
+  const comm::Communicator& world = comm::world();
+  const bool rank0 = world.rank() == 0;
   const fs::path output = opt.output;
-  if (latent_output) {
-    check_writable(output, {".safetensors"}, "--output_type latent writes safetensors, expected "
-                                             "a .safetensors file path");
-  } else if (opt.output_type == "frames") {
-    check_writable(output, {".png"}, "--output_type frames writes PNG frames, expected a .png "
-                                     "file path");
-  } else if (opt.output_type == "mp4") {
-    check_writable(output, {".mp4"}, "--output_type mp4 writes an MP4 video, expected a .mp4 "
-                                     "file path");
-  } else {
-    // Images write PNG; a video model's default MP4 is checked once the pipeline is known.
-    check_writable(output, {".png", ".mp4"}, "paradit writes PNG images (and MP4 videos), "
-                                             "expected a .png or .mp4 file path");
-  }
-  if (opt.steps) {
-    PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
-                  *opt.steps);
-  }
 
-  // Collective: every rank builds the mesh (Error when the degrees do not multiply to the size).
-  const core::Placement placement = resolve_placement(opt.device);  // collective (binds GPUs)
-  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel, placement.device);
+  // Admission, in three rounds: every rank checks, then all ranks agree (comm/agree.h), so a bad
+  // request ends every rank alike before any work (one line from rank 0, exit code 2, no
+  // MPI_Abort), even where only one rank saw the problem (its own memory, files or GPUs).
+  // 1. Cheap checks first: the flags and the output path, before any weight is touched.
+  comm::agree(world, [&] {
+    opt.parallel.validate();
+    if (latent_output) {
+      check_writable(output, {".safetensors"},
+                     "--output_type latent writes safetensors, expected "
+                     "a .safetensors file path");
+    } else if (opt.output_type == "frames") {
+      check_writable(output, {".png"},
+                     "--output_type frames writes PNG frames, expected a .png "
+                     "file path");
+    } else if (opt.output_type == "mp4") {
+      check_writable(output, {".mp4"},
+                     "--output_type mp4 writes an MP4 video, expected a .mp4 "
+                     "file path");
+    } else {
+      // Images write PNG; a video model's default MP4 is checked once the pipeline is known.
+      check_writable(output, {".png", ".mp4"},
+                     "paradit writes PNG images (and MP4 videos), "
+                     "expected a .png or .mp4 file path");
+    }
+    if (opt.steps) {
+      PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
+                    *opt.steps);
+    }
+  });
+
+  // 2. The device and the mesh (Error when the degrees do not multiply to the size).
+  core::Placement placement;
+  std::optional<parallel::ParallelRuntime> runtime_holder;
+  comm::agree(world, [&] {
+    placement = resolve_placement(opt.device);  // collective (binds GPUs)
+    runtime_holder.emplace(world, opt.parallel, placement.device);
+  });
+  const parallel::ParallelRuntime& runtime = *runtime_holder;
   const comm::ProcessMesh& mesh = runtime.mesh();
   // The first rank of each dp group (cfg, pp, ring, ulysses coordinates 0) writes that group's
   // images; with --output_type latent world rank 0 writes the whole batch.
@@ -196,78 +213,90 @@ int run_generate(const GenerateOptions& opt) {
   }
   const bool writer = latent_output ? rank0 : group_writer;
 
-  const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
-  std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
-  pipe->set_runtime(&runtime);
-  pipe->set_placement(placement);
-  // The output kind: images as PNG, videos as MP4 unless asked otherwise.
-  const bool video = pipe->is_video();
-  const std::string kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";
-  if (video) {
-    PARADIT_CHECK(kind != "pil", "--output_type pil: ", pipe->class_name(),
-                  " makes videos; use mp4 (the default), frames or latent");
-  } else {
-    PARADIT_CHECK(kind != "mp4" && kind != "frames", "--output_type ", kind, ": ",
-                  pipe->class_name(), " makes images; use pil or latent");
-    PARADIT_CHECK(!opt.fps, "--fps: ", pipe->class_name(), " makes images, not videos");
-    PARADIT_CHECK(kind != "pil" || output.extension() == ".png", "--output: '", output.string(),
-                  "': ", pipe->class_name(), " writes PNG images, expected a .png file path");
-  }
-  if (kind == "mp4") {
-    PARADIT_CHECK(output.extension() == ".mp4", "--output: '", output.string(), "': ",
-                  pipe->class_name(), " writes an MP4 video, expected a .mp4 file path (or "
-                  "--output_type frames for PNG frames)");
-  }
-  const double fps = opt.fps.value_or(pipe->defaults().fps);
-  if (video) {
-    PARADIT_CHECK(std::isfinite(fps) && fps > 0 && fps <= 1000,
-                  "--fps: must be a number in (0, 1000], found ", fps);
-  }
-
-  pipelines::GenerateRequest request;
-  request.prompts = opt.prompts;
-  request.negative_prompt = opt.negative_prompt;
-  request.height = opt.height;
-  request.width = opt.width;
-  request.num_inference_steps = opt.steps;
-  request.guidance_scale = opt.guidance_scale;
-  request.max_sequence_length = opt.max_sequence_length;
-  request.num_frames = opt.num_frames;
-  request.true_cfg_scale = opt.true_cfg_scale;
-  request.guidance_scale_2 = opt.guidance_scale_2;
-  request.seed = parse_seed(opt.seed);
-  request.decode = !latent_output;
-  if (!opt.latents.empty()) {
-    const io::TensorSource src = io::TensorSource::open(opt.latents);
-    PARADIT_CHECK(src.has("latents"), "--latents ", opt.latents,
-                  ": tensor 'latents' is missing (found: ", src.names().size(), " other tensors)");
-    request.latents = src.load("latents").clone();
-  }
-  if (!opt.prompt_embeds.empty()) {
-    const io::TensorSource src = io::TensorSource::open(opt.prompt_embeds);
-    for (const std::string& name : embedding_names()) {
-      if (!src.has(name)) continue;
-      const core::Tensor t = src.view(name);
-      // Masks keep their integer type; float embeddings become F32.
-      request.prompt_embeds[name] = core::is_floating(t.dtype()) ? t.to(core::DType::F32).clone()
-                                                                 : t.clone();
-    }
-    PARADIT_CHECK(request.prompt_embeds.count("prompt_embeds") != 0, "--prompt_embeds ",
-                  opt.prompt_embeds, ": tensor 'prompt_embeds' is missing");
-  }
-  const pipelines::GenerateRequest resolved = pipe->resolve(request);  // Error on bad input
-  const int64_t batch = pipe->batch_size(resolved);
-  const auto [block_begin, block_end] = pipe->dp_block(batch);  // Error: batch % dp != 0
-
+  // 3. The model, the request against it and the layout, the memory, every output path.
+  std::unique_ptr<pipelines::Pipeline> pipe;
+  bool video = false;
+  std::string kind;
+  double fps = 0;
+  pipelines::GenerateRequest resolved;
+  int64_t batch = 0, block_begin = 0, block_end = 0;
   std::vector<fs::path> outputs;
-  if (latent_output || batch == 1) {
-    outputs.push_back(output);
-  } else {
-    for (int64_t i = 0; i < batch; ++i) {
-      outputs.push_back(pipelines::indexed_output_path(output, i));
-      io::check_output_path(outputs.back(), "output", "--output");
+  comm::agree(world, [&] {
+    const fs::path model_dir =
+        opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
+    pipe = pipelines::Pipeline::open(model_dir);
+    pipe->set_runtime(&runtime);
+    pipe->set_placement(placement);
+    // The output kind: images as PNG, videos as MP4 unless asked otherwise.
+    video = pipe->is_video();
+    kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";
+    if (video) {
+      PARADIT_CHECK(kind != "pil", "--output_type pil: ", pipe->class_name(),
+                    " makes videos; use mp4 (the default), frames or latent");
+    } else {
+      PARADIT_CHECK(kind != "mp4" && kind != "frames", "--output_type ", kind, ": ",
+                    pipe->class_name(), " makes images; use pil or latent");
+      PARADIT_CHECK(!opt.fps, "--fps: ", pipe->class_name(), " makes images, not videos");
+      PARADIT_CHECK(kind != "pil" || output.extension() == ".png", "--output: '", output.string(),
+                    "': ", pipe->class_name(), " writes PNG images, expected a .png file path");
     }
-  }
+    if (kind == "mp4") {
+      PARADIT_CHECK(output.extension() == ".mp4", "--output: '", output.string(),
+                    "': ", pipe->class_name(),
+                    " writes an MP4 video, expected a .mp4 file path (or "
+                    "--output_type frames for PNG frames)");
+    }
+    fps = opt.fps.value_or(pipe->defaults().fps);
+    if (video) {
+      PARADIT_CHECK(std::isfinite(fps) && fps > 0 && fps <= 1000,
+                    "--fps: must be a number in (0, 1000], found ", fps);
+    }
+
+    pipelines::GenerateRequest request;
+    request.prompts = opt.prompts;
+    request.negative_prompt = opt.negative_prompt;
+    request.height = opt.height;
+    request.width = opt.width;
+    request.num_inference_steps = opt.steps;
+    request.guidance_scale = opt.guidance_scale;
+    request.max_sequence_length = opt.max_sequence_length;
+    request.num_frames = opt.num_frames;
+    request.true_cfg_scale = opt.true_cfg_scale;
+    request.guidance_scale_2 = opt.guidance_scale_2;
+    request.seed = parse_seed(opt.seed);
+    request.decode = !latent_output;
+    if (!opt.latents.empty()) {
+      const io::TensorSource src = io::TensorSource::open(opt.latents);
+      PARADIT_CHECK(src.has("latents"), "--latents ", opt.latents,
+                    ": tensor 'latents' is missing (found: ", src.names().size(),
+                    " other tensors)");
+      request.latents = src.load("latents").clone();
+    }
+    if (!opt.prompt_embeds.empty()) {
+      const io::TensorSource src = io::TensorSource::open(opt.prompt_embeds);
+      for (const std::string& name : embedding_names()) {
+        if (!src.has(name)) continue;
+        const core::Tensor t = src.view(name);
+        // Masks keep their integer type; float embeddings become F32.
+        request.prompt_embeds[name] =
+            core::is_floating(t.dtype()) ? t.to(core::DType::F32).clone() : t.clone();
+      }
+      PARADIT_CHECK(request.prompt_embeds.count("prompt_embeds") != 0, "--prompt_embeds ",
+                    opt.prompt_embeds, ": tensor 'prompt_embeds' is missing");
+    }
+    resolved = pipe->resolve(request);  // Error on bad input, the layout's limits included
+    batch = pipe->batch_size(resolved);
+    std::tie(block_begin, block_end) = pipe->dp_block(batch);  // Error: batch % dp != 0
+
+    if (latent_output || batch == 1) {
+      outputs.push_back(output);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) {
+        outputs.push_back(pipelines::indexed_output_path(output, i));
+        io::check_output_path(outputs.back(), "output", "--output");
+      }
+    }
+  });
   if (opt.negative_prompt && pipe->class_name() == "FluxPipeline" && rank0) {
     std::fprintf(stderr, "paradit: note: FluxPipeline ignores --negative_prompt (its guidance is "
                          "an embedding, not classifier-free guidance)\n");

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "comm/agree.h"
 #include "comm/runtime.h"
 #include "core/error.h"
 
@@ -63,6 +64,11 @@ int main(int argc, char** argv) {
         return code;
       }
     }
+  } catch (const comm::AgreedError& e) {
+    // Every rank holds the same error (comm/agree.h): rank 0 prints it, all end normally.
+    if (comm::world().rank() == 0) std::fprintf(stderr, "paradit: error: %s\n", e.what());
+    comm::finalize();
+    return 2;
   } catch (const Error& e) {
     return fail_job(2, std::string("paradit: error: ") + e.what());
   } catch (const std::exception& e) {

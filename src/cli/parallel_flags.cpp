@@ -1,5 +1,7 @@
 #include "cli/parallel_flags.h"
 
+#include "comm/watchdog.h"
+
 namespace paradit::cli {
 
 void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
@@ -35,6 +37,15 @@ void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
   app->add_flag("--use_parallel_vae,--use-parallel-vae", c->use_parallel_vae,
                 "Patch-parallel VAE decode")
       ->group(group);
+  app->add_option_function<double>(
+         "--collective_timeout,--collective-timeout",
+         [](const double& seconds) { comm::set_collective_timeout(seconds); },
+         "Seconds any rank may wait for its peers in one communication (a stopped, dead or "
+         "hung peer) before the job ends with exit code 124, naming the operation, the group "
+         "and the ranks that do not answer; 0: no limit")
+      ->group(group)
+      ->check(CLI::Range(0.0, 1e9))
+      ->default_str(std::to_string(static_cast<int>(comm::kDefaultCollectiveTimeout)));
 }
 
 }  // namespace paradit::cli

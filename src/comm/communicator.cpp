@@ -103,8 +103,31 @@ void set_max_message_bytes(size_t nbytes) {
 
 // ---------------------------------------------------------------- Communicator
 
-Communicator::Communicator(Communicator&& other) noexcept {
+Communicator::Communicator(Communicator&& other) noexcept : info_(std::move(other.info_)) {
   for (int i = 0; i < kNumOpKinds; ++i) bytes_[i].store(other.bytes_[i].load());
+}
+
+std::shared_ptr<const GroupInfo> Communicator::group_info() const {
+  if (!info_) {
+    GroupInfo g;
+    for (int r = 0; r < size(); ++r) g.world_ranks.push_back(r);
+    info_ = std::make_shared<const GroupInfo>(std::move(g));
+  }
+  return info_;
+}
+
+void Communicator::set_label(const std::string& label) const {
+  GroupInfo g = *group_info();
+  g.label = label;
+  info_ = std::make_shared<const GroupInfo>(std::move(g));
+  info_changed();
+}
+
+void Communicator::set_world_ranks(std::vector<int> ranks) const {
+  GroupInfo g = info_ ? *info_ : GroupInfo{};
+  g.world_ranks = std::move(ranks);
+  info_ = std::make_shared<const GroupInfo>(std::move(g));
+  info_changed();
 }
 
 void Communicator::count(OpKind kind, uint64_t nbytes) const {

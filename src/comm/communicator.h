@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/watchdog.h"
 #include "core/tensor.h"
 
 namespace paradit::comm {
@@ -169,6 +170,13 @@ class Communicator {
   ByteCounters bytes() const;
   void reset_bytes() const;
 
+  // ---- naming (messages, the watchdog) ----
+  // The group's label ("world" unless set; the process mesh names its groups "ulysses", "ring",
+  // "cfg", "pp", "dp", "sequence", "replica") and its ranks in the world (0..size−1 unless the
+  // implementation knows better).
+  std::shared_ptr<const GroupInfo> group_info() const;
+  void set_label(const std::string& label) const;
+
  protected:
   Communicator() = default;
   Communicator(Communicator&& other) noexcept;
@@ -217,6 +225,13 @@ class Communicator {
   // host_group(), checked to take host memory (a device transport's host group must).
   const Communicator& host_side() const;
   mutable std::atomic<uint64_t> bytes_[kNumOpKinds] = {};
+  mutable std::shared_ptr<const GroupInfo> info_;
+
+ protected:
+  // The world ranks of the group, in group order (for messages).
+  void set_world_ranks(std::vector<int> ranks) const;
+  // Called after the label or the world ranks changed (group_info() has the new ones).
+  virtual void info_changed() const {}
 };
 
 // The largest message (bytes) the MPI transport sends in one call; larger ones are split.

@@ -97,14 +97,17 @@ ProcessMesh::ProcessMesh(const Communicator& world, const MeshDegrees& degrees, 
     auto c = coords_;
     c[i] = 0;
     groups_[i] = make(rank_of(degrees, c), coords_[i]);
+    groups_[i]->set_label(mesh_dim_name(static_cast<MeshDim>(i)));
   }
   auto c = coords_;
   const int ring = static_cast<int>(MeshDim::kRing), uly = static_cast<int>(MeshDim::kUlysses);
   c[ring] = 0;
   c[uly] = 0;
   sequence_ = make(rank_of(degrees, c), coords_[ring] * degrees.ulysses + coords_[uly]);
+  sequence_->set_label("sequence");
   // One replica: the same dp coordinate; dp is outermost, so these are contiguous world ranks.
   replica_ = make(coords_[static_cast<int>(MeshDim::kDp)], world.rank());
+  replica_->set_label("replica");
 }
 
 }  // namespace paradit::comm

@@ -205,6 +205,9 @@ class Pipeline {
   // Refuses a request whose outputs alone would not fit in the memory available now (a lower
   // bound from the sizes; see pipeline.cpp), naming what it needs and what there is.
   void check_memory(const GenerateRequest& resolved, int64_t batch) const;
+  // The request's sizes against the parallel layout (PipeFusion patches, parallel-VAE bands);
+  // part of resolve() when a runtime is set.
+  void check_layout(const GenerateRequest& resolved) const;
   // Error naming the step count when the scheduler's sigmas or timesteps are NaN or inf.
   void check_schedule(const schedulers::Scheduler& scheduler,
                       const GenerateRequest& resolved) const;
