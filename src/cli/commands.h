@@ -21,6 +21,7 @@ void add_forward_command(CLI::App& app, Commands& commands);
 void add_make_model_command(CLI::App& app, Commands& commands);
 void add_generate_command(CLI::App& app, Commands& commands);
 void add_serve_command(CLI::App& app, Commands& commands);
+void add_worker_command(CLI::App& app, Commands& commands);
 
 // Entry point of the `paradit` executable.
 int main(int argc, char** argv);
