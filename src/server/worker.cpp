@@ -197,9 +197,13 @@ class GroupRunner {
         out = answer("failed");
         out.meta["error"] = e.what();
       }
+      {
+        // Free before the answer goes: the front end sends the group's next job as soon as it
+        // has it (this thread takes that job only after the send).
+        std::lock_guard<std::mutex> lock(mu_);
+        running_ = false;
+      }
       link_.send(out);
-      std::lock_guard<std::mutex> lock(mu_);
-      running_ = false;
     }
   }
 

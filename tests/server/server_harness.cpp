@@ -101,6 +101,32 @@ int64_t ServerProcess::rss_kib() const {
   return -1;
 }
 
+std::vector<std::string> worker_flags(int np) {
+#ifdef PARADIT_MPIRUN
+  return {"--np", std::to_string(np), "--mpirun", PARADIT_MPIRUN, "--mpirun_args",
+          "--allow-run-as-root --oversubscribe --bind-to none"};
+#else
+  (void)np;
+  return {};
+#endif
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool alive(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+}
+
 std::string decode_base64(const std::string& text) {
   auto value = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';

@@ -40,4 +40,14 @@ class ServerProcess {
 // RFC 4648 base64 decoding (written for the tests, apart from the server's encoder).
 std::string decode_base64(const std::string& text);
 
+// The serve flags that make the front end start `np` worker processes with the build's mpirun,
+// as the tests run it (as root, oversubscribed on 2 cores); empty when the build has no MPI.
+std::vector<std::string> worker_flags(int np);
+
+// A file's whole text ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& path);
+
+// Whether a process with this pid exists (and is not a zombie).
+bool alive(pid_t pid);
+
 }  // namespace paradit::server_test
