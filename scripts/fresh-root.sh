@@ -173,6 +173,28 @@ if [ -n "$CUDA_HOST" ]; then
   PATH_INNER=$PATH_INNER:/usr/local/cuda/bin
 fi
 ENVS+=(PATH="$PATH_INNER")
+# The host's network settings, like resolv.conf above: where the host reaches PyPI through a
+# TLS-inspecting proxy, the proxy's CA is only in the host's trust store, so the root gets a
+# copy of the host's CA bundle (at a path no package owns) and the variables that point pip,
+# Python and curl at it, plus any proxy or index settings. No package comes with them.
+for bundle in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+  if [ -f "$bundle" ]; then
+    mkdir -p "$ROOT/etc/ssl"
+    cp "$bundle" "$ROOT/etc/ssl/host-ca-bundle.crt"
+    for v in PIP_CERT SSL_CERT_FILE REQUESTS_CA_BUNDLE CURL_CA_BUNDLE GIT_SSL_CAINFO; do
+      ENVS+=("$v=/etc/ssl/host-ca-bundle.crt")
+    done
+    break
+  fi
+done
+if [ -d /usr/local/share/ca-certificates ]; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp -r /usr/local/share/ca-certificates/. "$ROOT/usr/local/share/ca-certificates/"
+fi
+for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL \
+         PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST PIP_DEFAULT_TIMEOUT; do
+  if [ -n "${!v:-}" ]; then ENVS+=("$v=${!v}"); fi
+done
 
 # 4. The command. Its status is the script's.
 say "running in the root: $COMMAND"

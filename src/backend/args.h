@@ -355,6 +355,14 @@ struct ClampArgs {
   void* y = nullptr;
 };
 
+// *count = the number of NaN or ±inf among n contiguous elements of x (a host int64).
+struct CountNonFiniteArgs {
+  const void* x = nullptr;
+  int64_t n = 0;
+  DType dtype = DType::F32;
+  int64_t* count = nullptr;
+};
+
 // Per-channel affine map of x contiguous (outer, C, inner), in f32 with one rounding per op:
 // kSubMul: y = (x − a[c])·b[c];  kDivAdd: y = x / b[c] + a[c]  (the VAEs' latent
 // normalisation and its inverse, as diffusers writes them). a, b: C F32 values.

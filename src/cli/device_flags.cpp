@@ -64,9 +64,12 @@ core::Placement resolve_placement(const DeviceOptions& o) {
     // GPU when there are more of them than GPUs; the communicators then stage through the host).
     comm::bind_device(comm::world());
 #endif
+    // "cudnn" is kAuto, not kCudnn: cuDNN where it takes the arguments, paradit's kernel where it
+    // does not (F32, ring attention's unnormalized partials), as the flag's help says; kCudnn
+    // would make those attentions an Error.
     core::set_default_attention_backend(o.attention_backend == "paradit"
                                             ? core::AttentionBackend::kParadit
-                                            : core::AttentionBackend::kCudnn);
+                                            : core::AttentionBackend::kAuto);
   }
   return core::Placement(device, dtype);
 }

@@ -10,6 +10,7 @@
 // Every multi-word flag is accepted with '_' and with '-'.
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include "cli/parallel_flags.h"
 #include "comm/runtime.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/image.h"
 #include "io/video.h"
 #include "io/safetensors.h"
@@ -48,7 +50,7 @@ struct GenerateOptions {
   std::optional<double> fps;
   std::optional<double> true_cfg_scale;
   std::optional<double> guidance_scale_2;
-  uint64_t seed = 0;
+  std::string seed = "0";  // parsed strictly into [0, 2^64) by parse_seed
   std::string output;
   std::string output_type;  // "" = pil for image pipelines, mp4 for video pipelines
   std::string prompt_embeds;
@@ -75,21 +77,30 @@ const std::vector<std::string>& embedding_names() {
 }
 
 // Fails before any work when a file cannot be written there.
-void check_writable(const fs::path& path, const std::string& what) {
-  std::error_code ec;
+// The output path before any work: an extension that matches what will be written, and a
+// path that can be written (io::check_output_path: absent or a regular file, never a device
+// node, FIFO or socket; a folder that takes new files).
+void check_writable(const fs::path& path, const std::vector<std::string>& extensions,
+                    const std::string& what) {
   PARADIT_CHECK(!path.empty(), "--output: no file name given");
-  PARADIT_CHECK(!fs::is_directory(path, ec), "--output: '", path.string(), "' is a directory (",
-                what, ")");
-  fs::path parent = path.parent_path();
-  if (parent.empty()) parent = ".";
-  PARADIT_CHECK(fs::is_directory(parent, ec), "--output: directory '", parent.string(),
-                "' does not exist");
-  PARADIT_CHECK(::access(parent.c_str(), W_OK) == 0, "--output: directory '", parent.string(),
-                "' is not writable");
-  if (fs::exists(path, ec)) {
-    PARADIT_CHECK(::access(path.c_str(), W_OK) == 0, "--output: '", path.string(),
-                  "' exists and is not writable");
-  }
+  io::check_output_path(path, "output", "--output");  // a directory or a missing folder named first
+  std::string ext = path.extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool known = false;
+  for (const std::string& e : extensions) known = known || ext == e;
+  PARADIT_CHECK(known, "--output: '", path.string(), "': ", what);
+}
+
+// A seed in [0, 2^64) written in decimal digits only (no sign, exponent or overflow: "-1" and
+// "18446744073709551616" would otherwise wrap to another seed's image).
+uint64_t parse_seed(const std::string& text) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  PARADIT_CHECK(!text.empty() && text[0] != '-' && text[0] != '+' && ec == std::errc() &&
+                    ptr == end,
+                "--seed: '", text, "' is not an integer in [0, 18446744073709551615]");
+  return value;
 }
 
 // "clip.png" with frame 7 → "clip_0007.png": frame files sort in order.
@@ -148,15 +159,25 @@ int run_generate(const GenerateOptions& opt) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const bool latent_output = opt.output_type == "latent";
-  const bool video_output = opt.output_type == "mp4" || opt.output_type == "frames";
   const bool rank0 = comm::world().rank() == 0;
   opt.parallel.validate();
 
   // Cheap checks first: the output path and the flags, before any weight is touched.
   const fs::path output = opt.output;
-  check_writable(output, latent_output  ? "expected a .safetensors file path"
-                        : video_output ? "expected a .mp4 or .png file path"
-                                       : "expected a .png file path");
+  if (latent_output) {
+    check_writable(output, {".safetensors"}, "--output_type latent writes safetensors, expected "
+                                             "a .safetensors file path");
+  } else if (opt.output_type == "frames") {
+    check_writable(output, {".png"}, "--output_type frames writes PNG frames, expected a .png "
+                                     "file path");
+  } else if (opt.output_type == "mp4") {
+    check_writable(output, {".mp4"}, "--output_type mp4 writes an MP4 video, expected a .mp4 "
+                                     "file path");
+  } else {
+    // Images write PNG; a video model's default MP4 is checked once the pipeline is known.
+    check_writable(output, {".png", ".mp4"}, "paradit writes PNG images (and MP4 videos), "
+                                             "expected a .png or .mp4 file path");
+  }
   if (opt.steps) {
     PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
                   *opt.steps);
@@ -189,6 +210,8 @@ int run_generate(const GenerateOptions& opt) {
     PARADIT_CHECK(kind != "mp4" && kind != "frames", "--output_type ", kind, ": ",
                   pipe->class_name(), " makes images; use pil or latent");
     PARADIT_CHECK(!opt.fps, "--fps: ", pipe->class_name(), " makes images, not videos");
+    PARADIT_CHECK(kind != "pil" || output.extension() == ".png", "--output: '", output.string(),
+                  "': ", pipe->class_name(), " writes PNG images, expected a .png file path");
   }
   if (kind == "mp4") {
     PARADIT_CHECK(output.extension() == ".mp4", "--output: '", output.string(), "': ",
@@ -212,7 +235,7 @@ int run_generate(const GenerateOptions& opt) {
   request.num_frames = opt.num_frames;
   request.true_cfg_scale = opt.true_cfg_scale;
   request.guidance_scale_2 = opt.guidance_scale_2;
-  request.seed = opt.seed;
+  request.seed = parse_seed(opt.seed);
   request.decode = !latent_output;
   if (!opt.latents.empty()) {
     const io::TensorSource src = io::TensorSource::open(opt.latents);
@@ -242,8 +265,7 @@ int run_generate(const GenerateOptions& opt) {
   } else {
     for (int64_t i = 0; i < batch; ++i) {
       outputs.push_back(pipelines::indexed_output_path(output, i));
-      check_writable(outputs.back(), video ? "expected a .mp4 or .png file path"
-                                           : "expected a .png file path");
+      io::check_output_path(outputs.back(), "output", "--output");
     }
   }
   if (opt.negative_prompt && pipe->class_name() == "FluxPipeline" && rank0) {
@@ -365,7 +387,8 @@ void add_generate_command(CLI::App& app, Commands& commands) {
                   "Denoising steps (default per pipeline: Flux/SD3 28, PixArt 20, DiT 50)");
   sub->add_option(flag("guidance_scale"), opt->guidance_scale,
                   "Guidance scale (default per pipeline: Flux 3.5, SD3 7, PixArt 4.5, DiT 4)");
-  sub->add_option("--seed", opt->seed, "Seed of the initial noise (core::randn)")
+  sub->add_option("--seed", opt->seed,
+                  "Seed of the initial noise (core::randn): an integer in [0, 2^64)")
       ->capture_default_str();
   sub->add_option("--output", opt->output, "Output file (.png, or .safetensors for latents)")
       ->required();

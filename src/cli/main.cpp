@@ -36,15 +36,25 @@ int main(int argc, char** argv) {
   comm::init(&argc, &argv);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    if (comm::world().rank() == 0) app.exit(e);
+    comm::finalize();
+    return 0;
+  } catch (const CLI::CallForAllHelp& e) {
+    if (comm::world().rank() == 0) app.exit(e);
+    comm::finalize();
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    if (comm::world().rank() == 0) app.exit(e);
+    comm::finalize();
+    return 0;
   } catch (const CLI::ParseError& e) {
-    int code = 0;
-    if (comm::world().rank() == 0) {
-      code = app.exit(e);
-    } else {
-      code = e.get_exit_code();
+    // Usage errors in the one-line form of every other error, exit 2.
+    if (comm::world().rank() == 0 && e.get_exit_code() != 0) {
+      std::fprintf(stderr, "paradit: error: %s (see paradit --help)\n", e.what());
     }
     comm::finalize();
-    return code == 0 ? 0 : 2;
+    return e.get_exit_code() == 0 ? 0 : 2;
   }
   try {
     for (const auto& command : commands) {

@@ -46,6 +46,7 @@ constexpr std::array kOps = {
     Entry{Op::kGatedAdd, "gated_add", false},
     Entry{Op::kLincomb, "lincomb", false},
     Entry{Op::kClamp, "clamp", false},
+    Entry{Op::kCountNonFinite, "count_non_finite", false},
     Entry{Op::kAffine, "affine", false},
     Entry{Op::kConcat, "concat", true},
     Entry{Op::kSplit, "split", true},

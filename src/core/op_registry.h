@@ -43,6 +43,7 @@ enum class Op : uint8_t {
   kGatedAdd,
   kLincomb,
   kClamp,
+  kCountNonFinite,
   kAffine,
   kConcat,
   kSplit,

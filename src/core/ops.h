@@ -179,6 +179,8 @@ Tensor lincomb(std::initializer_list<std::pair<float, Tensor>> terms, LincombPos
 Tensor lincomb(const std::vector<std::pair<float, Tensor>>& terms, LincombPost post = {});
 // min(max(x, lo), hi)
 Tensor clamp(const Tensor& x, float lo, float hi);
+// How many elements of x are NaN or ±inf (read back to the host: a sync point on the GPU).
+int64_t count_non_finite(const Tensor& x);
 // Per-channel affine map along `dim` (a, b: one value per channel, or one for all):
 // kSubMul: (x − a)·b;  kDivAdd: x / b + a  (the VAEs' latent normalisation and its inverse).
 using backend::AffineKind;

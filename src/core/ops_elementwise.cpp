@@ -262,6 +262,24 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
   return out;
 }
 
+int64_t count_non_finite(const Tensor& x) {
+  check_first(Op::kCountNonFinite, "x", x);
+  const Tensor xc = x.contiguous();
+  int64_t count = 0;
+  if (x.numel() == 0) return count;
+  backend::CountNonFiniteArgs a;
+  a.x = xc.raw_data();
+  a.n = x.numel();
+  a.dtype = x.dtype();
+  a.count = &count;
+  if (x.device() == Device::CPU) {
+    cpu::count_non_finite(a);
+  } else if constexpr (kCudaBuilt) {
+    cuda::count_non_finite(a);
+  }
+  return count;
+}
+
 Tensor affine(const Tensor& x, int dim, AffineKind kind, const std::vector<float>& a,
               const std::vector<float>& b) {
   const Op op = Op::kAffine;

@@ -1,9 +1,11 @@
 #include "core/tensor.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <numeric>
 #include <sstream>
 
@@ -39,6 +41,21 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
     acc *= std::max<int64_t>(shape[i], 1);
   }
   return strides;
+}
+
+size_t available_memory(Device device) {
+#ifdef PARADIT_WITH_CUDA
+  if (device == Device::CUDA) return backend::cuda::free_memory_bytes();
+#endif
+  PARADIT_CHECK(device == Device::CPU, "available_memory: no backend for ", device_name(device));
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGE_SIZE));
 }
 
 namespace {

@@ -154,4 +154,8 @@ struct Placement {
 // Contiguous strides for a shape.
 std::vector<int64_t> contiguous_strides(const Shape& shape);
 
+// Bytes that allocations on `device` can still get: the host's MemAvailable (/proc/meminfo;
+// physical memory when unknown), or the current GPU's free memory plus the allocator's cache.
+size_t available_memory(Device device);
+
 }  // namespace paradit::core

@@ -1,6 +1,8 @@
 // The diffusers folder layout and offline Hugging Face cache resolution.
 #include "io/diffusers.h"
 
+#include "io/json.h"
+
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -134,7 +136,7 @@ Json read_json(const fs::path& path) {
   std::ostringstream text;
   text << in.rdbuf();
   try {
-    Json j = Json::parse(quote_non_finite(text.str()));
+    Json j = parse_json(quote_non_finite(text.str()), path.string());  // depth-bounded
     restore_non_finite(j);
     return j;
   } catch (const Json::exception& e) {
@@ -167,10 +169,25 @@ const Json& required(const Config& c, const std::string& key) {
 }
 }  // namespace
 
+namespace {
+// Keys that count layers or blocks: "num_layers", "n_refiner_layers", "layers_per_block",
+// "num_res_blocks", "num_hidden_layers", ...
+bool counts_layers(const std::string& key) {
+  return key.find("layers") != std::string::npos || key.find("blocks") != std::string::npos;
+}
+}  // namespace
+
 int64_t Config::get_int(const std::string& key) const {
   const Json& v = required(*this, key);
   if (!is_int(v)) fail(where_, ": key '", key, "' is not an integer (found ", found(v), ")");
-  return v.get<int64_t>();
+  const int64_t value = v.get<int64_t>();
+  // A count of layers or blocks sizes arrays before any weight is read: bound it here so a
+  // corrupt config cannot ask for a billion blocks.
+  if (counts_layers(key) && (value < 0 || value > kMaxLayerCount)) {
+    fail(where_, ": key '", key, "' = ", value, " is outside [0, ", kMaxLayerCount,
+         "] (the most layers or blocks paradit builds)");
+  }
+  return value;
 }
 
 int64_t Config::get_int(const std::string& key, int64_t fallback) const {

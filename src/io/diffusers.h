@@ -18,6 +18,9 @@ using Json = nlohmann::json;
 // Reads and parses a JSON file; Error "<path>: <problem>" when missing or malformed.
 Json read_json(const std::filesystem::path& path);
 
+// The most layers or blocks a config may ask for (keys naming "layers" or "blocks").
+inline constexpr int64_t kMaxLayerCount = 4096;
+
 // Typed config access with one-line errors naming the file and key.
 class Config {
  public:

@@ -2,6 +2,8 @@
 // reports errors by return value: no longjmp crosses C++ frames.
 #include "io/image.h"
 
+#include "io/atomic_file.h"
+
 #include <png.h>
 #include <unistd.h>
 
@@ -61,18 +63,9 @@ void save_png(const fs::path& path, const uint8_t* rgb, int height, int width) {
                 width, " pixels wide (too wide)");
   PARADIT_CHECK(rgb != nullptr, where, ": cannot write PNG (no pixel data)");
 
-  // Same folder as the target, so the final rename is atomic.
-  std::string tmp_name = ".";  // built by appends: GCC 12 warns falsely on "." + string
-  tmp_name += path.filename().string();
-  tmp_name += ".tmp.";
-  tmp_name += std::to_string(::getpid());
-  const fs::path tmp = path.parent_path() / tmp_name;
-  FILE* f = std::fopen(tmp.c_str(), "wb");
+  AtomicFile file(path, "PNG image");  // a temporary beside the target, renamed at the end
+  FILE* f = std::fopen(file.temp_path().c_str(), "wb");
   if (!f) fail(where, ": cannot write PNG (", errno_text(), ")");
-  auto discard = [&] {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-  };
 
   png_image img;
   std::memset(&img, 0, sizeof img);
@@ -85,27 +78,15 @@ void save_png(const fs::path& path, const uint8_t* rgb, int height, int width) {
   png_image_free(&img);
   if (!ok) {
     std::fclose(f);
-    discard();
     fail(where, ": cannot write PNG (libpng: ", png_message, ")");
   }
   if (std::fflush(f) != 0 || std::ferror(f)) {
     const std::string why = errno_text();
     std::fclose(f);
-    discard();
     fail(where, ": cannot write PNG (", why, ")");
   }
-  if (std::fclose(f) != 0) {
-    const std::string why = errno_text();
-    discard();
-    fail(where, ": cannot write PNG (", why, ")");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    discard();
-    fail(where, ": cannot write PNG (rename failed: ", why, ")");
-  }
+  if (std::fclose(f) != 0) fail(where, ": cannot write PNG (", errno_text(), ")");
+  file.commit();
 }
 
 void save_png(const fs::path& path, const core::Tensor& image) {

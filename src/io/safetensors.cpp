@@ -2,6 +2,8 @@
 // parser and its checks are in safetensors_header.cpp.
 #include "io/safetensors.h"
 
+#include "io/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -274,18 +276,11 @@ void save_safetensors(const fs::path& path,
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  // Same folder as the target, so the final rename is atomic.
-  std::string tmp_name = ".";  // built by appends: GCC 12 warns falsely on "." + string
-  tmp_name += path.filename().string();
-  tmp_name += ".tmp.";
-  tmp_name += std::to_string(::getpid());
-  const fs::path tmp = path.parent_path() / tmp_name;
-  FILE* f = std::fopen(tmp.c_str(), "wb");
+  AtomicFile file(path, "safetensors file");  // a temporary beside the target, renamed at the end
+  FILE* f = std::fopen(file.temp_path().c_str(), "wb");
   if (!f) fail(where, ": cannot write (", errno_text(), ")");
   auto abandon = [&](const std::string& why) {
     std::fclose(f);
-    std::error_code ec;
-    fs::remove(tmp, ec);
     fail(where, ": cannot write (", why, ")");
   };
   unsigned char prefix[8];
@@ -301,18 +296,8 @@ void save_safetensors(const fs::path& path,
     }
   }
   if (std::fflush(f) != 0) abandon(errno_text());
-  if (std::fclose(f) != 0) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    fail(where, ": cannot write (", errno_text(), ")");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    const std::string why = ec.message();
-    fs::remove(tmp, ec);
-    fail(where, ": cannot write (rename failed: ", why, ")");
-  }
+  if (std::fclose(f) != 0) fail(where, ": cannot write (", errno_text(), ")");
+  file.commit();
 }
 
 }  // namespace paradit::io

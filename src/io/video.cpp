@@ -1,7 +1,10 @@
-// to_rgb8_video (the video pipelines' postprocess numerics) and MP4 files through the FFmpeg
-// libraries. Every FFmpeg object is owned by a unique_ptr, so an Error thrown half-way frees
-// them and removes the temporary file.
+// MP4 files through the FFmpeg libraries (builds with PARADIT_WITH_FFMPEG; video_no_ffmpeg.cpp
+// stands in otherwise). Every FFmpeg object is owned by a unique_ptr, so an Error thrown half-way
+// frees them and removes the temporary file. The FFmpeg-free parts (the postprocess numerics, the
+// overloads of save_mp4) are in video_frames.cpp.
 #include "io/video.h"
+
+#include "io/atomic_file.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -29,6 +32,8 @@ extern "C" {
 namespace paradit::io {
 
 namespace fs = std::filesystem;
+
+bool mp4_supported() { return true; }
 
 namespace {
 
@@ -71,51 +76,8 @@ using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
 using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
 
-// Removes the temporary file unless the write was committed (renamed into place).
-struct TempFile {
-  fs::path path;
-  bool committed = false;
-  ~TempFile() {
-    if (committed) return;
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
-
-// One value as the pipelines' postprocess then export_to_video / numpy_to_pil produce it.
-uint8_t to_byte(float x, FrameRounding rounding) {
-  float v = x * 0.5f + 0.5f;   // x/2 exactly: the product by 0.5 rounds nothing
-  if (!(v >= 0.0f)) v = 0.0f;  // NaN too: numpy's cast of NaN is unspecified; 0 is stable
-  if (v > 1.0f) v = 1.0f;
-  const float scaled = v * 255.0f;  // f32 product, as numpy computes (frame * 255)
-  return static_cast<uint8_t>(rounding == FrameRounding::kRound ? std::nearbyint(scaled)
-                                                                : std::trunc(scaled));
-}
 
 }  // namespace
-
-std::vector<uint8_t> to_rgb8_video(const core::Tensor& video, FrameRounding rounding) {
-  PARADIT_CHECK(video.defined(), "to_rgb8_video: the video tensor is undefined");
-  PARADIT_CHECK(video.dtype() == core::DType::F32, "to_rgb8_video: video ", video.str(),
-                " must be F32");
-  PARADIT_CHECK(
-      (video.ndim() == 4 || (video.ndim() == 5 && video.dim(0) == 1)) && video.dim(-4) == 3,
-      "to_rgb8_video: video ", video.str(), " must be (3, F, H, W) or (1, 3, F, H, W)");
-  const core::Tensor x = video.contiguous();
-  const int64_t F = x.dim(-3), H = x.dim(-2), W = x.dim(-1);
-  const int64_t plane = H * W;
-  const float* src = x.data<float>();
-  std::vector<uint8_t> out(static_cast<size_t>(F * plane * 3));
-#pragma omp parallel for schedule(static) if (F * plane >= (1 << 16))
-  for (int64_t f = 0; f < F; ++f) {
-    uint8_t* dst = out.data() + f * plane * 3;  // (H, W, 3)
-    for (int64_t c = 0; c < 3; ++c) {
-      const float* chan = src + (c * F + f) * plane;  // channel c of frame f
-      for (int64_t p = 0; p < plane; ++p) dst[p * 3 + c] = to_byte(chan[p], rounding);
-    }
-  }
-  return out;
-}
 
 void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, int width,
               double fps, const Mp4Options& options) {
@@ -149,15 +111,10 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   }
   const bool x264 = std::string(codec->name) == "libx264";
 
-  // Same folder as the target, so the final rename is atomic.
-  std::string tmp_name = ".";  // built by appends: GCC 12 warns falsely on "." + string
-  tmp_name += path.filename().string();
-  tmp_name += ".tmp.";
-  tmp_name += std::to_string(::getpid());
-  TempFile tmp{path.parent_path() / tmp_name};
+  AtomicFile file(path, "MP4");  // a temporary beside the target, renamed at the end
 
   AVFormatContext* raw_oc = nullptr;
-  int r = avformat_alloc_output_context2(&raw_oc, nullptr, "mp4", tmp.path.c_str());
+  int r = avformat_alloc_output_context2(&raw_oc, nullptr, "mp4", file.temp_path().c_str());
   if (r < 0 || !raw_oc) fail_write("no MP4 muxer: " + av_error(r));
   std::unique_ptr<AVFormatContext, OutputDeleter> oc(raw_oc);
 
@@ -198,7 +155,7 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   stream->time_base = enc->time_base;
   stream->avg_frame_rate = rate;
 
-  r = avio_open(&oc->pb, tmp.path.c_str(), AVIO_FLAG_WRITE);
+  r = avio_open(&oc->pb, file.temp_path().c_str(), AVIO_FLAG_WRITE);
   if (r < 0) fail_write(av_error(r));
   AVDictionary* mux_opts = nullptr;
   av_dict_set(&mux_opts, "movflags", "+faststart", 0);  // index in front: plays while loading
@@ -267,50 +224,7 @@ void save_mp4(const fs::path& path, const uint8_t* rgb, int frames, int height, 
   r = avio_closep(&oc->pb);
   if (r < 0) fail_write(av_error(r));
 
-  std::error_code ec;
-  fs::rename(tmp.path, path, ec);
-  if (ec) fail_write(ec.message());
-  tmp.committed = true;
-}
-
-void save_mp4(const fs::path& path, const core::Tensor& frames, double fps,
-              const Mp4Options& options) {
-  PARADIT_CHECK(frames.defined() && frames.dtype() == core::DType::U8 && frames.ndim() == 4 &&
-                    frames.dim(3) == 3,
-                path.string(), ": cannot write MP4 from frames ",
-                frames.defined() ? frames.str() : std::string("undefined"),
-                " (expected (F, H, W, 3) U8)");
-  PARADIT_CHECK(
-      frames.dim(0) <= (1 << 30) && frames.dim(1) <= (1 << 30) && frames.dim(2) <= (1 << 30),
-      path.string(), ": cannot write MP4 from frames ", frames.str(), " (too large)");
-  const core::Tensor c = frames.contiguous();
-  save_mp4(path, c.data<uint8_t>(), static_cast<int>(c.dim(0)), static_cast<int>(c.dim(1)),
-           static_cast<int>(c.dim(2)), fps, options);
-}
-
-void save_mp4(const fs::path& path, const std::vector<RgbImage>& frames, double fps,
-              const Mp4Options& options) {
-  PARADIT_CHECK(!frames.empty(), path.string(),
-                ": cannot write MP4 of 0 frames (expected at least 1)");
-  const int H = frames[0].height, W = frames[0].width;
-  const size_t bytes = static_cast<size_t>(std::max(H, 0)) * std::max(W, 0) * 3;
-  std::vector<uint8_t> all;
-  all.reserve(bytes * frames.size());
-  for (size_t i = 0; i < frames.size(); ++i) {
-    PARADIT_CHECK(frames[i].height == H && frames[i].width == W && frames[i].rgb.size() == bytes,
-                  path.string(), ": cannot write MP4: frame ", i, " is ", frames[i].width, "x",
-                  frames[i].height, " (width x height) with ", frames[i].rgb.size(),
-                  " bytes, frame 0 is ", W, "x", H);
-    all.insert(all.end(), frames[i].rgb.begin(), frames[i].rgb.end());
-  }
-  save_mp4(path, all.data(), static_cast<int>(frames.size()), H, W, fps, options);
-}
-
-void save_mp4_video(const fs::path& path, const core::Tensor& video, double fps,
-                    FrameRounding rounding, const Mp4Options& options) {
-  const std::vector<uint8_t> rgb = to_rgb8_video(video, rounding);
-  save_mp4(path, rgb.data(), static_cast<int>(video.dim(-3)), static_cast<int>(video.dim(-2)),
-           static_cast<int>(video.dim(-1)), fps, options);
+  file.commit();
 }
 
 VideoFile read_video(const fs::path& path) {

@@ -29,6 +29,10 @@ enum class FrameRounding {
 std::vector<uint8_t> to_rgb8_video(const core::Tensor& video,
                                    FrameRounding rounding = FrameRounding::kTruncate);
 
+// Whether this build reads and writes MP4 files (the CMake option PARADIT_WITH_FFMPEG). Without
+// FFmpeg, save_mp4, encode_mp4 and read_video throw an Error saying so; tests skip on it.
+bool mp4_supported();
+
 struct Mp4Options {
   // "libx264" (H.264), or "mpeg4" (FFmpeg's built-in MPEG-4 Part 2 encoder, which is also the
   // fallback, with a warning on stderr, when this FFmpeg has no libx264).

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
+#include <string>
 #include <system_error>
 
 #include "core/error.h"
@@ -116,8 +118,9 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
                   m, " (VAE scale ", vae_scale_factor_, " x patch ", m / vae_scale_factor_,
                   "), found ", v);
   }
-  PARADIT_CHECK(*r.num_inference_steps >= 1,
-                "--num_inference_steps: must be at least 1, found ", *r.num_inference_steps);
+  PARADIT_CHECK(*r.num_inference_steps >= 1 && *r.num_inference_steps <= kMaxInferenceSteps,
+                "--num_inference_steps: must be in [1, ", kMaxInferenceSteps, "], found ",
+                *r.num_inference_steps);
   PARADIT_CHECK(std::isfinite(*r.guidance_scale), "--guidance_scale: must be a finite number");
   if (has_text_encoder()) {
     PARADIT_CHECK(*r.max_sequence_length >= 1,
@@ -139,6 +142,7 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
 
   const int64_t batch = batch_size(r);
   PARADIT_CHECK(batch >= 1, "--prompt: the batch is empty");
+  check_memory(r, batch);
   if (r.latents.defined()) {
     const core::Shape want = initial_latent_shape(r);
     PARADIT_CHECK(r.latents.shape() == want, "--latents: tensor 'latents' has shape ",
@@ -151,6 +155,44 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
                   core::dtype_name(r.latents.dtype()), ", expected a float type");
   }
   return r;
+}
+
+void Pipeline::check_memory(const GenerateRequest& r, int64_t batch) const {
+  // A lower bound of what the request allocates, from sizes alone: the decoded pixels (F32 and
+  // their 8-bit copy, on the host) and the VAE decoder's last layer at full resolution for one
+  // frame (its input and output, on the model's device). The real peak is higher; this refuses
+  // only what cannot fit at all, before anything is allocated.
+  const double frames = is_video() ? static_cast<double>(*r.num_frames) : 1.0;
+  const double frame_pixels = static_cast<double>(*r.height) * static_cast<double>(*r.width);
+  const double pixels = static_cast<double>(batch) * frames * frame_pixels;
+  const auto blocks = vae_config_.get_int_list("block_out_channels", {});
+  const double channels =
+      !blocks.empty() ? static_cast<double>(blocks.front())
+                      : static_cast<double>(vae_config_.get_int("base_dim", 64));
+  const double host_bytes = pixels * 3 * (sizeof(float) + 1);
+  const double layer_bytes = 2 * channels * frame_pixels * sizeof(float);
+  const auto gib = [](double bytes) {
+    std::ostringstream s;
+    s.setf(std::ios::fixed);
+    s.precision(1);
+    s << bytes / double(1u << 30) << " GiB";
+    return s.str();
+  };
+  const std::string what = std::to_string(batch) + (is_video() ? " video(s) of " : " image(s) of ") +
+                           std::to_string(*r.width) + "x" + std::to_string(*r.height) +
+                           (is_video() ? " x " + std::to_string(*r.num_frames) + " frames" : "");
+  const bool on_host = place_.device == core::Device::CPU;
+  const double host_need = host_bytes + (on_host ? layer_bytes : 0.0);
+  const double host_have = static_cast<double>(core::available_memory(core::Device::CPU));
+  PARADIT_CHECK(host_need <= host_have, "--height/--width: ", what, " need at least ",
+                gib(host_need), " of memory (decoded pixels", on_host ? " and the VAE's last layer" : "",
+                "); this machine has ", gib(host_have), " available");
+  if (!on_host) {
+    const double device_have = static_cast<double>(core::available_memory(place_.device));
+    PARADIT_CHECK(layer_bytes <= device_have, "--height/--width: ", what, " need at least ",
+                  gib(layer_bytes), " of GPU memory for the VAE's last layer; the GPU has ",
+                  gib(device_have), " free");
+  }
 }
 
 // ---------------------------------------------------------------- the call
@@ -337,6 +379,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
       schedulers::load_scheduler(scheduler_config_path_);
   set_timesteps(*scheduler, r, latents);
   res.timesteps = scheduler->timesteps();
+  check_schedule(*scheduler, r);
 
   // 4. Denoise. Under PipeFusion this rank holds only its stage's layers (pipefusion.cpp).
   const bool pipefusion = runtime_ && runtime_->config().pp > 1;
@@ -352,6 +395,7 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
   if (pipefusion) {
     latents = denoise_pipefusion(latents, conditioning, r, res, on_step, full_batch, block_begin,
                                  block_end);  // latents' shape
+    check_finite(latents, "the latents after the last of " + std::to_string(steps) + " steps", r);
   }
   for (int i = 0; !pipefusion && i < steps; ++i) {
     const auto step_start = Clock::now();
@@ -362,6 +406,8 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
         step_noise(*scheduler, i, latents.shape(), full_batch, block_begin, block_end, r.seed);
     const Tensor sample = latents;
     latents = scheduler->step(noise_pred, static_cast<size_t>(i), latents, noise);
+    check_finite(latents, "the latents after step " + std::to_string(i + 1) + " of " +
+                              std::to_string(steps), r);
     if (on_step) {
       StepEvent e{i, steps, t, seconds_between(step_start, Clock::now()), latents};
       if (r.decode && !is_video()) {
@@ -405,9 +451,36 @@ GenerateResult Pipeline::generate(const GenerateRequest& request, const StepCall
     res.times.decode = seconds_between(t1, Clock::now());
   }
   if (res.images.defined()) {
+    check_finite(res.images, "the decoded pixels", r);
     res.images = res.images.to(core::DType::F32).to_device(core::Device::CPU);  // host F32
   }
   return res;
+}
+
+void Pipeline::check_schedule(const schedulers::Scheduler& scheduler,
+                              const GenerateRequest& r) const {
+  // A schedule can be NaN where diffusers' formulas divide by zero, e.g. FlowMatchEuler's
+  // shift_terminal stretch with one step (1 − σ_last = 0): diffusers then draws a NaN image.
+  const std::vector<double>& sigmas = scheduler.sigmas();
+  const std::vector<double>& timesteps = scheduler.timesteps();
+  for (size_t i = 0; i < std::max(sigmas.size(), timesteps.size()); ++i) {
+    const bool ok = (i >= sigmas.size() || std::isfinite(sigmas[i])) &&
+                    (i >= timesteps.size() || std::isfinite(timesteps[i]));
+    PARADIT_CHECK(ok, "--num_inference_steps ", *r.num_inference_steps, ": the scheduler of ",
+                  class_name_, " gives a non-finite sigma or timestep at index ", i,
+                  " (its config's formulas divide by zero at this step count; try 2 or more)");
+  }
+}
+
+void Pipeline::check_finite(const Tensor& x, const std::string& what,
+                            const GenerateRequest& r) const {
+  const int64_t bad = core::count_non_finite(x);
+  if (bad == 0) return;
+  std::ostringstream g;
+  g << *r.guidance_scale;
+  fail(what, " hold ", bad, " non-finite value(s) (NaN or inf) of ", x.numel(),
+       ": the computation overflowed (--guidance_scale ", g.str(), ", --num_inference_steps ",
+       *r.num_inference_steps, "); nothing was written");
 }
 
 // ---------------------------------------------------------------- shared helpers

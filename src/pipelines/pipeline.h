@@ -74,6 +74,9 @@ struct GenerateRequest {
   bool decode = true;  // false: output_type="latent" (no VAE)
 };
 
+// The most denoising steps a request may ask for (the schedulers keep per-step tables).
+inline constexpr int64_t kMaxInferenceSteps = 10000;
+
 struct PipelineDefaults {
   int num_inference_steps = 20;
   double guidance_scale = 4.5;
@@ -199,6 +202,15 @@ class Pipeline {
   virtual bool uses_cfg(const GenerateRequest& resolved) const;
   // Family checks of a resolved request (embedding names and shapes, max_sequence_length).
   virtual void check_request(const GenerateRequest& resolved) const {}
+  // Refuses a request whose outputs alone would not fit in the memory available now (a lower
+  // bound from the sizes; see pipeline.cpp), naming what it needs and what there is.
+  void check_memory(const GenerateRequest& resolved, int64_t batch) const;
+  // Error naming the step count when the scheduler's sigmas or timesteps are NaN or inf.
+  void check_schedule(const schedulers::Scheduler& scheduler,
+                      const GenerateRequest& resolved) const;
+  // Error naming `what` (the step, or the decoded pixels) when x holds NaN or inf.
+  void check_finite(const core::Tensor& x, const std::string& what,
+                    const GenerateRequest& resolved) const;
   // The initial latents from the seed (Flux draws them unpacked, then packs them).
   virtual core::Tensor draw_latents(int64_t batch, int64_t height, int64_t width,
                                     uint64_t seed) const;

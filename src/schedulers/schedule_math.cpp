@@ -1,6 +1,7 @@
 #include "schedulers/schedule_math.h"
 
 #include "core/ops.h"
+#include "io/json.h"
 
 #include <algorithm>
 #include <cmath>
@@ -71,11 +72,7 @@ nlohmann::json read_json_lenient(const std::filesystem::path& path) {
   PARADIT_CHECK(in.good(), path.string(), ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(quote_python_float_tokens(ss.str()));
-  } catch (const nlohmann::json::exception& e) {
-    fail(path.string(), ": malformed JSON: ", e.what());
-  }
+  return io::parse_json(quote_python_float_tokens(ss.str()), path.string());
 }
 
 SchedulerConfig SchedulerConfig::load(const std::filesystem::path& path) {

@@ -15,17 +15,16 @@
 #include <vector>
 
 #include "core/ops.h"
+#include "support/random.h"
 
 namespace paradit::core {
 namespace {
 
-Tensor random_tensor(const Shape& shape, uint32_t seed, float amplitude = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-amplitude, amplitude);
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (auto& x : v) x = dist(gen);
-  return Tensor::from_vector(v, shape);
+// Values uniform in (−amplitude, amplitude).
+Tensor random_tensor(const Shape& shape, uint64_t seed, float amplitude = 1.0f) {
+  return paradit::testing::random_tensor(shape, seed, -amplitude, amplitude);
 }
+
 
 struct Reference {
   std::vector<double> out;  // (B, Sq, H, Dv)

@@ -11,30 +11,21 @@
 
 #include <array>
 #include <cmath>
-#include <random>
 #include <thread>
 #include <vector>
 
 #include "backend/cpu/gemm.h"
 #include "core/dtype.h"
 #include "core/ops.h"
+#include "support/random.h"
 
 namespace paradit::core {
 namespace {
 
 constexpr double kTol = 1e-5;
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-
-Tensor random_tensor(const Shape& shape, uint32_t seed) {
-  return Tensor::from_vector(random_values(static_cast<size_t>(shape_numel(shape)), seed), shape);
-}
+using paradit::testing::random_tensor;
+using paradit::testing::random_values;
 
 float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 

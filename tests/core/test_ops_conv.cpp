@@ -10,26 +10,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/ops.h"
+#include "support/random.h"
 
 namespace paradit::core {
 namespace {
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-
-Tensor random_tensor(const Shape& shape, uint32_t seed) {
-  return Tensor::from_vector(random_values(static_cast<size_t>(shape_numel(shape)), seed), shape);
-}
+using paradit::testing::random_tensor;
+using paradit::testing::random_values;
 
 struct ConvCase {
   int64_t N, C, H, W, O, kh, kw;

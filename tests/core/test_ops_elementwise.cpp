@@ -6,26 +6,17 @@
 
 #include <cmath>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/ops.h"
+#include "support/random.h"
 
 namespace paradit::core {
 namespace {
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-
-Tensor random_tensor(const Shape& shape, uint32_t seed) {
-  return Tensor::from_vector(random_values(static_cast<size_t>(shape_numel(shape)), seed), shape);
-}
+using paradit::testing::random_tensor;
+using paradit::testing::random_values;
 
 constexpr double kRel = 2.5e-7;
 
@@ -230,6 +221,30 @@ TEST(Modulate, BadArgumentsThrow) {
                Error);
   EXPECT_THROW(gated_add(x, random_tensor({2, 33}, 110), random_tensor({2, 6, 33}, 111)), Error);
   EXPECT_THROW(gated_add(x, random_tensor({2, 34}, 112), x), Error);
+}
+
+TEST(CountNonFinite, CountsNanAndInfinities) {
+  // Plain count on the host against the op, on sizes below and above the threaded bound and on
+  // a non-contiguous view.
+  for (int64_t n : {1, 7, 1000, 70001}) {
+    std::vector<float> v = random_values(static_cast<size_t>(n), 200 + static_cast<uint32_t>(n));
+    const float specials[] = {std::nanf(""), INFINITY, -INFINITY, 3.4e38f};
+    uint64_t h = static_cast<uint64_t>(n);
+    for (int64_t k = 0; k < n / 5 + 1; ++k) {
+      h = h * 6364136223846793005ull + 1442695040888963407ull;  // an LCG picks place and value
+      v[(h >> 20) % static_cast<uint64_t>(n)] = specials[(h >> 60) % 4];
+    }
+    int64_t expected = 0;
+    for (float x : v) expected += std::isnan(x) || std::isinf(x) ? 1 : 0;
+    EXPECT_EQ(count_non_finite(Tensor::from_vector(v, {n})), expected) << "n=" << n;
+  }
+  Tensor x = random_tensor({4, 6}, 300);
+  x.data<float>()[1] = std::nanf("");   // column 1
+  x.data<float>()[6 + 4] = INFINITY;    // column 4
+  EXPECT_EQ(count_non_finite(x.slice(1, 0, 2)), 1);
+  EXPECT_EQ(count_non_finite(x.slice(1, 2, 6)), 1);
+  EXPECT_EQ(count_non_finite(x), 2);
+  EXPECT_EQ(count_non_finite(Tensor::empty({0, 3})), 0);
 }
 
 }  // namespace

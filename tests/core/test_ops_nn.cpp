@@ -14,27 +14,17 @@
 #include <cmath>
 #include <limits>
 #include <numbers>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/ops.h"
+#include "support/random.h"
 
 namespace paradit::core {
 namespace {
 
-std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-
-Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  return Tensor::from_vector(random_values(static_cast<size_t>(shape_numel(shape)), seed, lo, hi),
-                             shape);
-}
+using paradit::testing::random_tensor;
+using paradit::testing::random_values;
 
 // Compares got with ref element by element: |got − ref| ≤ bound[i].
 void expect_within(const std::vector<float>& got, const std::vector<double>& ref,

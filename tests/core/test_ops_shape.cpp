@@ -3,23 +3,18 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/ops.h"
+#include "support/random.h"
 
 namespace paradit::core {
 namespace {
 
-Tensor random_tensor(const Shape& shape, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (auto& x : v) x = dist(gen);
-  return Tensor::from_vector(v, shape);
-}
+using paradit::testing::random_tensor;
+
 
 // Checks out == concat(parts, dim) element by element.
 void check_concat(const std::vector<Tensor>& parts, int dim) {

@@ -363,6 +363,39 @@ TEST(CudaAttention, CudnnEligibility) {
   EXPECT_NE(cudnn_unsupported_reason(strided_bias), nullptr);
 }
 
+TEST(CudaAttention, CudnnRefusesABiasWithAKeyMask) {
+  AttentionArgs a = fused_qkv_args(2, 64, 2, 64, DType::BF16);
+  a.bias = static_cast<const float*>(fake_ptr(0x900000));
+  a.bias_stride_b = 64;
+  a.bias_stride_k = 1;
+  EXPECT_EQ(cudnn_unsupported_reason(a), nullptr);
+  // With a key mask cuDNN sees compacted keys, which the bias columns no longer match.
+  const uint8_t keep[2 * 64] = {};
+  a.key_keep = keep;
+  EXPECT_NE(cudnn_unsupported_reason(a), nullptr);
+  a.bias = nullptr;
+  EXPECT_EQ(cudnn_unsupported_reason(a), nullptr);
+}
+
+TEST(CudaAttention, CudnnBiasRowsAllOn16Bytes) {
+  // A (B, 1, 1, Sk) key bias with Sk = 64: every row on a 16-byte boundary.
+  AttentionArgs a = fused_qkv_args(2, 64, 2, 64, DType::BF16);
+  a.bias = static_cast<const float*>(fake_ptr(0x900000));
+  a.bias_stride_b = 64;
+  a.bias_stride_k = 1;
+  EXPECT_EQ(cudnn_unsupported_reason(a), nullptr);
+  // Sk = 77: batch 1's row starts 308 bytes in, although the query stride (0) is aligned.
+  AttentionArgs odd = a;
+  odd.seq_k = 77;
+  odd.k_stride_b = odd.v_stride_b = 77 * 3 * 2 * 64;
+  odd.bias_stride_b = 77;
+  EXPECT_NE(cudnn_unsupported_reason(odd), nullptr);
+  AttentionArgs odd_h = a;
+  odd_h.bias_stride_b = 0;
+  odd_h.bias_stride_h = 6;
+  EXPECT_NE(cudnn_unsupported_reason(odd_h), nullptr);
+}
+
 TEST(CudaAttention, FlashEligibility) {
   EXPECT_TRUE(flash_supported(fused_qkv_args(2, 100, 8, 64, DType::BF16)));
   EXPECT_TRUE(flash_supported(fused_qkv_args(2, 100, 8, 128, DType::F16)));

@@ -38,10 +38,21 @@ TEST_P(MakeLLMPipeline, TinyPipelineGenerates) {
   const fs::path png = kDir / (arch + ".png");
   const Proc gen = run_np(1, std::string(PARADIT_BINARY) + " generate --model '" + dir.string() +
                                  "' --prompt 'a cat' --negative_prompt 'blurry' --true_cfg_scale 4"
-                                 " --height 64 --width 64 --num_inference_steps 1 --output '" +
+                                 " --height 64 --width 64 --num_inference_steps 2 --output '" +
                                  png.string() + "'");
   ASSERT_EQ(gen.status, 0) << gen.output;
   EXPECT_TRUE(fs::exists(png));
+  if (arch == "qwen-image") {
+    // Qwen-Image's scheduler stretches sigmas to shift_terminal 0.02, which divides by zero
+    // with one step (diffusers then draws NaN): refused with exit code 2 and no file.
+    fs::remove(png);
+    const Proc one = run_np(1, std::string(PARADIT_BINARY) + " generate --model '" +
+                                   dir.string() + "' --prompt 'a cat' --height 64 --width 64"
+                                   " --num_inference_steps 1 --output '" + png.string() + "'");
+    EXPECT_EQ(one.status, 2) << one.output;
+    EXPECT_NE(one.output.find("non-finite sigma"), std::string::npos) << one.output;
+    EXPECT_FALSE(fs::exists(png));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, MakeLLMPipeline,

@@ -12,21 +12,16 @@
 #include "backend/cpu/attention.h"
 #include "core/ops.h"
 #include "parallel/lse_merge.h"
+#include "support/random.h"
 
 namespace paradit {
 namespace {
 
 using core::Tensor;
 
+// Values uniform in (−amplitude, amplitude).
 Tensor random_values(const core::Shape& shape, uint64_t seed, float amplitude) {
-  Tensor t = Tensor::empty(shape);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    t.data<float>()[i] =
-        amplitude * static_cast<float>(static_cast<double>(s >> 11) / 9007199254740992.0 * 2 - 1);
-  }
-  return t;
+  return testing::random_tensor(shape, seed, -amplitude, amplitude);
 }
 
 struct Partial {

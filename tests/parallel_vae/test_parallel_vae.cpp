@@ -36,22 +36,11 @@ using core::Tensor;
 using pipelines::decode_row_parallel;
 using pipelines::encode_row_parallel;
 using testing::max_rel_err;
+using testing::random_tensor;
 
 fs::path case_dir(const std::string& name) { return fs::path(PARADIT_TEST_DATA) / "vae" / name; }
 
 // Deterministic uniform(lo, hi) values: the same on every rank for the same seed.
-Tensor random_tensor(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  Tensor t = Tensor::empty(shape);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    const double u = static_cast<double>(s >> 11) / 9007199254740992.0;
-    p[i] = static_cast<float>(lo + (hi - lo) * u);
-  }
-  return t;
-}
-
 // ‖a − b‖₂ / ‖b‖₂ in double.
 double rel_err(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());

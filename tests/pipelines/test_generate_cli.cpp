@@ -179,6 +179,22 @@ TEST_F(GenerateCli, BadInputIsOneLineAndNoFile) {
   expect_rejected({"--prompt", kCaption, "--model", (dir_ / "nowhere").string(), "--output", out},
                   "nowhere");
 
+  // Hostile sizes are refused before any work: a step count past the limit, an image whose
+  // buffers cannot fit in this machine's memory, a seed that is not a number, an output whose
+  // extension names another format.
+  expect_rejected({"--prompt", kCaption, "--num_inference_steps", "2000000000", "--output", out},
+                  "--num_inference_steps");
+  expect_rejected({"--prompt", kCaption, "--height", "1000000", "--width", "1000000", "--output",
+                   out},
+                  "available");
+  expect_rejected({"--prompt", kCaption, "--seed", "12abc", "--output", out}, "--seed");
+  expect_rejected({"--prompt", kCaption, "--output", (dir_ / "x.jpg").string()}, "x.jpg");
+  // A guidance scale that overflows float: the run stops at the first non-finite latents
+  // rather than writing a black (NaN) picture.
+  expect_rejected({"--prompt", kCaption, "--guidance_scale", "3e38", "--num_inference_steps", "2",
+                   "--output", out},
+                  "non-finite");
+
   // A pipeline class paradit does not know.
   const fs::path model = fs::temp_directory_path() / ("paradit_unknown_" + std::to_string(getpid()));
   fs::create_directories(model / "unet");

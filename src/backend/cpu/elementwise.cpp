@@ -1,6 +1,7 @@
 // Broadcasting binary ops, modulation and gated residuals (see kernels.h).
 
 #include <algorithm>
+#include <cmath>
 
 #include "backend/cpu/kernels.h"
 
@@ -159,11 +160,20 @@ void gated_add_f32(const float* x, const float* gate, int64_t gate_bstride, cons
 
 namespace paradit::backend::cpu {
 
+// No fused multiply-add in lincomb: GCC contracts c·x + y into an FMA by default in C++ (also
+// with -std=c++20; -march=native has FMA), clang within one expression. Turned off here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
 void lincomb_f32(int terms, const float* coef, const float* const* t, float post_mul,
                  float post_div, int64_t n, float* out) {
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#endif
   // Term by term over the whole array, as the schedulers' Python expressions evaluate: the
-  // intermediate sums are f32 values in `out` (no fused multiply-add: -ffp-contract=off in ISO
-  // C++ mode), so the order of roundings is that of diffusers.
+  // intermediate sums are f32 values in `out`, each product and sum rounded on its own, so the
+  // order of roundings is that of diffusers.
   bool first = true;
   for (int k = 0; k < terms; ++k) {
     const float c = coef[k];
@@ -188,10 +198,20 @@ void lincomb_f32(int terms, const float* coef, const float* const* t, float post
     for (int64_t i = 0; i < n; ++i) out[i] = out[i] / post_div;
   }
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y) {
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
   for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], lo), hi);
+}
+
+int64_t count_non_finite_f32(const float* x, int64_t n) {
+  int64_t count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : count) if (n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) count += std::isfinite(x[i]) ? 0 : 1;
+  return count;
 }
 
 void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,

@@ -100,6 +100,8 @@ void lincomb_f32(int terms, const float* coef, const float* const* t, float post
                  float post_div, int64_t n, float* out);
 // y = min(max(x, lo), hi); y may alias x.
 void clamp_f32(const float* x, int64_t n, float lo, float hi, float* y);
+// NaN and ±inf among n values.
+int64_t count_non_finite_f32(const float* x, int64_t n);
 // x, y contiguous (outer, C, inner): div_add: y = x / b[c] + a[c]; else y = (x − a[c])·b[c].
 void affine_f32(bool div_add, const float* x, int64_t outer, int64_t C, int64_t inner,
                 const float* a, const float* b, float* y);

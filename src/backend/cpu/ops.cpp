@@ -238,6 +238,11 @@ void lincomb(const LincombArgs& a) {
               a.n, f32(a.out));
 }
 
+void count_non_finite(const CountNonFiniteArgs& a) {
+  require_f32("count_non_finite", a.dtype);
+  *a.count = count_non_finite_f32(f32(a.x), a.n);
+}
+
 void clamp(const ClampArgs& a) {
   require_f32("clamp", a.dtype);
   clamp_f32(f32(a.x), a.n, a.lo, a.hi, f32(a.y));

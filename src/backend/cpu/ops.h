@@ -29,6 +29,7 @@ void modulate(const ModulateArgs& a);
 void gated_add(const GatedAddArgs& a);
 void lincomb(const LincombArgs& a);
 void clamp(const ClampArgs& a);
+void count_non_finite(const CountNonFiniteArgs& a);
 void affine(const AffineArgs& a);
 void copy(const CopyArgs& a);
 void fill(const FillArgs& a);

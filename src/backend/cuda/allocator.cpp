@@ -162,6 +162,12 @@ AllocatorStats allocator_stats() { return allocator().stats(); }
 void reset_peak_stats() { allocator().reset_peak(); }
 void empty_cache() { allocator().release_cached(); }
 
+size_t free_memory_bytes() {
+  size_t free = 0, total = 0;
+  PARADIT_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return free + allocator().stats().cached_bytes;
+}
+
 void copy_bytes(void* dst, core::Device dst_device, const void* src, core::Device src_device,
                 size_t nbytes) {
   if (nbytes == 0) return;

@@ -44,6 +44,9 @@ AllocatorStats allocator_stats();
 void reset_peak_stats();
 // Returns every cached block of every device to the driver (after a device synchronize).
 void empty_cache();
+// Bytes the current device can still hand out: the driver's free memory plus this allocator's
+// cached blocks.
+size_t free_memory_bytes();
 
 // Host↔device and device↔device byte copy on the current stream; returns once `dst` holds
 // the bytes (a host destination can be read at once, a host source reused).

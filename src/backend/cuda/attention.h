@@ -5,7 +5,8 @@
 // Three implementations take an AttentionArgs:
 // - cuDNN's fused flash attention (cudnn_attention.cpp), built through the backend graph API:
 //   BF16/F16, head dims multiples of 8 up to 256, key mask (keys compacted to the front and
-//   given as per-batch sequence lengths), F32 additive bias, LSE output. The default.
+//   given as per-batch sequence lengths), F32 additive bias (not with a key mask), LSE output.
+//   The default.
 // - paradit's flash kernel (attention.cu): BF16/F16, D = Dv ∈ {64, 128}, key mask, LSE or the
 //   unnormalized form, no bias.
 // - paradit's reference kernel (attention.cu): one thread per query row, any float dtype and
@@ -50,9 +51,13 @@ inline const char* cudnn_unsupported_reason(const AttentionArgs& a) {
     return "cuDNN takes head dims that are multiples of 8 up to 256";
   if (!qkv_rows_16b_aligned(a)) return "q/k/v rows are not 16-byte aligned";
   if (a.bias != nullptr) {
+    // The key mask compacts K and V (attention.cu): bias column j would no longer be key j.
+    if (a.key_keep != nullptr) return "a bias together with a key mask";
     const bool k_ok = a.bias_stride_k == 1 || a.seq_k == 1;
-    const bool q_ok = a.bias_stride_q % 4 == 0;  // F32 rows on 16-byte boundaries
-    if (!k_ok || !q_ok || pointer_alignment(a.bias) < 16)
+    // F32 rows on 16-byte boundaries: every row starts at b·sb + h·sh + i·sq.
+    const bool rows_ok =
+        a.bias_stride_b % 4 == 0 && a.bias_stride_h % 4 == 0 && a.bias_stride_q % 4 == 0;
+    if (!k_ok || !rows_ok || pointer_alignment(a.bias) < 16)
       return "the bias rows are not contiguous and 16-byte aligned";
   }
   return nullptr;

@@ -10,12 +10,13 @@
 //   S2 = S1 + bias (7, F32)                       only with a bias
 //   S3 = select(S2, −inf (10, by value), row < seq_q && col < seq_kv)   only with a key mask
 //   M = max_row(S3);  E = exp(S3 − M);  Z = sum_row(E)
-//   stats (5) = M + log(Z)                        only with an LSE output
+//   stats (5) = M + log(Z)                        virtual without an LSE output
 //   P = E / Z  (virtual, the io dtype);  O (4) = matmul(P, V (3))    [m/k overrides w. mask]
 // which is what cudnn-frontend lowers its SDPA node to on cuDNN 9.
 
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -245,12 +246,14 @@ void build_plan(const AttentionArgs& a, bool padding, cudnnHandle_t handle, Sdpa
   g.pointwise(CUDNN_POINTWISE_EXP, f32, centered, nullptr, nullptr, e, "softmax exp");
   const auto z = g.virt(f32, row, "tensor row sum");
   g.reduction(CUDNN_REDUCE_TENSOR_ADD, e, z, "softmax sum");
-  if (a.lse != nullptr) {
-    const auto log_z = g.virt(f32, row, "tensor log(row sum)");
-    g.pointwise(CUDNN_POINTWISE_LOG, f32, z, nullptr, nullptr, log_z, "softmax stats log");
-    const auto stats = g.tensor(kUidStats, f32, l.stats, false, false, "tensor stats (LSE)");
-    g.pointwise(CUDNN_POINTWISE_ADD, f32, m, log_z, nullptr, stats, "softmax stats add");
-  }
+  // The stats branch is part of the pattern the flash fusion engine matches: without an LSE
+  // output it still runs, into a virtual tensor (as cudnn-frontend lowers inference).
+  const auto log_z = g.virt(f32, row, "tensor log(row sum)");
+  g.pointwise(CUDNN_POINTWISE_LOG, f32, z, nullptr, nullptr, log_z, "softmax stats log");
+  const auto stats = a.lse != nullptr
+                         ? g.tensor(kUidStats, f32, l.stats, false, false, "tensor stats (LSE)")
+                         : g.virt(f32, l.stats, "tensor stats (virtual)");
+  g.pointwise(CUDNN_POINTWISE_ADD, f32, m, log_z, nullptr, stats, "softmax stats add");
   const auto P = g.virt(io, l.s, "tensor P");  // the second matmul reads P in the io dtype
   g.pointwise(CUDNN_POINTWISE_DIV, f32, e, z, nullptr, P, "softmax divide");
   g.matmul(P, V, O, seq_q, nullptr, seq_kv, "bmm2 P·V");
@@ -364,7 +367,9 @@ bool run_cudnn_sdpa(const AttentionArgs& a, const int32_t* seq_q, const int32_t*
   if (plan.workspace > 0) workspace = allocate_storage(static_cast<size_t>(plan.workspace));
   void* ws = workspace ? workspace->data : nullptr;
   float scale = a.scale;  // by value: read during cudnnBackendExecute
-  float neg_inf = -INFINITY;
+  // cuDNN before 9.10 wants the lowest finite float as the masked score (as cudnn-frontend
+  // passes it); a batch without keys is cleared afterwards either way.
+  float neg_inf = cudnnGetVersion() < 91000 ? std::numeric_limits<float>::lowest() : -INFINITY;
   std::vector<int64_t> uids = {kUidQ, kUidK, kUidV, kUidO, kUidScale};
   std::vector<void*> ptrs = {const_cast<void*>(a.q), const_cast<void*>(a.k), const_cast<void*>(a.v),
                              a.out, &scale};

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cuda/allocator.h"
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/launch.h"
@@ -275,6 +276,14 @@ __global__ void lincomb_kernel(LincombTerms c, int64_t n, T* out) {
 template <typename T>
 __global__ void clamp_kernel(const T* x, int64_t n, float lo, float hi, T* y) {
   PARADIT_GRID_STRIDE(i, n) { y[i] = from_float<T>(fminf(fmaxf(to_float(x[i]), lo), hi)); }
+}
+
+// *count += the non-finite elements among x's n (one atomic per thread that saw any).
+template <typename T>
+__global__ void count_non_finite_kernel(const T* x, int64_t n, unsigned long long* count) {
+  unsigned long long local = 0;
+  PARADIT_GRID_STRIDE(i, n) { local += isfinite(to_float(x[i])) ? 0 : 1; }
+  if (local != 0) atomicAdd(count, local);
 }
 
 // x, y contiguous (outer, C, inner) as outer·C rows of `inner`.
@@ -583,6 +592,22 @@ void clamp(const ClampArgs& a) {
         static_cast<const T*>(a.x), a.n, a.lo, a.hi, static_cast<T*>(a.y));
     PARADIT_CUDA_CHECK_LAUNCH("clamp_kernel");
   });
+}
+
+void count_non_finite(const CountNonFiniteArgs& a) {
+  *a.count = 0;
+  if (a.n == 0) return;
+  const auto counter = allocate_storage(sizeof(unsigned long long));
+  auto* d_count = static_cast<unsigned long long*>(counter->data);
+  PARADIT_CUDA_CHECK(cudaMemsetAsync(d_count, 0, sizeof(unsigned long long), current_stream()));
+  dispatch_float(a.dtype, "count_non_finite", [&]<typename T>(T) {
+    count_non_finite_kernel<T><<<grid_for(a.n, kThreads), kThreads, 0, current_stream()>>>(
+        static_cast<const T*>(a.x), a.n, d_count);
+    PARADIT_CUDA_CHECK_LAUNCH("count_non_finite_kernel");
+  });
+  unsigned long long host = 0;
+  copy_bytes(&host, core::Device::CPU, d_count, core::Device::CUDA, sizeof(host));
+  *a.count = static_cast<int64_t>(host);
 }
 
 void affine(const AffineArgs& a) {

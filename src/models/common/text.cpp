@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/json.h"
 
 namespace paradit::models::common {
 
@@ -335,15 +336,7 @@ std::string read_text_file(const std::filesystem::path& path, const std::string&
 }
 
 nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& what) {
-  const std::string text = read_text_file(path, what);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    // nlohmann's message carries the byte position; keep it on one line.
-    std::string message = e.what();
-    std::replace(message.begin(), message.end(), '\n', ' ');
-    fail(what, " ", path.string(), ": malformed JSON (", message, ")");
-  }
+  return io::parse_json(read_text_file(path, what), what + " " + path.string());
 }
 
 nlohmann::json read_optional_json_file(const std::filesystem::path& path, const std::string& what) {
