@@ -116,12 +116,14 @@ void add_serve_command(CLI::App& app, Commands& commands) {
                   "with the cause)")
       ->capture_default_str();
   sub->add_option("--fault_crash_prompt,--fault-crash-prompt", opt->fault_crash_prompt,
-                  "Tests only: a worker rank crashes on requests whose prompt contains this")
+                  "Tests only (needs PARADIT_TEST_FAULTS=1): a worker rank crashes on requests "
+                  "whose prompt contains this")
       ->group("");  // hidden
   add_parallel_flags(sub, &opt->parallel);
   auto device = std::make_shared<DeviceOptions>();
   add_device_flags(sub, device.get());
   commands.push_back({sub, [opt, result_mib, device] {
+                        require_test_faults("--fault_crash_prompt", opt->fault_crash_prompt);
                         // Checked and resolved by the workers: the front end never opens a GPU.
                         opt->device = device->device;
                         opt->dtype = device->dtype;

@@ -4,14 +4,24 @@
 //   srun -n 8 paradit worker --frontend HOST:PORT [--model DIR] [device flags] [parallel flags]
 // Every multi-word flag is accepted with '_' and with '-'.
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
+#include "core/error.h"
 #include "server/worker.h"
 
 namespace paradit::cli {
+
+void require_test_faults(const char* flag, const std::string& value) {
+  if (value.empty()) return;
+  const char* on = std::getenv("PARADIT_TEST_FAULTS");
+  PARADIT_CHECK(on != nullptr && std::strcmp(on, "1") == 0, flag,
+                ": fault injection for tests; refused without PARADIT_TEST_FAULTS=1 in the "
+                "environment");
+}
 
 void add_worker_command(CLI::App& app, Commands& commands) {
   auto opt = std::make_shared<server::WorkerOptions>();
@@ -36,13 +46,15 @@ void add_worker_command(CLI::App& app, Commands& commands) {
                   "Seconds rank 0 keeps trying to reach the front end")
       ->capture_default_str();
   sub->add_option("--fault_crash_prompt,--fault-crash-prompt", opt->fault_crash_prompt,
-                  "Tests only: the last rank of the group running a request whose prompt "
-                  "contains this text crashes (SIGSEGV) after its first step")
+                  "Tests only (needs PARADIT_TEST_FAULTS=1): the last rank of the group running a "
+                  "request whose prompt contains this text crashes (SIGSEGV) after its first "
+                  "step")
       ->group("");  // hidden
   add_parallel_flags(sub, &opt->parallel);
   auto device = std::make_shared<DeviceOptions>();
   add_device_flags(sub, device.get());
   commands.push_back({sub, [opt, device] {
+                        require_test_faults("--fault_crash_prompt", opt->fault_crash_prompt);
                         opt->placement = resolve_placement(*device);
                         if (const char* token = std::getenv("PARADIT_WORKER_TOKEN")) {
                           opt->token = token;

@@ -338,6 +338,8 @@ int serve(const ServeOptions& options) {
   if (!opt.fault_crash_prompt.empty()) {
     launch.worker_args.insert(launch.worker_args.end(),
                               {"--fault_crash_prompt", opt.fault_crash_prompt});
+    // The workers refuse it without PARADIT_TEST_FAULTS=1, also on other hosts.
+    launch.mpirun_args.insert(launch.mpirun_args.end(), {"-x", "PARADIT_TEST_FAULTS"});
   }
   launch.attach = attach;
   const std::string listen = attach                       ? opt.workers

@@ -90,9 +90,10 @@ class ServeRecoveryTest : public ::testing::Test {
     if (HasFailure()) std::printf("kept for inspection: %s\n", dir_.c_str());
   }
 
-  std::unique_ptr<ServerProcess> start(std::vector<std::string> args, const std::string& log) {
+  std::unique_ptr<ServerProcess> start(std::vector<std::string> args, const std::string& log,
+                                       const std::vector<std::string>& launcher = {}) {
     args.insert(args.begin(), {"--model", model_.string()});
-    return std::make_unique<ServerProcess>(args, dir_ / log);
+    return std::make_unique<ServerProcess>(args, dir_ / log, launcher);
   }
 
   // `paradit generate`'s image for each case (separate processes, before any server runs).
@@ -412,18 +413,34 @@ TEST_F(ServeRecoveryTest, KilledFrontEndResumesEveryJobFromTheStateDir) {
   EXPECT_EQ(second->stop(SIGTERM, 60), 0);
 }
 
-// A request that crashes the worker every time (--fault_crash_prompt): it fails after
-// --max_attempts runs with the cause (the signal and the crashing rank's last line), while the
-// requests beside it are all served right.
+// A request that crashes the worker every time (--fault_crash_prompt, honoured only with
+// PARADIT_TEST_FAULTS=1): it fails after --max_attempts runs with the cause (the signal and the
+// crashing rank's last line), while the requests beside it are all served right.
 TEST_F(ServeRecoveryTest, RequestThatCrashesTheWorkerFailsAfterMaxAttempts) {
   SKIP_WITHOUT_MPIRUN();
+  // Without PARADIT_TEST_FAULTS=1 the flag is refused: one line, exit code 2.
+  for (const char* command : {"serve --port 0", "worker --frontend unix:/nonexistent"}) {
+    const std::string cmd = "env -u PARADIT_TEST_FAULTS timeout -s KILL 60 " +
+                            std::string(PARADIT_BINARY) + " " + command +
+                            " --fault_crash_prompt X 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int rc = pclose(p);
+    EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 2) << cmd << ": " << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+    EXPECT_NE(out.find("PARADIT_TEST_FAULTS=1"), std::string::npos) << out;
+  }
   std::vector<Case> cases;
   for (int i = 0; i < 4; ++i) cases.push_back({32, 8, static_cast<uint64_t>(300 + i)});
   const std::vector<io::RgbImage> refs = references(cases);
   std::vector<std::string> args = server_test::worker_flags(2);
   args.insert(args.end(), {"--data_parallel_degree", "2", "--fault_crash_prompt", "CRASH-ME",
                            "--max_attempts", "2"});
-  auto server = start(args, "serve.log");
+  auto server = start(args, "serve.log", {"/usr/bin/env", "PARADIT_TEST_FAULTS=1"});
   auto cli = server->client();
   std::vector<std::string> ids = {post_job(cli, cases[0].body()), post_job(cli, cases[1].body())};
   Case poison{32, 8, 7};
