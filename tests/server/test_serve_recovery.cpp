@@ -317,6 +317,10 @@ TEST_F(ServeRecoveryTest, KilledWorkerRankLosesNoRequest) {
   EXPECT_NE(log.find("rank 3 (pid " + std::to_string(victim) + " on host"), std::string::npos)
       << log;
   EXPECT_NE(log.find("was killed by signal 9"), std::string::npos) << log;
+  const size_t cause = log.find("paradit serve: worker job 1 ended");
+  if (cause != std::string::npos) {
+    std::printf("%s\n", log.substr(cause, log.find('\n', cause) - cause).c_str());
+  }
   std::printf(
       "recovery (-np 4, dp 2 x ulysses 2), seconds after the kill -9: /health recovering %.2f, "
       "first request completed %.2f (may be one the other group finished before mpirun ended "
@@ -458,6 +462,7 @@ TEST_F(ServeRecoveryTest, RequestThatCrashesTheWorkerFailsAfterMaxAttempts) {
   EXPECT_NE(why.find("on 2 of 2 attempts"), std::string::npos) << why;
   EXPECT_NE(why.find("killed by signal 11"), std::string::npos) << why;
   EXPECT_NE(why.find("fault injection"), std::string::npos) << why;  // its last stderr line
+  std::printf("the poisonous request failed with: %s\n", why.c_str());
   for (size_t i = 0; i < ids.size(); ++i) {
     const Json& j = jobs.at(ids[i]);
     ASSERT_EQ(j["status"], "succeeded") << j.dump();
