@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add_make_model_command(app, commands);
   add_generate_command(app, commands);
   add_serve_command(app, commands);
+  add_worker_command(app, commands);
 
   // Under mpirun every rank parses the same arguments, so a usage error is the same on all of
   // them: only rank 0 prints it.
