@@ -5,7 +5,8 @@ namespace paradit::cli {
 void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
   const char* group = "Parallel (world = dp × cfg × pp × ring × ulysses processes)";
   app->add_option("--ulysses_degree,--ulysses-degree", c->ulysses,
-                  "Ulysses sequence-parallel degree (heads split inside attention)")
+                  "Ulysses sequence-parallel degree (heads split inside attention; any head "
+                  "count: ranks take ⌊H/U⌋ or ⌈H/U⌉ heads)")
       ->group(group)
       ->capture_default_str();
   app->add_option("--ring_degree,--ring-degree", c->ring,

@@ -1,6 +1,7 @@
 // The transformers sequence-parallel, CFG-parallel and data-parallel under real MPI jobs: every
 // family's forward over every layout (ulysses ∈ {1,2,4}, ring ∈ {1,2,4}, cfg ∈ {1,2},
-// dp ∈ {1,2}) with world ≤ the job's size must equal the single-process forward computed on each
+// dp ∈ {1,2}; Ulysses 3, 3 × ring 2 and 8, which split the 4 heads unevenly) with world ≤ the
+// job's size must equal the single-process forward computed on each
 // rank (≤ 1e-5 relative, f32). distributed.cmake starts this program once at np 8; each layout
 // runs on the first ranks of the world (a sub-communicator) while the others wait at a barrier.
 //
