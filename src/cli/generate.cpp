@@ -242,11 +242,11 @@ int run_generate(const GenerateOptions& opt) {
   const core::Placement placement = resolve_placement(opt.device);  // collective (binds GPUs)
   const parallel::ParallelRuntime runtime(comm::world(), opt.parallel, placement.device);
   const comm::ProcessMesh& mesh = runtime.mesh();
-  // The first rank of each dp group (cfg, pp, ring, ulysses coordinates 0) writes that group's
-  // images; with --output_type latent world rank 0 writes the whole batch.
+  // The first rank of each dp group (cfg, pp, ring, ulysses, tp coordinates 0) writes that
+  // group's images; with --output_type latent world rank 0 writes the whole batch.
   bool group_writer = true;
   for (const comm::MeshDim d : {comm::MeshDim::kCfg, comm::MeshDim::kPp, comm::MeshDim::kRing,
-                                comm::MeshDim::kUlysses}) {
+                                comm::MeshDim::kUlysses, comm::MeshDim::kTp}) {
     group_writer = group_writer && mesh.coord(d) == 0;
   }
   const bool writer = latent_output ? rank0 : group_writer;

@@ -25,9 +25,15 @@ core::Tensor WeightProvider::get_slice(const std::string& name, const core::Shap
 core::Tensor CheckpointWeights::get_slice(const std::string& full, const core::Shape& expected,
                                           core::DType dtype, int dim, int64_t begin,
                                           int64_t end) const {
-  if (!source_->has(full) || source_->info(full).shape != expected) return get(full, expected, dtype);
-  // A view of the mapped file: only the share's pages are read by the copy.
-  return source_->view(full).slice(dim, begin, end).to(dtype).contiguous();
+  const bool whole = dim < static_cast<int>(expected.size()) && begin == 0 && end == expected[dim];
+  if (whole || !source_->has(full) || source_->info(full).shape != expected) {
+    return get(full, expected, dtype);  // one process: the usual view (or the usual error)
+  }
+  // A view of the mapped file. Rows (dim 0): a contiguous block, only its pages are read.
+  // Columns: a strided copy reads every row, so the matrix's pages are released after it.
+  core::Tensor share = source_->view(full).slice(dim, begin, end).to(dtype).contiguous();
+  if (dim != 0) source_->release(full);  // share is a copy: a strided slice or converted
+  return share;
 }
 
 WeightScope::WeightScope(const WeightProvider& provider, std::string prefix,
