@@ -30,6 +30,15 @@ uint64_t folder_bytes(const std::filesystem::path& dir, const core::Placement& p
   return n;
 }
 
+// Whether tensor parallelism splits the tensor `name` (the attention's q/k/v/out and the MLP's
+// two matrices, as the DiT family binds them; their biases but the row-parallel ones).
+bool tensor_parallel_split(const std::string& name) {
+  const auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+  const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  if (has(".to_q.") || has(".to_k.") || has(".to_v.") || has(".ff.net.0.proj.")) return true;
+  return (has(".to_out.0.") || has(".ff.net.2.")) && !bias;
+}
+
 }  // namespace
 
 MemoryEstimate estimate_memory(const std::filesystem::path& transformer_dir,
@@ -38,6 +47,12 @@ MemoryEstimate estimate_memory(const std::filesystem::path& transformer_dir,
                                const EstimateInputs& in) {
   layout.validate();
   const io::Config config = io::Config::load(transformer_dir / "config.json");
+  const std::string cls = config.class_name();
+  PARADIT_CHECK(layout.tp == 1 || cls == "DiTTransformer2DModel" ||
+                    (cls == "Transformer2DModel" &&
+                     config.get_string("norm_type", "") == "ada_norm_zero"),
+                config.where(), ": --tensor_parallel_degree ", layout.tp,
+                " is not supported yet for ", cls, " (supported: DiTTransformer2DModel)");
   MemoryEstimate e;
   e.layout = layout.degrees().str();
   e.batch = in.batch;
@@ -67,8 +82,10 @@ MemoryEstimate estimate_memory(const std::filesystem::path& transformer_dir,
   uint64_t shared = 0;  // outside the layers: every stage holds it
   for (const std::string& name : source.names()) {
     const core::Shape& shape = source.info(name).shape;
-    const uint64_t b = held_bytes(shape, in.place);
-    e.transformer_bytes += b;
+    const uint64_t whole = held_bytes(shape, in.place);
+    e.transformer_bytes += whole;
+    const int tp = layout.tp;
+    const uint64_t b = tp > 1 && tensor_parallel_split(name) ? whole / tp : whole;
     bool in_layer = false;
     for (size_t i = 0; i < prefixes.size() && !in_layer; ++i) {
       const std::string p = prefixes[i] + ".";
@@ -99,12 +116,15 @@ MemoryEstimate estimate_memory(const std::filesystem::path& transformer_dir,
     RankMemory m;
     m.rank = r;
     m.stage = c[static_cast<int>(comm::MeshDim::kPp)];
-    m.heads = parallel::ulysses_heads(e.heads, d.ulysses, c[static_cast<int>(comm::MeshDim::kUlysses)])
+    m.heads = parallel::ulysses_heads(e.heads / d.tp, d.ulysses,
+                                      c[static_cast<int>(comm::MeshDim::kUlysses)])
                   .count;
     const auto [lo, hi] = stages[static_cast<size_t>(m.stage)];
     m.weights = shared;
     for (int64_t i = lo; i < hi; ++i) m.weights += layer_bytes[static_cast<size_t>(i)];
-    m.activations = static_cast<uint64_t>(b * n * (6 * e.hidden + e.mlp) * act);
+    // q, k, v, the attention output and the MLP hidden are split by tensor parallelism.
+    m.activations =
+        static_cast<uint64_t>(b * n * (2 * e.hidden + (4 * e.hidden + e.mlp) / d.tp) * act);
     const int64_t kv_heads = m.heads * head_dim;  // K/V columns this rank attends with
     if (d.ulysses > 1) m.kv += static_cast<uint64_t>(2 * b * d.ulysses * n * kv_heads * act);
     if (d.ring > 1) m.kv += static_cast<uint64_t>(4 * b * d.ulysses * n * kv_heads * act);

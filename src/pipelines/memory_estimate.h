@@ -8,14 +8,16 @@
 //   weights      the transformer's parameters this rank binds, each in the dtype it is held in
 //                (matrices: the placement's dtype; vectors: F32), from the header shapes; under
 //                PipeFusion only the stage's layers (parallel::balance_stages over the layers'
-//                parameter counts, as the pipeline cuts them) plus the embedding/output layers.
-//   activations  one transformer block's live tensors: b · n · (6·D + F) elements, with b the
+//                parameter counts, as the pipeline cuts them) plus the embedding/output layers;
+//                under tensor parallelism 1/tp of the attention q/k/v/out and MLP matrices.
+//   activations  one transformer block's live tensors: b · n · (2·D + (4·D + F)/tp) elements
+//                (q, k, v, the attention output and the MLP hidden split by tp), with b the
 //                rank's samples (the CFG pair doubled, split by cfg × dp), n its rows (image
 //                tokens padded to the sequence degree and cut into blocks, text tokens cut the
 //                same way when they divide, else whole), D the hidden size, F the MLP width.
 //   kv           K/V held beyond one process's: Ulysses' gathered k, v for the rank's heads
-//                (2 · b · U·n · h·Dh), the ring's two receive sets (4 · b · U·n · h·Dh), and
-//                PipeFusion's stale K/V of every layer of the stage (2 · b · (S + T) · D each),
+//                (2 · b · U·n · h·Dh, h the rank's share of heads/tp), the ring's two receive
+//                sets (4 · b · U·n · h·Dh), and PipeFusion's stale K/V of every layer of the stage (2 · b · (S + T) · D each),
 //                in the activation dtype.
 // The text encoders and the VAE run before and after the denoising loop, whole on every rank
 // (other_weights).
