@@ -59,6 +59,7 @@ struct GenerateOptions {
   std::string latents;
   DeviceOptions device;
   parallel::ParallelConfig parallel;
+  bool dry_run = false;
 };
 
 // "--num_inference_steps,--num-inference-steps": both spellings of a flag.
@@ -157,6 +158,58 @@ class Progress {
   bool tty_;
 };
 
+// The request of the command line (prompts, sizes, steps, given latents and embeddings).
+pipelines::GenerateRequest make_request(const GenerateOptions& opt, bool latent_output) {
+  pipelines::GenerateRequest request;
+  request.prompts = opt.prompts;
+  request.negative_prompt = opt.negative_prompt;
+  request.height = opt.height;
+  request.width = opt.width;
+  request.num_inference_steps = opt.steps;
+  request.guidance_scale = opt.guidance_scale;
+  request.max_sequence_length = opt.max_sequence_length;
+  request.num_frames = opt.num_frames;
+  request.true_cfg_scale = opt.true_cfg_scale;
+  request.guidance_scale_2 = opt.guidance_scale_2;
+  request.seed = parse_seed(opt.seed);
+  request.decode = !latent_output;
+  if (!opt.latents.empty()) {
+    const io::TensorSource src = io::TensorSource::open(opt.latents);
+    PARADIT_CHECK(src.has("latents"), "--latents ", opt.latents,
+                  ": tensor 'latents' is missing (found: ", src.names().size(), " other tensors)");
+    request.latents = src.load("latents").clone();
+  }
+  if (!opt.prompt_embeds.empty()) {
+    const io::TensorSource src = io::TensorSource::open(opt.prompt_embeds);
+    for (const std::string& name : embedding_names()) {
+      if (!src.has(name)) continue;
+      const core::Tensor t = src.view(name);
+      // Masks keep their integer type; float embeddings become F32.
+      request.prompt_embeds[name] = core::is_floating(t.dtype()) ? t.to(core::DType::F32).clone()
+                                                                 : t.clone();
+    }
+    PARADIT_CHECK(request.prompt_embeds.count("prompt_embeds") != 0, "--prompt_embeds ",
+                  opt.prompt_embeds, ": tensor 'prompt_embeds' is missing");
+  }
+  return request;
+}
+
+// --dry-run: the per-rank memory of the layout the flags give, from configs and weight headers
+// (no weights loaded, no MPI job needed: the layout need not match the launch).
+int dry_run(const GenerateOptions& opt) {
+  const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
+  std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
+  pipe->set_placement(resolve_placement(opt.device));
+  const pipelines::GenerateRequest resolved =
+      pipe->resolve(make_request(opt, opt.output_type == "latent"));
+  if (comm::world().rank() == 0) {
+    std::printf("%s: dry run, nothing loaded\n%s", pipe->class_name().c_str(),
+                pipelines::format_memory_estimate(pipe->estimate_memory(resolved, opt.parallel))
+                    .c_str());
+  }
+  return 0;
+}
+
 int run_generate(const GenerateOptions& opt) {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
@@ -164,6 +217,8 @@ int run_generate(const GenerateOptions& opt) {
   const comm::Communicator& world = comm::world();
   const bool rank0 = world.rank() == 0;
   const fs::path output = opt.output;
+
+  if (opt.dry_run) return dry_run(opt);
 
   // Admission, in three rounds: every rank checks, then all ranks agree (comm/agree.h), so a bad
   // request ends every rank alike before any work (one line from rank 0, exit code 2, no
@@ -204,11 +259,11 @@ int run_generate(const GenerateOptions& opt) {
   });
   const parallel::ParallelRuntime& runtime = *runtime_holder;
   const comm::ProcessMesh& mesh = runtime.mesh();
-  // The first rank of each dp group (cfg, pp, ring, ulysses coordinates 0) writes that group's
-  // images; with --output_type latent world rank 0 writes the whole batch.
+  // The first rank of each dp group (cfg, pp, ring, ulysses, tp coordinates 0) writes that
+  // group's images; with --output_type latent world rank 0 writes the whole batch.
   bool group_writer = true;
   for (const comm::MeshDim d : {comm::MeshDim::kCfg, comm::MeshDim::kPp, comm::MeshDim::kRing,
-                                comm::MeshDim::kUlysses}) {
+                                comm::MeshDim::kUlysses, comm::MeshDim::kTp}) {
     group_writer = group_writer && mesh.coord(d) == 0;
   }
   const bool writer = latent_output ? rank0 : group_writer;
@@ -252,38 +307,7 @@ int run_generate(const GenerateOptions& opt) {
                     "--fps: must be a number in (0, 1000], found ", fps);
     }
 
-    pipelines::GenerateRequest request;
-    request.prompts = opt.prompts;
-    request.negative_prompt = opt.negative_prompt;
-    request.height = opt.height;
-    request.width = opt.width;
-    request.num_inference_steps = opt.steps;
-    request.guidance_scale = opt.guidance_scale;
-    request.max_sequence_length = opt.max_sequence_length;
-    request.num_frames = opt.num_frames;
-    request.true_cfg_scale = opt.true_cfg_scale;
-    request.guidance_scale_2 = opt.guidance_scale_2;
-    request.seed = parse_seed(opt.seed);
-    request.decode = !latent_output;
-    if (!opt.latents.empty()) {
-      const io::TensorSource src = io::TensorSource::open(opt.latents);
-      PARADIT_CHECK(src.has("latents"), "--latents ", opt.latents,
-                    ": tensor 'latents' is missing (found: ", src.names().size(),
-                    " other tensors)");
-      request.latents = src.load("latents").clone();
-    }
-    if (!opt.prompt_embeds.empty()) {
-      const io::TensorSource src = io::TensorSource::open(opt.prompt_embeds);
-      for (const std::string& name : embedding_names()) {
-        if (!src.has(name)) continue;
-        const core::Tensor t = src.view(name);
-        // Masks keep their integer type; float embeddings become F32.
-        request.prompt_embeds[name] =
-            core::is_floating(t.dtype()) ? t.to(core::DType::F32).clone() : t.clone();
-      }
-      PARADIT_CHECK(request.prompt_embeds.count("prompt_embeds") != 0, "--prompt_embeds ",
-                    opt.prompt_embeds, ": tensor 'prompt_embeds' is missing");
-    }
+    const pipelines::GenerateRequest request = make_request(opt, latent_output);
     resolved = pipe->resolve(request);  // Error on bad input, the layout's limits included
     batch = pipe->batch_size(resolved);
     std::tie(block_begin, block_end) = pipe->dp_block(batch);  // Error: batch % dp != 0
@@ -443,6 +467,10 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   sub->add_option(flag("guidance_scale_2"), opt->guidance_scale_2,
                   "Wan2.2 two-expert models (boundary_ratio): guidance of the low-noise expert "
                   "transformer_2 (default: --guidance_scale)");
+  sub->add_flag(flag("dry_run"), opt->dry_run,
+                "Print the per-rank memory estimate of the parallel layout the flags give "
+                "(weights, activations, K/V buffers, from the configs and weight headers) and "
+                "exit without loading weights; needs no mpirun");
   add_device_flags(sub, &opt->device);
   add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_generate(*opt); }});

@@ -5,9 +5,17 @@
 namespace paradit::cli {
 
 void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
-  const char* group = "Parallel (world = dp × cfg × pp × ring × ulysses processes)";
+  const char* group = "Parallel (world = dp × cfg × pp × ring × ulysses × tp processes)";
   app->add_option("--ulysses_degree,--ulysses-degree", c->ulysses,
-                  "Ulysses sequence-parallel degree (heads split inside attention)")
+                  "Ulysses sequence-parallel degree (heads split inside attention; any head "
+                  "count: ranks take ⌊H/U⌋ or ⌈H/U⌉ heads)")
+      ->group(group)
+      ->capture_default_str();
+  app->add_option("--tensor_parallel_degree,--tensor-parallel-degree", c->tp,
+                  "Tensor-parallel degree (Megatron): each block's heads and MLP units split "
+                  "over this many ranks, each loading only its share of those weights; one "
+                  "all-reduce after the attention output and one after the MLP. Innermost in the "
+                  "rank order; must divide the heads and the MLP width. DiT only so far")
       ->group(group)
       ->capture_default_str();
   app->add_option("--ring_degree,--ring-degree", c->ring,

@@ -137,6 +137,15 @@ class Communicator {
   // chunks received from ranks 0..size−1 concatenated along gather_dim. Ulysses uses it with
   // (scatter heads, gather sequence) and back. x.dim(scatter_dim) % size() ≠ 0 → Error.
   core::Tensor all_to_all(const core::Tensor& x, int scatter_dim, int gather_dim) const;
+  // Uneven chunks (Ulysses over a head count the degree does not divide): chunk j is the next
+  // scatter_counts[j] slices of x along scatter_dim (the same counts on every rank; empty: equal
+  // chunks); rank i's x holds gather_counts[i] slices along gather_dim (empty: as many on every
+  // rank as here). Returns x's shape with scatter_dim = scatter_counts[rank()] and gather_dim =
+  // Σ gather_counts: the chunks from ranks 0..size−1 concatenated along gather_dim. A count may
+  // be 0. scatter_dim ≠ gather_dim.
+  core::Tensor all_to_all(const core::Tensor& x, int scatter_dim, int gather_dim,
+                          const std::vector<int64_t>& scatter_counts,
+                          const std::vector<int64_t>& gather_counts) const;
   // Unequal splits along one dim: send_counts[j] slices of x along `dim` (in order) go to rank
   // j; returns what ranks 0..size−1 sent here, concatenated along `dim`. The other dims must
   // agree across ranks. recv_counts (what each rank sends here) may be given; when empty the

@@ -295,7 +295,8 @@ void Pipeline::preload() {
 std::shared_ptr<const models::Transformer> Pipeline::transformer_for_call() {
   if (kept_transformer_) return kept_transformer_;
   std::shared_ptr<const models::Transformer> model =
-      models::load_transformer(folder_.component("transformer").dir, place_);
+      models::load_transformer(folder_.component("transformer").dir, place_,
+                               runtime_ ? runtime_->tensor_parallel() : parallel::TensorParallel{});
   if (keep_loaded_) kept_transformer_ = model;
   return model;
 }

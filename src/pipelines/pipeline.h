@@ -29,6 +29,7 @@
 #include "comm/communicator.h"
 #include "models/transformer.h"
 #include "parallel/config.h"
+#include "pipelines/memory_estimate.h"
 #include "pipelines/text_encoding.h"
 
 namespace paradit::schedulers {
@@ -191,6 +192,10 @@ class Pipeline {
   // Runs the next generate() calls over `runtime` (null: single process). The runtime must
   // outlive those calls.
   void set_runtime(const parallel::ParallelRuntime* runtime) { runtime_ = runtime; }
+  // The per-rank memory of this request under `layout` (pipelines/memory_estimate.h), from the
+  // configs and weight headers alone: nothing is loaded. Not collective.
+  MemoryEstimate estimate_memory(const GenerateRequest& resolved,
+                                 const parallel::ParallelConfig& layout) const;
   // This rank's dp group's samples [begin, end) of a batch of `batch`: contiguous equal blocks
   // in dp order. A batch that the dp degree does not divide → Error naming both.
   std::pair<int64_t, int64_t> dp_block(int64_t batch) const;

@@ -417,7 +417,6 @@ Tensor HunyuanVideoTransformer3DModel::forward(const Tensor& hidden_states, cons
   }
   const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch(), kModel);  // (f, h, w)
   const int64_t S_img = grid[0] * grid[1] * grid[2];
-  wan::check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
 
   // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
   // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).

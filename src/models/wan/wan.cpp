@@ -300,7 +300,6 @@ Tensor WanTransformer3DModel::forward(const Tensor& hidden_states,
                       detail::concat("[", B, ", S_txt, ", cfg_.text_dim, "]"));
   const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch_size, kModel);  // (f, h, w)
   const int64_t S = grid[0] * grid[1] * grid[2];
-  check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
 
   // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
   // (padded to a multiple of the degree); every rank keeps the whole text.
