@@ -21,7 +21,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config ccache
           libopenmpi-dev openmpi-bin
           nlohmann-json3-dev libcli11-dev libpng-dev libsentencepiece-dev
           libavcodec-dev libavformat-dev libswscale-dev libavutil-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libsqlite3-dev)
 # Testing: clang + its libFuzzer runtime (the fuzz test), iproute2 (two "hosts" in network
 # namespaces), ffmpeg (ffprobe, an independent reader of the MP4s), python3 (PNG checks),
 # python3-venv and python3-pip (the venv with the official OpenAI client that the serve tests

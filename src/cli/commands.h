@@ -4,6 +4,7 @@
 // a paradit::Error escaping it becomes one line on stderr and exit code 2 (see main.cpp).
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,12 @@ void add_forward_command(CLI::App& app, Commands& commands);
 void add_make_model_command(CLI::App& app, Commands& commands);
 void add_generate_command(CLI::App& app, Commands& commands);
 void add_serve_command(CLI::App& app, Commands& commands);
+void add_worker_command(CLI::App& app, Commands& commands);
+
+// The fault-injection flags (tests only, hidden from --help) are refused unless the environment
+// has PARADIT_TEST_FAULTS=1, so a production command line cannot crash its workers by mistake.
+// Error naming `flag` otherwise; nothing when `value` is empty.
+void require_test_faults(const char* flag, const std::string& value);
 
 // Entry point of the `paradit` executable.
 int main(int argc, char** argv);

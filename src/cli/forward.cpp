@@ -65,7 +65,8 @@ int run_forward(const ForwardOptions& opt) {
   }
 
   const auto t0 = Clock::now();
-  auto model = models::load_transformer(opt.model, place);
+  // Tensor parallel: this rank binds only its share of the split matrices.
+  auto model = models::load_transformer(opt.model, place, runtime.tensor_parallel());
   const auto t1 = Clock::now();
   // List arguments (Z-Image's x.i, cap_feats.i) in the family's batched form; the output is
   // then written back as a list, sample.0, sample.1 ….

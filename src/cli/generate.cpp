@@ -19,12 +19,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cli/cache_flags.h"
 #include "cli/commands.h"
 #include "cli/device_flags.h"
 #include "cli/parallel_flags.h"
+#include "comm/agree.h"
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -60,6 +62,7 @@ struct GenerateOptions {
   DeviceOptions device;
   parallel::ParallelConfig parallel;
   CacheFlags cache;
+  bool dry_run = false;
 };
 
 // "--num_inference_steps,--num-inference-steps": both spellings of a flag.
@@ -158,76 +161,8 @@ class Progress {
   bool tty_;
 };
 
-int run_generate(const GenerateOptions& opt) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  const bool latent_output = opt.output_type == "latent";
-  const bool rank0 = comm::world().rank() == 0;
-  opt.parallel.validate();
-
-  // Cheap checks first: the output path and the flags, before any weight is touched.
-  const fs::path output = opt.output;
-  if (latent_output) {
-    check_writable(output, {".safetensors"}, "--output_type latent writes safetensors, expected "
-                                             "a .safetensors file path");
-  } else if (opt.output_type == "frames") {
-    check_writable(output, {".png"}, "--output_type frames writes PNG frames, expected a .png "
-                                     "file path");
-  } else if (opt.output_type == "mp4") {
-    check_writable(output, {".mp4"}, "--output_type mp4 writes an MP4 video, expected a .mp4 "
-                                     "file path");
-  } else {
-    // Images write PNG; a video model's default MP4 is checked once the pipeline is known.
-    check_writable(output, {".png", ".mp4"}, "paradit writes PNG images (and MP4 videos), "
-                                             "expected a .png or .mp4 file path");
-  }
-  if (opt.steps) {
-    PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
-                  *opt.steps);
-  }
-  const models::StepCacheOptions cache = opt.cache.options();  // Error naming the flag
-
-  // Collective: every rank builds the mesh (Error when the degrees do not multiply to the size).
-  const core::Placement placement = resolve_placement(opt.device);  // collective (binds GPUs)
-  const parallel::ParallelRuntime runtime(comm::world(), opt.parallel, placement.device);
-  const comm::ProcessMesh& mesh = runtime.mesh();
-  // The first rank of each dp group (cfg, pp, ring, ulysses coordinates 0) writes that group's
-  // images; with --output_type latent world rank 0 writes the whole batch.
-  bool group_writer = true;
-  for (const comm::MeshDim d : {comm::MeshDim::kCfg, comm::MeshDim::kPp, comm::MeshDim::kRing,
-                                comm::MeshDim::kUlysses}) {
-    group_writer = group_writer && mesh.coord(d) == 0;
-  }
-  const bool writer = latent_output ? rank0 : group_writer;
-
-  const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
-  std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
-  pipe->set_runtime(&runtime);
-  pipe->set_placement(placement);
-  // The output kind: images as PNG, videos as MP4 unless asked otherwise.
-  const bool video = pipe->is_video();
-  const std::string kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";
-  if (video) {
-    PARADIT_CHECK(kind != "pil", "--output_type pil: ", pipe->class_name(),
-                  " makes videos; use mp4 (the default), frames or latent");
-  } else {
-    PARADIT_CHECK(kind != "mp4" && kind != "frames", "--output_type ", kind, ": ",
-                  pipe->class_name(), " makes images; use pil or latent");
-    PARADIT_CHECK(!opt.fps, "--fps: ", pipe->class_name(), " makes images, not videos");
-    PARADIT_CHECK(kind != "pil" || output.extension() == ".png", "--output: '", output.string(),
-                  "': ", pipe->class_name(), " writes PNG images, expected a .png file path");
-  }
-  if (kind == "mp4") {
-    PARADIT_CHECK(output.extension() == ".mp4", "--output: '", output.string(), "': ",
-                  pipe->class_name(), " writes an MP4 video, expected a .mp4 file path (or "
-                  "--output_type frames for PNG frames)");
-  }
-  const double fps = opt.fps.value_or(pipe->defaults().fps);
-  if (video) {
-    PARADIT_CHECK(std::isfinite(fps) && fps > 0 && fps <= 1000,
-                  "--fps: must be a number in (0, 1000], found ", fps);
-  }
-
+// The request of the command line (prompts, sizes, steps, given latents and embeddings).
+pipelines::GenerateRequest make_request(const GenerateOptions& opt, bool latent_output) {
   pipelines::GenerateRequest request;
   request.prompts = opt.prompts;
   request.negative_prompt = opt.negative_prompt;
@@ -241,7 +176,7 @@ int run_generate(const GenerateOptions& opt) {
   request.guidance_scale_2 = opt.guidance_scale_2;
   request.seed = parse_seed(opt.seed);
   request.decode = !latent_output;
-  request.cache = cache;
+  request.cache = opt.cache.options();  // Error naming the flag
   if (!opt.latents.empty()) {
     const io::TensorSource src = io::TensorSource::open(opt.latents);
     PARADIT_CHECK(src.has("latents"), "--latents ", opt.latents,
@@ -260,19 +195,137 @@ int run_generate(const GenerateOptions& opt) {
     PARADIT_CHECK(request.prompt_embeds.count("prompt_embeds") != 0, "--prompt_embeds ",
                   opt.prompt_embeds, ": tensor 'prompt_embeds' is missing");
   }
-  const pipelines::GenerateRequest resolved = pipe->resolve(request);  // Error on bad input
-  const int64_t batch = pipe->batch_size(resolved);
-  const auto [block_begin, block_end] = pipe->dp_block(batch);  // Error: batch % dp != 0
+  return request;
+}
 
-  std::vector<fs::path> outputs;
-  if (latent_output || batch == 1) {
-    outputs.push_back(output);
-  } else {
-    for (int64_t i = 0; i < batch; ++i) {
-      outputs.push_back(pipelines::indexed_output_path(output, i));
-      io::check_output_path(outputs.back(), "output", "--output");
-    }
+// --dry-run: the per-rank memory of the layout the flags give, from configs and weight headers
+// (no weights loaded, no MPI job needed: the layout need not match the launch).
+int dry_run(const GenerateOptions& opt) {
+  const fs::path model_dir = opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
+  std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
+  pipe->set_placement(resolve_placement(opt.device));
+  const pipelines::GenerateRequest resolved =
+      pipe->resolve(make_request(opt, opt.output_type == "latent"));
+  if (comm::world().rank() == 0) {
+    std::printf("%s: dry run, nothing loaded\n%s", pipe->class_name().c_str(),
+                pipelines::format_memory_estimate(pipe->estimate_memory(resolved, opt.parallel))
+                    .c_str());
   }
+  return 0;
+}
+
+int run_generate(const GenerateOptions& opt) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const bool latent_output = opt.output_type == "latent";
+  const comm::Communicator& world = comm::world();
+  const bool rank0 = world.rank() == 0;
+  const fs::path output = opt.output;
+
+  if (opt.dry_run) return dry_run(opt);
+
+  // Admission, in three rounds: every rank checks, then all ranks agree (comm/agree.h), so a bad
+  // request ends every rank alike before any work (one line from rank 0, exit code 2, no
+  // MPI_Abort), even where only one rank saw the problem (its own memory, files or GPUs).
+  // 1. Cheap checks first: the flags and the output path, before any weight is touched.
+  comm::agree(world, [&] {
+    opt.parallel.validate();
+    if (latent_output) {
+      check_writable(output, {".safetensors"},
+                     "--output_type latent writes safetensors, expected "
+                     "a .safetensors file path");
+    } else if (opt.output_type == "frames") {
+      check_writable(output, {".png"},
+                     "--output_type frames writes PNG frames, expected a .png "
+                     "file path");
+    } else if (opt.output_type == "mp4") {
+      check_writable(output, {".mp4"},
+                     "--output_type mp4 writes an MP4 video, expected a .mp4 "
+                     "file path");
+    } else {
+      // Images write PNG; a video model's default MP4 is checked once the pipeline is known.
+      check_writable(output, {".png", ".mp4"},
+                     "paradit writes PNG images (and MP4 videos), "
+                     "expected a .png or .mp4 file path");
+    }
+    if (opt.steps) {
+      PARADIT_CHECK(*opt.steps >= 1, "--num_inference_steps: must be at least 1, found ",
+                    *opt.steps);
+    }
+    (void)opt.cache.options();  // the step-cache flags (Error naming the flag)
+  });
+
+  // 2. The device and the mesh (Error when the degrees do not multiply to the size).
+  core::Placement placement;
+  std::optional<parallel::ParallelRuntime> runtime_holder;
+  comm::agree(world, [&] {
+    placement = resolve_placement(opt.device);  // collective (binds GPUs)
+    runtime_holder.emplace(world, opt.parallel, placement.device);
+  });
+  const parallel::ParallelRuntime& runtime = *runtime_holder;
+  const comm::ProcessMesh& mesh = runtime.mesh();
+  // The first rank of each dp group (cfg, pp, ring, ulysses, tp coordinates 0) writes that
+  // group's images; with --output_type latent world rank 0 writes the whole batch.
+  bool group_writer = true;
+  for (const comm::MeshDim d : {comm::MeshDim::kCfg, comm::MeshDim::kPp, comm::MeshDim::kRing,
+                                comm::MeshDim::kUlysses, comm::MeshDim::kTp}) {
+    group_writer = group_writer && mesh.coord(d) == 0;
+  }
+  const bool writer = latent_output ? rank0 : group_writer;
+
+  // 3. The model, the request against it and the layout, the memory, every output path.
+  std::unique_ptr<pipelines::Pipeline> pipe;
+  bool video = false;
+  std::string kind;
+  double fps = 0;
+  pipelines::GenerateRequest resolved;
+  int64_t batch = 0, block_begin = 0, block_end = 0;
+  std::vector<fs::path> outputs;
+  comm::agree(world, [&] {
+    const fs::path model_dir =
+        opt.model.empty() ? pipelines::default_model_dir() : fs::path(opt.model);
+    pipe = pipelines::Pipeline::open(model_dir);
+    pipe->set_runtime(&runtime);
+    pipe->set_placement(placement);
+    // The output kind: images as PNG, videos as MP4 unless asked otherwise.
+    video = pipe->is_video();
+    kind = !opt.output_type.empty() ? opt.output_type : video ? "mp4" : "pil";
+    if (video) {
+      PARADIT_CHECK(kind != "pil", "--output_type pil: ", pipe->class_name(),
+                    " makes videos; use mp4 (the default), frames or latent");
+    } else {
+      PARADIT_CHECK(kind != "mp4" && kind != "frames", "--output_type ", kind, ": ",
+                    pipe->class_name(), " makes images; use pil or latent");
+      PARADIT_CHECK(!opt.fps, "--fps: ", pipe->class_name(), " makes images, not videos");
+      PARADIT_CHECK(kind != "pil" || output.extension() == ".png", "--output: '", output.string(),
+                    "': ", pipe->class_name(), " writes PNG images, expected a .png file path");
+    }
+    if (kind == "mp4") {
+      PARADIT_CHECK(output.extension() == ".mp4", "--output: '", output.string(),
+                    "': ", pipe->class_name(),
+                    " writes an MP4 video, expected a .mp4 file path (or "
+                    "--output_type frames for PNG frames)");
+    }
+    fps = opt.fps.value_or(pipe->defaults().fps);
+    if (video) {
+      PARADIT_CHECK(std::isfinite(fps) && fps > 0 && fps <= 1000,
+                    "--fps: must be a number in (0, 1000], found ", fps);
+    }
+
+    const pipelines::GenerateRequest request = make_request(opt, latent_output);
+    resolved = pipe->resolve(request);  // Error on bad input, the layout's limits included
+    batch = pipe->batch_size(resolved);
+    std::tie(block_begin, block_end) = pipe->dp_block(batch);  // Error: batch % dp != 0
+
+    if (latent_output || batch == 1) {
+      outputs.push_back(output);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) {
+        outputs.push_back(pipelines::indexed_output_path(output, i));
+        io::check_output_path(outputs.back(), "output", "--output");
+      }
+    }
+  });
   if (opt.negative_prompt && pipe->class_name() == "FluxPipeline" && rank0) {
     std::fprintf(stderr, "paradit: note: FluxPipeline ignores --negative_prompt (its guidance is "
                          "an embedding, not classifier-free guidance)\n");
@@ -420,6 +473,10 @@ void add_generate_command(CLI::App& app, Commands& commands) {
   sub->add_option(flag("guidance_scale_2"), opt->guidance_scale_2,
                   "Wan2.2 two-expert models (boundary_ratio): guidance of the low-noise expert "
                   "transformer_2 (default: --guidance_scale)");
+  sub->add_flag(flag("dry_run"), opt->dry_run,
+                "Print the per-rank memory estimate of the parallel layout the flags give "
+                "(weights, activations, K/V buffers, from the configs and weight headers) and "
+                "exit without loading weights; needs no mpirun");
   add_device_flags(sub, &opt->device);
   add_parallel_flags(sub, &opt->parallel);
   add_cache_flags(sub, &opt->cache);

@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/parallel_flags.h"
 #include "core/error.h"
 #include "io/diffusers.h"
 #include "io/safetensors.h"
+#include "pipelines/memory_estimate.h"
 #include "pipelines/pipeline.h"
 #include "server/server.h"
 
@@ -35,7 +37,33 @@ struct InfoOptions {
   std::string path;
   bool json = false;
   bool tensors = false;
+  parallel::ParallelConfig parallel;  // the layout of the memory estimate
+  std::optional<int64_t> height, width, num_frames;
 };
+
+// The estimate as JSON: the sizes it assumed and every rank's bytes.
+Json memory_json(const pipelines::MemoryEstimate& e) {
+  Json ranks = Json::array();
+  for (const auto& m : e.ranks) {
+    ranks.push_back({{"rank", m.rank},
+                     {"stage", m.stage},
+                     {"heads", m.heads},
+                     {"weights", m.weights},
+                     {"activations", m.activations},
+                     {"kv", m.kv},
+                     {"denoise_total", m.denoise_total()}});
+  }
+  return {{"layout", e.layout},
+          {"batch", e.batch},
+          {"image_tokens", e.image_tokens},
+          {"text_tokens", e.text_tokens},
+          {"hidden", e.hidden},
+          {"heads", e.heads},
+          {"mlp", e.mlp},
+          {"transformer_bytes", e.transformer_bytes},
+          {"other_weights", e.other_weights},
+          {"ranks", ranks}};
+}
 
 // Config fields worth a glance, in display order; whichever a component has are shown.
 constexpr const char* kHighlightKeys[] = {
@@ -368,10 +396,34 @@ int run_info(const InfoOptions& opt) {
   }
   // How `paradit serve` would serve a pipeline paradit can run (configs only, no weights).
   std::optional<ServeInfo> serve;
+  std::optional<pipelines::MemoryEstimate> memory;
   if (folder && folder->is_pipeline()) {
+    std::unique_ptr<pipelines::Pipeline> pipe;
     try {
-      const std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(opt.path);
-      if (pipe->class_name() != "HunyuanVideoPipeline") {  // needs embeddings: not servable
+      pipe = pipelines::Pipeline::open(opt.path);
+    } catch (const Error&) {
+      // Not a pipeline paradit runs: no serve or memory section.
+    }
+    if (pipe) {
+      // One sample at the pipeline's default size (or the flags'); a bad layout is the user's
+      // error (exit 2).
+      pipelines::GenerateRequest request;
+      request.prompts = {"0"};  // DiT reads it as a class id
+      request.height = opt.height;
+      request.width = opt.width;
+      request.num_frames = opt.num_frames;
+      bool resolved_ok = false;
+      pipelines::GenerateRequest resolved;
+      try {
+        resolved = pipe->resolve(request);
+        resolved_ok = true;
+      } catch (const Error&) {
+        // A pipeline that takes embeddings only (HunyuanVideo): no estimate.
+      }
+      if (resolved_ok) memory = pipe->estimate_memory(resolved, opt.parallel);
+    }
+    try {
+      if (pipe && pipe->class_name() != "HunyuanVideoPipeline") {  // needs embeddings: not servable
         serve = ServeInfo{
             server::served_model_id(opt.path, pipe->root()), pipe->is_video(),
             std::to_string(pipe->defaults().width) + "x" + std::to_string(pipe->defaults().height)};
@@ -382,6 +434,7 @@ int run_info(const InfoOptions& opt) {
   }
   if (opt.json) {
     Json out = to_json(opt.path, folder.get(), reports, opt.tensors);
+    if (memory) out["memory"] = memory_json(*memory);
     if (serve) {
       out["serve"] = {{"model_id", serve->model_id},
                       {"kind", serve->video ? "video" : "image"},
@@ -390,6 +443,7 @@ int run_info(const InfoOptions& opt) {
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     print_text(header, reports, opt.tensors);
+    if (memory) std::printf("\n%s", pipelines::format_memory_estimate(*memory).c_str());
     if (serve) {
       std::printf(
           "\nserve: `paradit serve --model %s` answers the OpenAI %s API as model '%s' "
@@ -414,6 +468,11 @@ void add_info_command(CLI::App& app, Commands& commands) {
       ->required();
   sub->add_flag("--json", opt->json, "machine-readable output (JSON on stdout)");
   sub->add_flag("--tensors", opt->tensors, "also list every tensor: name, dtype, shape");
+  sub->add_option("--height", opt->height, "memory estimate: image height (default: the model's)");
+  sub->add_option("--width", opt->width, "memory estimate: image width (default: the model's)");
+  sub->add_option("--num_frames,--num-frames", opt->num_frames,
+                  "memory estimate: video frames (default: the model's)");
+  add_parallel_flags(sub, &opt->parallel);
   commands.push_back({sub, [opt] { return run_info(*opt); }});
 }
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "comm/agree.h"
 #include "comm/runtime.h"
 #include "core/error.h"
 
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   add_make_model_command(app, commands);
   add_generate_command(app, commands);
   add_serve_command(app, commands);
+  add_worker_command(app, commands);
 
   // Under mpirun every rank parses the same arguments, so a usage error is the same on all of
   // them: only rank 0 prints it.
@@ -63,6 +65,11 @@ int main(int argc, char** argv) {
         return code;
       }
     }
+  } catch (const comm::AgreedError& e) {
+    // Every rank holds the same error (comm/agree.h): rank 0 prints it, all end normally.
+    if (comm::world().rank() == 0) std::fprintf(stderr, "paradit: error: %s\n", e.what());
+    comm::finalize();
+    return 2;
   } catch (const Error& e) {
     return fail_job(2, std::string("paradit: error: ") + e.what());
   } catch (const std::exception& e) {

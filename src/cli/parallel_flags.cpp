@@ -1,11 +1,21 @@
 #include "cli/parallel_flags.h"
 
+#include "comm/watchdog.h"
+
 namespace paradit::cli {
 
 void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
-  const char* group = "Parallel (world = dp × cfg × pp × ring × ulysses processes)";
+  const char* group = "Parallel (world = dp × cfg × pp × ring × ulysses × tp processes)";
   app->add_option("--ulysses_degree,--ulysses-degree", c->ulysses,
-                  "Ulysses sequence-parallel degree (heads split inside attention)")
+                  "Ulysses sequence-parallel degree (heads split inside attention; any head "
+                  "count: ranks take ⌊H/U⌋ or ⌈H/U⌉ heads)")
+      ->group(group)
+      ->capture_default_str();
+  app->add_option("--tensor_parallel_degree,--tensor-parallel-degree", c->tp,
+                  "Tensor-parallel degree (Megatron): each block's heads and MLP units split "
+                  "over this many ranks, each loading only its share of those weights; one "
+                  "all-reduce after the attention output and one after the MLP. Innermost in the "
+                  "rank order; must divide the heads and the MLP width. DiT only so far")
       ->group(group)
       ->capture_default_str();
   app->add_option("--ring_degree,--ring-degree", c->ring,
@@ -35,6 +45,15 @@ void add_parallel_flags(CLI::App* app, parallel::ParallelConfig* c) {
   app->add_flag("--use_parallel_vae,--use-parallel-vae", c->use_parallel_vae,
                 "Patch-parallel VAE decode")
       ->group(group);
+  app->add_option_function<double>(
+         "--collective_timeout,--collective-timeout",
+         [](const double& seconds) { comm::set_collective_timeout(seconds); },
+         "Seconds any rank may wait for its peers in one communication (a stopped, dead or "
+         "hung peer) before the job ends with exit code 124, naming the operation, the group "
+         "and the ranks that do not answer; 0: no limit")
+      ->group(group)
+      ->check(CLI::Range(0.0, 1e9))
+      ->default_str(std::to_string(static_cast<int>(comm::kDefaultCollectiveTimeout)));
 }
 
 }  // namespace paradit::cli

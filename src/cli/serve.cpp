@@ -2,9 +2,11 @@
 //   paradit serve [--model DIR] [--served_model_name ID] [--host 127.0.0.1] [--port 8000]
 //       [--api_key KEY] [--queue_size N] [--request_timeout S] [--max_body_bytes B]
 //       [--max_pixels P] [--max_steps N] [--max_frames F] [--max_n N] [--result_ttl S]
-//       [--max_result_mib M] [parallel flags, see cli/parallel_flags.h]
-// Under mpirun: --data_parallel_degree D groups serve D requests at the same time.
-// Every multi-word flag is accepted with '_' and with '-'.
+//       [--max_result_mib M] [--state_dir DIR] [--max_attempts N]
+//       [--np N] [--hostfile FILE] [--mpirun PATH] [--mpirun_args ARGS] | [--workers ADDRESS]
+//       [device flags] [parallel flags, see cli/parallel_flags.h]
+// The front end starts `mpirun -np N paradit worker` itself; --data_parallel_degree D groups
+// serve D requests at the same time. Every multi-word flag is accepted with '_' and with '-'.
 #include <cstdlib>
 #include <memory>
 
@@ -32,11 +34,15 @@ void add_serve_command(CLI::App& app, Commands& commands) {
       "POST /v1/jobs and GET|DELETE /v1/jobs/{id}, GET /health, GET /metrics. Unknown request "
       "fields are ignored and named once in the log; invalid values and values over a limit "
       "are 400 with the OpenAI error body, a wrong model 404. Prints 'paradit serve: listening "
-      "on http://HOST:PORT' when ready; SIGTERM/SIGINT stop accepting jobs, finish the accepted "
-      "ones and exit 0. Under mpirun, rank 0 listens and --data_parallel_degree groups of ranks "
-      "each run one request at a time (the other parallel flags apply inside a group); signal "
-      "rank 0 (its pid is in GET /health) to drain. Every multi-word flag also accepts '-' for "
-      "'_'.\n\nExamples (the shipped model):\n" +
+      "on http://HOST:PORT' when its workers are ready; SIGTERM/SIGINT stop accepting jobs, finish "
+      "the accepted ones, stop the workers and exit 0. This process is the front end: it starts "
+      "the workers as `mpirun -np N paradit worker` (--np, default the product of the parallel "
+      "degrees; one plain process for 1) and --data_parallel_degree groups of ranks each run one "
+      "request at a time (the other parallel flags apply inside a group). When the worker job "
+      "dies (a rank killed, a node lost) the front end logs why, restarts it and runs the "
+      "requests that were running again (at most --max_attempts runs each); jobs of /v1/jobs "
+      "and /v1/videos are kept in --state_dir and survive the front end itself. Every "
+      "multi-word flag also accepts '-' for '_'.\n\nExamples (the shipped model):\n" +
       server::api_examples("shapes-pixart", /*video=*/false, "64x64"));
   sub->add_option("--model", opt->model,
                   "Pipeline folder (model_index.json) or Hugging Face cache id; default: the "
@@ -75,11 +81,53 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   sub->add_option("--max_result_mib,--max-result-mib", *result_mib,
                   "MiB of downloadable results kept at most (the oldest go first)")
       ->capture_default_str();
+  const char* workers = "Workers (the generation job the front end starts or attaches to)";
+  sub->add_option("--np", opt->np,
+                  "Worker processes (mpirun -np); default: the product of the parallel degrees")
+      ->group(workers);
+  sub->add_option("--hostfile", opt->hostfile,
+                  "Open MPI hostfile for the workers; a host whose ranks failed twice is left out "
+                  "of the next worker job when the others have slots for every rank")
+      ->group(workers);
+  sub->add_option("--mpirun", opt->mpirun, "The MPI launcher (default: mpirun on PATH)")
+      ->group(workers);
+  sub->add_option("--mpirun_args,--mpirun-args", opt->mpirun_args,
+                  "More launcher options, e.g. \"--bind-to none --mca btl tcp,self\"")
+      ->group(workers);
+  sub->add_option("--workers", opt->workers,
+                  "Attach to a worker job started elsewhere (`srun ... paradit worker --frontend "
+                  "ADDRESS`): listen for it at ADDRESS (unix:PATH or HOST:PORT) instead of "
+                  "starting one; PARADIT_WORKER_TOKEN, when set, must match on both sides")
+      ->group(workers);
+  sub->add_option("--worker_listen,--worker-listen", opt->worker_listen,
+                  "Where the front end listens for the workers it starts (default: a Unix socket "
+                  "in --state_dir; HOST:PORT when rank 0 runs on another host)")
+      ->group(workers);
+  sub->add_option("--worker_start_timeout,--worker-start-timeout", opt->worker_start_timeout,
+                  "Seconds a worker job may take from its launch to being ready (model load)")
+      ->group(workers)
+      ->capture_default_str();
+  sub->add_option("--state_dir,--state-dir", opt->state_dir,
+                  "Folder of the job database (SQLite): a server started again with the same "
+                  "folder resumes the accepted jobs and serves the finished results until they "
+                  "expire (default: a new temporary folder)");
+  sub->add_option("--max_attempts,--max-attempts", opt->max_attempts,
+                  "Runs a request may have that end with the worker job dying (then it fails "
+                  "with the cause)")
+      ->capture_default_str();
+  sub->add_option("--fault_crash_prompt,--fault-crash-prompt", opt->fault_crash_prompt,
+                  "Tests only (needs PARADIT_TEST_FAULTS=1): a worker rank crashes on requests "
+                  "whose prompt contains this")
+      ->group("");  // hidden
   add_parallel_flags(sub, &opt->parallel);
   auto device = std::make_shared<DeviceOptions>();
   add_device_flags(sub, device.get());
   commands.push_back({sub, [opt, result_mib, device] {
-                        opt->placement = resolve_placement(*device);
+                        require_test_faults("--fault_crash_prompt", opt->fault_crash_prompt);
+                        // Checked and resolved by the workers: the front end never opens a GPU.
+                        opt->device = device->device;
+                        opt->dtype = device->dtype;
+                        opt->attention_backend = device->attention_backend;
                         if (opt->api_key.empty()) {
                           if (const char* key = std::getenv("PARADIT_API_KEY")) opt->api_key = key;
                         }

@@ -103,8 +103,31 @@ void set_max_message_bytes(size_t nbytes) {
 
 // ---------------------------------------------------------------- Communicator
 
-Communicator::Communicator(Communicator&& other) noexcept {
+Communicator::Communicator(Communicator&& other) noexcept : info_(std::move(other.info_)) {
   for (int i = 0; i < kNumOpKinds; ++i) bytes_[i].store(other.bytes_[i].load());
+}
+
+std::shared_ptr<const GroupInfo> Communicator::group_info() const {
+  if (!info_) {
+    GroupInfo g;
+    for (int r = 0; r < size(); ++r) g.world_ranks.push_back(r);
+    info_ = std::make_shared<const GroupInfo>(std::move(g));
+  }
+  return info_;
+}
+
+void Communicator::set_label(const std::string& label) const {
+  GroupInfo g = *group_info();
+  g.label = label;
+  info_ = std::make_shared<const GroupInfo>(std::move(g));
+  info_changed();
+}
+
+void Communicator::set_world_ranks(std::vector<int> ranks) const {
+  GroupInfo g = info_ ? *info_ : GroupInfo{};
+  g.world_ranks = std::move(ranks);
+  info_ = std::make_shared<const GroupInfo>(std::move(g));
+  info_changed();
 }
 
 void Communicator::count(OpKind kind, uint64_t nbytes) const {
@@ -208,6 +231,96 @@ Tensor Communicator::all_to_all(const Tensor& x, int scatter_dim, int gather_dim
     for (int i = 0; i < p; ++i) {
       copy_bytes(out.slice(g, i * chunk[g], (i + 1) * chunk[g]),
                  buffer_view(recv.storage(), i * chunk_bytes, chunk, x.dtype()));
+    }
+  }
+  return out;
+}
+
+Tensor Communicator::all_to_all(const Tensor& x, int scatter_dim, int gather_dim,
+                                const std::vector<int64_t>& scatter_counts,
+                                const std::vector<int64_t>& gather_counts) const {
+  check_defined(x, "all_to_all");
+  const int s = wrap_dim(scatter_dim, x.ndim(), "all_to_all scatter_dim", x);
+  const int g = wrap_dim(gather_dim, x.ndim(), "all_to_all gather_dim", x);
+  const int p = size(), me = rank();
+  PARADIT_CHECK(s != g, "all_to_all: uneven chunks need scatter_dim ≠ gather_dim, both ", s);
+  std::vector<int64_t> sc = scatter_counts, gc = gather_counts;
+  if (sc.empty()) {
+    PARADIT_CHECK(x.dim(s) % p == 0, "all_to_all: dim ", s, " of ", x.str(), " (", x.dim(s),
+                  ") is not divisible by the group size ", p);
+    sc.assign(p, x.dim(s) / p);
+  }
+  if (gc.empty()) gc.assign(p, x.dim(g));
+  PARADIT_CHECK(static_cast<int>(sc.size()) == p && static_cast<int>(gc.size()) == p,
+                "all_to_all: ", sc.size(), " scatter and ", gc.size(),
+                " gather counts for a group of ", p, " ranks");
+  int64_t total = 0, out_len = 0;
+  for (int j = 0; j < p; ++j) {
+    PARADIT_CHECK(sc[j] >= 0 && gc[j] >= 0, "all_to_all: negative count for rank ", j);
+    total += sc[j];
+    out_len += gc[j];
+  }
+  PARADIT_CHECK(total == x.dim(s), "all_to_all: scatter counts sum to ", total, " but dim ", s,
+                " of ", x.str(), " is ", x.dim(s));
+  PARADIT_CHECK(gc[me] == x.dim(g), "all_to_all: gather_counts[", me, "] is ", gc[me],
+                " but this rank's ", x.str(), " has ", x.dim(g), " along dim ", g);
+  if (p == 1) return packed_copy(x);
+  switch (route(x.device())) {
+    case Route::kStage:
+      return all_to_all(x.to_device(kHost), s, g, sc, gc).to_device(x.device());
+    case Route::kHostGroup:
+      return host_side().all_to_all(x, s, g, sc, gc);
+    case Route::kDirect:
+      break;
+  }
+  const core::Device dev = x.device();
+  const auto nbytes = [&](const Shape& shape) {
+    return static_cast<size_t>(core::shape_numel(shape)) * x.itemsize();
+  };
+  // Chunk j sent: x's shape with sc[j] along s; chunk i received: sc[me] along s, gc[i] along g.
+  std::vector<Shape> send_shape(p), recv_shape(p);
+  std::vector<size_t> scount(p), sdispl(p), rcount(p), rdispl(p);
+  size_t soff = 0, roff = 0;
+  for (int j = 0; j < p; ++j) {
+    send_shape[j] = x.shape();
+    send_shape[j][s] = sc[j];
+    recv_shape[j] = x.shape();
+    recv_shape[j][s] = sc[me];
+    recv_shape[j][g] = gc[j];
+    scount[j] = nbytes(send_shape[j]);
+    rcount[j] = nbytes(recv_shape[j]);
+    sdispl[j] = soff;
+    rdispl[j] = roff;
+    soff += scount[j];
+    roff += rcount[j];
+  }
+  Shape out_shape = x.shape();
+  out_shape[s] = sc[me];
+  out_shape[g] = out_len;
+
+  Tensor send;
+  if (x.is_contiguous() && outer_count(x.shape(), s) == 1) {
+    send = x;  // chunks already one after another
+  } else {
+    send = Tensor::empty(x.shape(), x.dtype(), dev);
+    int64_t start = 0;
+    for (int j = 0; j < p; ++j) {
+      copy_bytes(buffer_view(send.storage(), sdispl[j], send_shape[j], x.dtype()),
+                 x.slice(s, start, start + sc[j]));
+      start += sc[j];
+    }
+  }
+  Tensor out = Tensor::empty(out_shape, x.dtype(), dev);
+  const bool direct = outer_count(out_shape, g) == 1;
+  Tensor recv = direct ? out : Tensor::empty(out_shape, x.dtype(), dev);
+  alltoallv_bytes(send.raw_data(), scount, sdispl, recv.raw_data(), rcount, rdispl);
+  count(OpKind::kAllToAll, soff - scount[me]);
+  if (!direct) {
+    int64_t start = 0;
+    for (int i = 0; i < p; ++i) {
+      copy_bytes(out.slice(g, start, start + gc[i]),
+                 buffer_view(recv.storage(), rdispl[i], recv_shape[i], x.dtype()));
+      start += gc[i];
     }
   }
   return out;

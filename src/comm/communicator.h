@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/watchdog.h"
 #include "core/tensor.h"
 
 namespace paradit::comm {
@@ -136,6 +137,15 @@ class Communicator {
   // chunks received from ranks 0..size−1 concatenated along gather_dim. Ulysses uses it with
   // (scatter heads, gather sequence) and back. x.dim(scatter_dim) % size() ≠ 0 → Error.
   core::Tensor all_to_all(const core::Tensor& x, int scatter_dim, int gather_dim) const;
+  // Uneven chunks (Ulysses over a head count the degree does not divide): chunk j is the next
+  // scatter_counts[j] slices of x along scatter_dim (the same counts on every rank; empty: equal
+  // chunks); rank i's x holds gather_counts[i] slices along gather_dim (empty: as many on every
+  // rank as here). Returns x's shape with scatter_dim = scatter_counts[rank()] and gather_dim =
+  // Σ gather_counts: the chunks from ranks 0..size−1 concatenated along gather_dim. A count may
+  // be 0. scatter_dim ≠ gather_dim.
+  core::Tensor all_to_all(const core::Tensor& x, int scatter_dim, int gather_dim,
+                          const std::vector<int64_t>& scatter_counts,
+                          const std::vector<int64_t>& gather_counts) const;
   // Unequal splits along one dim: send_counts[j] slices of x along `dim` (in order) go to rank
   // j; returns what ranks 0..size−1 sent here, concatenated along `dim`. The other dims must
   // agree across ranks. recv_counts (what each rank sends here) may be given; when empty the
@@ -168,6 +178,13 @@ class Communicator {
   // ---- byte counters (for benchmarks) ----
   ByteCounters bytes() const;
   void reset_bytes() const;
+
+  // ---- naming (messages, the watchdog) ----
+  // The group's label ("world" unless set; the process mesh names its groups "ulysses", "ring",
+  // "cfg", "pp", "dp", "sequence", "replica") and its ranks in the world (0..size−1 unless the
+  // implementation knows better).
+  std::shared_ptr<const GroupInfo> group_info() const;
+  void set_label(const std::string& label) const;
 
  protected:
   Communicator() = default;
@@ -217,6 +234,13 @@ class Communicator {
   // host_group(), checked to take host memory (a device transport's host group must).
   const Communicator& host_side() const;
   mutable std::atomic<uint64_t> bytes_[kNumOpKinds] = {};
+  mutable std::shared_ptr<const GroupInfo> info_;
+
+ protected:
+  // The world ranks of the group, in group order (for messages).
+  void set_world_ranks(std::vector<int> ranks) const;
+  // Called after the label or the world ranks changed (group_info() has the new ones).
+  virtual void info_changed() const {}
 };
 
 // The largest message (bytes) the MPI transport sends in one call; larger ones are split.

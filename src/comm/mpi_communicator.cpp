@@ -29,19 +29,24 @@ size_t piece_bytes() { return std::min<size_t>(max_message_bytes(), INT_MAX); }
 class MpiRequest final : public Request::Impl {
  public:
   MpiRequest(std::vector<MPI_Request> requests, std::shared_ptr<void> keep_alive,
-             std::function<void()> on_done, int rank)
+             std::function<void()> on_done, int rank, const char* op,
+             std::shared_ptr<const GroupInfo> group)
       : requests_(std::move(requests)),
         keep_alive_(std::move(keep_alive)),
         on_done_(std::move(on_done)),
-        rank_(rank) {}
+        rank_(rank),
+        op_(op),
+        group_(std::move(group)) {}
   ~MpiRequest() override {
     // Request::~Request waits first; this is for an impl dropped after a failed wait.
     if (!done_ && !mpi_finalized()) {
+      const WaitScope waiting(op_, group_);
       MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
     }
   }
   void wait() override {
     if (done_) return;
+    const WaitScope waiting(op_, group_);
     check_mpi(
         MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE),
         "MPI_Waitall", rank_);
@@ -67,6 +72,8 @@ class MpiRequest final : public Request::Impl {
   std::shared_ptr<void> keep_alive_;
   std::function<void()> on_done_;
   int rank_;
+  const char* op_;  // "wait on isend" / "wait on irecv"
+  std::shared_ptr<const GroupInfo> group_;
   bool done_ = false;
 };
 
@@ -105,7 +112,21 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank", -1);
   check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size", rank_);
-  check_mpi(MPI_Comm_dup(comm_, &internal_), "MPI_Comm_dup", rank_);
+  {
+    const WaitScope waiting("dup", group_info());
+    check_mpi(MPI_Comm_dup(comm_, &internal_), "MPI_Comm_dup", rank_);
+  }
+  // The world ranks of the group, for messages (the watchdog's in particular).
+  MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+  std::vector<int> mine(static_cast<size_t>(size_)), theirs(static_cast<size_t>(size_), -1);
+  for (int i = 0; i < size_; ++i) mine[i] = i;
+  if (MPI_Comm_group(comm_, &group) == MPI_SUCCESS &&
+      MPI_Comm_group(MPI_COMM_WORLD, &world) == MPI_SUCCESS) {
+    MPI_Group_translate_ranks(group, size_, mine.data(), world, theirs.data());
+  }
+  if (group != MPI_GROUP_NULL) MPI_Group_free(&group);
+  if (world != MPI_GROUP_NULL) MPI_Group_free(&world);
+  set_world_ranks(theirs);
 }
 
 MpiCommunicator::MpiCommunicator(MpiCommunicator&& other) noexcept
@@ -134,11 +155,17 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::world() {
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) const {
   PARADIT_CHECK(color >= 0, "split: color ", color, " is negative");
   MPI_Comm sub = MPI_COMM_NULL;
-  check_mpi(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split", rank_);
+  {
+    const WaitScope waiting("split", group_info());
+    check_mpi(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split", rank_);
+  }
   return std::make_unique<MpiCommunicator>(sub);
 }
 
-void MpiCommunicator::barrier() const { check_mpi(MPI_Barrier(comm_), "MPI_Barrier", rank_); }
+void MpiCommunicator::barrier() const {
+  const WaitScope waiting("barrier", group_info());
+  check_mpi(MPI_Barrier(comm_), "MPI_Barrier", rank_);
+}
 
 void MpiCommunicator::exchange_pairwise(const std::vector<const char*>& send_ptrs,
                                         const std::vector<size_t>& send_counts,
@@ -167,6 +194,7 @@ void MpiCommunicator::exchange_pairwise(const std::vector<const char*>& send_ptr
       });
       requests.insert(requests.end(), s.begin(), s.end());
     }
+    const WaitScope waiting("pairwise exchange", group_info());
     check_mpi(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
               "MPI_Waitall", rank_);
   }
@@ -179,6 +207,7 @@ void MpiCommunicator::alltoallv_bytes(const void* send, const std::vector<size_t
   if (fits(send_counts, send_displs) && fits(recv_counts, recv_displs)) {
     const auto sc = to_int(send_counts), sd = to_int(send_displs);
     const auto rc = to_int(recv_counts), rd = to_int(recv_displs);
+    const WaitScope waiting("all_to_all", group_info());
     check_mpi(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(),
                             MPI_BYTE, comm_),
               "MPI_Alltoallv", rank_);
@@ -200,6 +229,7 @@ void MpiCommunicator::allgatherv_bytes(const void* send, size_t send_count, void
                 send_count, " bytes but the counts say ", recv_counts[rank_]);
   if (fits(recv_counts, recv_displs)) {
     const auto rc = to_int(recv_counts), rd = to_int(recv_displs);
+    const WaitScope waiting("all_gather", group_info());
     check_mpi(MPI_Allgatherv(send, static_cast<int>(send_count), MPI_BYTE, recv, rc.data(),
                              rd.data(), MPI_BYTE, comm_),
               "MPI_Allgatherv", rank_);
@@ -235,6 +265,7 @@ void MpiCommunicator::allreduce_raw(void* data, size_t count, core::DType dtype,
   const size_t esz = core::dtype_size(dtype);
   const size_t per_call = std::max<size_t>(piece_bytes() / esz, 1);
   char* p = static_cast<char*>(data);
+  const WaitScope waiting("all_reduce", group_info());
   for (size_t off = 0; off < count; off += per_call) {
     const size_t n = std::min(per_call, count - off);
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, p + off * esz, static_cast<int>(n), type, mpi_op, comm_),
@@ -245,6 +276,7 @@ void MpiCommunicator::allreduce_raw(void* data, size_t count, core::DType dtype,
 void MpiCommunicator::broadcast_bytes(void* data, size_t nbytes, int root) const {
   const size_t piece = piece_bytes();
   char* p = static_cast<char*>(data);
+  const WaitScope waiting("broadcast", group_info());
   for (size_t off = 0; off < nbytes; off += piece) {
     const size_t n = std::min(piece, nbytes - off);
     check_mpi(MPI_Bcast(p + off, static_cast<int>(n), MPI_BYTE, root, comm_), "MPI_Bcast", rank_);
@@ -258,7 +290,8 @@ Request MpiCommunicator::isend_bytes(const void* data, size_t nbytes, int dest, 
     check_mpi(MPI_Isend(p + off, n, MPI_BYTE, dest, tag, comm_, req), "MPI_Isend", rank_);
   });
   return Request(std::make_unique<MpiRequest>(std::move(requests), std::move(keep_alive),
-                                              std::function<void()>(), rank_));
+                                              std::function<void()>(), rank_, "wait on a send",
+                                              group_info()));
 }
 
 Request MpiCommunicator::irecv_bytes(void* data, size_t nbytes, int source, int tag,
@@ -269,7 +302,8 @@ Request MpiCommunicator::irecv_bytes(void* data, size_t nbytes, int source, int 
     check_mpi(MPI_Irecv(p + off, n, MPI_BYTE, source, tag, comm_, req), "MPI_Irecv", rank_);
   });
   return Request(std::make_unique<MpiRequest>(std::move(requests), std::move(keep_alive),
-                                              std::move(on_done), rank_));
+                                              std::move(on_done), rank_, "wait on a receive",
+                                              group_info()));
 }
 
 }  // namespace paradit::comm

@@ -4,8 +4,11 @@
 #include <cstdio>
 
 #include "comm/mpi_communicator.h"
+#include "comm/watchdog.h"
 
 namespace paradit::comm::detail {
+
+std::unique_ptr<Prober> make_mpi_prober();  // mpi_watchdog.cpp
 
 namespace {
 bool g_started_here = false;  // finalize only what we initialized
@@ -24,12 +27,16 @@ std::unique_ptr<Communicator> mpi_start(int* argc, char*** argv) {
                   provided);
     g_started_here = true;
   }
-  return MpiCommunicator::world();
+  std::unique_ptr<MpiCommunicator> world = MpiCommunicator::world();
+  // Several processes: the watchdog puts a deadline on every wait for a peer (watchdog.h).
+  if (world->size() > 1) start_watchdog(make_mpi_prober());
+  return world;
 }
 
 void mpi_stop() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  stop_watchdog();
   if (g_started_here && !finalized) MPI_Finalize();
   g_started_here = false;
 }

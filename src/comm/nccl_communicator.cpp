@@ -143,6 +143,14 @@ struct NcclState {
   std::vector<std::shared_ptr<void>> retained;  // buffers of requests dropped unfinished
   std::atomic<bool> failed{false};              // an error was seen: abort, never destroy
   bool aborted = false;
+  // The last operation enqueued, for the watchdog (watchdog.h): its name, when, and the event
+  // that completes after it (`done`, or the batch's event of point-to-point transfers).
+  const char* last_op = nullptr;
+  std::chrono::steady_clock::time_point last_enqueued;
+  cudaEvent_t last_event = nullptr;
+  std::shared_ptr<OwnedEvent> last_batch;  // keeps a batch's event alive while it is last_event
+  std::shared_ptr<const GroupInfo> group;
+  uint64_t watch_id = 0;  // the pending-operation source registered with the watchdog
 
   NcclState() = default;
   NcclState(const NcclState&) = delete;
@@ -173,6 +181,23 @@ struct NcclState {
     check_async(what);
   }
 
+  // Records what was enqueued last, for the watchdog (mutex held).
+  void note_enqueued(const char* what, cudaEvent_t event) {
+    last_op = what;
+    last_enqueued = std::chrono::steady_clock::now();
+    last_event = event;
+    last_batch.reset();
+  }
+
+  // The watchdog's question (its thread): the last operation when it has not completed on the
+  // device. Never blocks: a busy mutex means work is being enqueued now.
+  std::optional<PendingOp> pending() {
+    std::unique_lock<std::mutex> lock(mutex, std::try_to_lock);
+    if (!lock.owns_lock() || last_op == nullptr || last_event == nullptr || aborted) return {};
+    if (cudaEventQuery(last_event) != cudaErrorNotReady) return {};
+    return PendingOp{std::string("NCCL ") + last_op, group, last_enqueued};
+  }
+
   // Enqueues the queued transfers as one group (mutex held).
   void flush_locked() {
     if (queued.empty()) return;
@@ -197,6 +222,8 @@ struct NcclState {
       auto finished = std::make_shared<OwnedEvent>(rank);
       PARADIT_NCCL_CUDA(rank, cudaEventRecord(finished->get(), stream));
       for (const auto& t : batch) t->done = finished;
+      note_enqueued("send/receive", finished->get());
+      last_batch = finished;
     } catch (...) {
       failed = true;
       throw;
@@ -216,6 +243,7 @@ struct NcclState {
       PARADIT_NCCL_CUDA(rank, cudaStreamWaitEvent(stream, ready.get(), 0));
       body(stream, comm);
       PARADIT_NCCL_CUDA(rank, cudaEventRecord(done.get(), stream));
+      note_enqueued(what, done.get());
       PARADIT_NCCL_CUDA(rank, cudaStreamWaitEvent(caller, done.get(), 0));
     } catch (...) {
       failed = true;
@@ -285,6 +313,7 @@ struct NcclState {
 };
 
 NcclState::~NcclState() {
+  if (watch_id != 0) remove_pending_source(watch_id);
   // Nothing here may throw. The CUDA calls run on the communicator's device.
   int previous = -1;
   if (device >= 0 && cudaGetDevice(&previous) == cudaSuccess && previous != device) {
@@ -374,6 +403,7 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host) : host_(s
                 ") must take host memory");
   rank_ = host_->rank();
   size_ = host_->size();
+  set_world_ranks(host_->group_info()->world_ranks);
   state_ = std::make_shared<NcclState>();
   NcclState& st = *state_;
   st.rank = rank_;
@@ -407,7 +437,17 @@ NcclCommunicator::NcclCommunicator(std::unique_ptr<Communicator> host) : host_(s
                     cudaStreamCreateWithPriority(&st.stream, cudaStreamNonBlocking, greatest));
   st.ready = OwnedEvent(rank_);
   st.done = OwnedEvent(rank_);
-  PARADIT_NCCL(rank_, ncclCommInitRank(&st.comm, size_, id, rank_));
+  {
+    const WaitScope waiting("ncclCommInitRank", host_->group_info());
+    PARADIT_NCCL(rank_, ncclCommInitRank(&st.comm, size_, id, rank_));
+  }
+  // The watchdog sees operations that do not complete on the device (a stopped peer).
+  info_changed();
+  std::weak_ptr<NcclState> weak = state_;
+  st.watch_id = add_pending_source([weak]() -> std::optional<PendingOp> {
+    const std::shared_ptr<NcclState> s = weak.lock();
+    return s ? s->pending() : std::nullopt;
+  });
 }
 
 NcclCommunicator::NcclCommunicator(NcclCommunicator&& other) noexcept
@@ -419,6 +459,12 @@ NcclCommunicator::NcclCommunicator(NcclCommunicator&& other) noexcept
 
 // The state goes with its last user (this object or a Request still alive).
 NcclCommunicator::~NcclCommunicator() = default;
+
+void NcclCommunicator::info_changed() const {
+  if (!state_) return;
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->group = group_info();
+}
 
 std::unique_ptr<Communicator> NcclCommunicator::split(int color, int key) const {
   return std::make_unique<NcclCommunicator>(host_->split(color, key));

@@ -73,6 +73,7 @@ class NcclCommunicator final : public Communicator {
   void abort();
 
  protected:
+  void info_changed() const override;  // the watchdog's view of the group follows the label
   void alltoallv_bytes(const void* send, const std::vector<size_t>& send_counts,
                        const std::vector<size_t>& send_displs, void* recv,
                        const std::vector<size_t>& recv_counts,

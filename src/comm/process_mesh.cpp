@@ -21,6 +21,8 @@ const char* mesh_dim_name(MeshDim d) {
       return "ring";
     case MeshDim::kUlysses:
       return "ulysses";
+    case MeshDim::kTp:
+      return "tp";
   }
   return "?";
 }
@@ -37,6 +39,8 @@ int MeshDegrees::operator[](MeshDim d) const {
       return ring;
     case MeshDim::kUlysses:
       return ulysses;
+    case MeshDim::kTp:
+      return tp;
   }
   return 1;
 }
@@ -45,6 +49,7 @@ std::string MeshDegrees::str() const {
   std::ostringstream os;
   os << "dp=" << dp << " × cfg=" << cfg << " × pp=" << pp << " × ring=" << ring
      << " × ulysses=" << ulysses;
+  if (tp > 1) os << " × tp=" << tp;
   return os.str();
 }
 
@@ -97,14 +102,18 @@ ProcessMesh::ProcessMesh(const Communicator& world, const MeshDegrees& degrees, 
     auto c = coords_;
     c[i] = 0;
     groups_[i] = make(rank_of(degrees, c), coords_[i]);
+    groups_[i]->set_label(mesh_dim_name(static_cast<MeshDim>(i)));
   }
   auto c = coords_;
   const int ring = static_cast<int>(MeshDim::kRing), uly = static_cast<int>(MeshDim::kUlysses);
   c[ring] = 0;
   c[uly] = 0;
   sequence_ = make(rank_of(degrees, c), coords_[ring] * degrees.ulysses + coords_[uly]);
+  sequence_->set_label("sequence");
+  // (The tp coordinate stays in the color: each tensor-parallel rank has its own sequence group.)
   // One replica: the same dp coordinate; dp is outermost, so these are contiguous world ranks.
   replica_ = make(coords_[static_cast<int>(MeshDim::kDp)], world.rank());
+  replica_->set_label("replica");
 }
 
 }  // namespace paradit::comm

@@ -1,9 +1,10 @@
 #pragma once
 // ProcessMesh: the world split into the parallel dimensions of DESIGN.md "Process mesh".
 //
-// world = dp × cfg × pp × ring × ulysses, ranks ordered outermost first (dp, cfg, pp, ring,
-// ulysses): ulysses is innermost, so a Ulysses group is a run of contiguous ranks (one node),
-// as xDiT orders it. Each dimension gets its own communicator (the ranks that differ only in
+// world = dp × cfg × pp × ring × ulysses × tp, ranks ordered outermost first (dp, cfg, pp, ring,
+// ulysses, tp): without tensor parallelism ulysses is innermost, so a Ulysses group is a run of
+// contiguous ranks (one node), as xDiT orders it; tensor parallelism (two all-reduces of the
+// block's activations per block) goes inside it. Each dimension gets its own communicator (the ranks that differ only in
 // that coordinate, ordered by it), plus the sequence-parallel group ring × ulysses, ordered
 // ring-major: its rank = ring coordinate · ulysses + ulysses coordinate, which is also the index
 // of the sequence block this rank holds. The replica group holds the ranks of one data-parallel
@@ -24,15 +25,16 @@
 
 namespace paradit::comm {
 
-enum class MeshDim { kDp = 0, kCfg = 1, kPp = 2, kRing = 3, kUlysses = 4 };
-constexpr int kNumMeshDims = 5;
-const char* mesh_dim_name(MeshDim d);  // "dp", "cfg", "pp", "ring", "ulysses"
+enum class MeshDim { kDp = 0, kCfg = 1, kPp = 2, kRing = 3, kUlysses = 4, kTp = 5 };
+constexpr int kNumMeshDims = 6;
+const char* mesh_dim_name(MeshDim d);  // "dp", "cfg", "pp", "ring", "ulysses", "tp"
 
 struct MeshDegrees {
-  int dp = 1, cfg = 1, pp = 1, ring = 1, ulysses = 1;
-  int product() const { return dp * cfg * pp * ring * ulysses; }
+  int dp = 1, cfg = 1, pp = 1, ring = 1, ulysses = 1, tp = 1;
+  int product() const { return dp * cfg * pp * ring * ulysses * tp; }
   int operator[](MeshDim d) const;
-  std::string str() const;  // "dp=1 × cfg=2 × pp=1 × ring=2 × ulysses=2"
+  // "dp=1 × cfg=2 × pp=1 × ring=2 × ulysses=2", then " × tp=2" when tp > 1.
+  std::string str() const;
 };
 
 class ProcessMesh {
@@ -56,7 +58,7 @@ class ProcessMesh {
   const Communicator& group(MeshDim d) const { return *groups_[static_cast<int>(d)]; }
   // ring × ulysses, ring-major (see above).
   const Communicator& sequence_group() const { return *sequence_; }
-  // The ranks of this rank's data-parallel replica (cfg × pp × ring × ulysses), in world rank
+  // The ranks of this rank's data-parallel replica (cfg × pp × ring × ulysses × tp), in world rank
   // order: its rank is world rank − dp coordinate · (world size / dp).
   const Communicator& replica_group() const { return *replica_; }
 
@@ -65,7 +67,7 @@ class ProcessMesh {
   bool uses_nccl() const { return uses_nccl_; }
   const std::string& transport() const { return transport_; }
 
-  // World rank of the process with these coordinates (dp, cfg, pp, ring, ulysses).
+  // World rank of the process with these coordinates (dp, cfg, pp, ring, ulysses, tp).
   static int rank_of(const MeshDegrees& degrees, const std::array<int, kNumMeshDims>& coords);
   static std::array<int, kNumMeshDims> coords_of(const MeshDegrees& degrees, int rank);
 

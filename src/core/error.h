@@ -12,7 +12,17 @@ namespace paradit {
 
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  // Control characters (a newline in a config key, a carriage return in a request field) become
+  // '?': the message stays one line whatever input it quotes.
+  explicit Error(const std::string& message) : std::runtime_error(one_line(message)) {}
+
+  static std::string one_line(std::string s) {
+    for (char& c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) c = '?';
+    }
+    return s;
+  }
 };
 
 namespace detail {

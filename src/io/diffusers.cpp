@@ -135,27 +135,32 @@ Json read_json(const fs::path& path) {
          ")");
   std::ostringstream text;
   text << in.rdbuf();
-  try {
-    Json j = parse_json(quote_non_finite(text.str()), path.string());  // depth-bounded
-    restore_non_finite(j);
-    return j;
-  } catch (const Json::exception& e) {
-    std::string what = e.what();
-    if (const auto p = what.find("] "); starts_with(what, "[json.exception") && p != what.npos) {
-      what = what.substr(p + 2);
-    }
-    fail(path.string(), ": malformed JSON (", one_line(what), ")");
-  }
+  return parse_json_text(text.str(), path.string());
+}
+
+Json parse_json_text(std::string_view text, const std::string& where) {
+  Json j = parse_json(quote_non_finite(std::string(text)), where);  // depth-bounded
+  restore_non_finite(j);
+  return j;
 }
 
 // ---------------------------------------------------------------- Config
 
 Config Config::load(const fs::path& config_json) {
-  Json json = read_json(config_json);
-  if (!json.is_object()) {
-    fail(config_json.string(), ": is not a JSON object (found ", json.type_name(), ")");
+  std::error_code ec;
+  if (fs::is_directory(config_json, ec)) {
+    fail(config_json.string(), ": is a folder, expected a JSON file");
   }
-  return Config(std::move(json), config_json.string());
+  return from_json(read_json(config_json), config_json.string());
+}
+
+Config Config::parse(std::string_view text, const std::string& where) {
+  return from_json(parse_json_text(text, where), where);
+}
+
+Config Config::from_json(Json json, const std::string& where) {
+  if (!json.is_object()) fail(where, ": is not a JSON object (found ", json.type_name(), ")");
+  return Config(std::move(json), where);
 }
 
 bool Config::has(const std::string& key) const {

@@ -17,6 +17,9 @@ using Json = nlohmann::json;
 
 // Reads and parses a JSON file; Error "<path>: <problem>" when missing or malformed.
 Json read_json(const std::filesystem::path& path);
+// What read_json does after reading: NaN/Infinity literals kept, depth-bounded; `where` names
+// the text in errors.
+Json parse_json_text(std::string_view text, const std::string& where);
 
 // The most layers or blocks a config may ask for (keys naming "layers" or "blocks").
 inline constexpr int64_t kMaxLayerCount = 4096;
@@ -27,6 +30,9 @@ class Config {
   Config() = default;
   Config(Json json, std::string where) : json_(std::move(json)), where_(std::move(where)) {}
   static Config load(const std::filesystem::path& config_json);
+  // The same checks on a config's text (or parsed JSON); `where` names it in errors.
+  static Config parse(std::string_view text, const std::string& where);
+  static Config from_json(Json json, const std::string& where);
 
   bool has(const std::string& key) const;  // present and not null
   int64_t get_int(const std::string& key) const;  // required

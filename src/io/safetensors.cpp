@@ -213,6 +213,24 @@ std::vector<std::string> TensorSource::names() const {
   return out;
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+  const TensorInfo& t = info(name);
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto base = reinterpret_cast<uintptr_t>(mapping_.get());
+  const auto begin = reinterpret_cast<uintptr_t>(data_ + t.begin);
+  const auto end = reinterpret_cast<uintptr_t>(data_ + t.end);
+  const uintptr_t lo = std::max(base, begin / page * page);
+  const uintptr_t hi = std::min(base + file_bytes_, (end + page - 1) / page * page);
+  // Advice only: a failure leaves the pages resident, nothing else.
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
+void TensorSource::release(const std::string& name) const {
+  const auto it = owner_.find(name);
+  if (it == owner_.end()) fail(where_, ": tensor '", name, "' not found");
+  files_[it->second].release(name);
+}
+
 core::Tensor TensorSource::view(const std::string& name) const {
   const auto it = owner_.find(name);
   if (it == owner_.end()) fail(where_, ": tensor '", name, "' not found");

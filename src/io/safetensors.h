@@ -67,6 +67,10 @@ class SafetensorsFile {
   // tensor's address suits its dtype's alignment, else an aligned copy. Mapped views are
   // read-only memory: writing through one faults (copy first: clone()).
   core::Tensor view(const std::string& name) const;
+  // Drops this process's resident pages of the tensor's bytes (whole pages, so its neighbours'
+  // edges too: madvise DONTNEED on the read-only private mapping); they stay readable and fault
+  // back in from the file. For a tensor-parallel rank that copied its share out of a matrix.
+  void release(const std::string& name) const;
   uint64_t file_bytes() const { return file_bytes_; }
 
  private:
@@ -99,6 +103,8 @@ class TensorSource {
   core::Tensor load(const std::string& name, core::DType dtype = core::DType::F32) const;
   // The stored dtype, zero-copy.
   core::Tensor view(const std::string& name) const;
+  // SafetensorsFile::release of the file that holds it.
+  void release(const std::string& name) const;
   std::string describe() const;  // the file or index path, for messages
   const std::vector<SafetensorsFile>& files() const { return files_; }
 

@@ -49,11 +49,19 @@ constexpr const char* kSupported =
 
 std::unique_ptr<Transformer> make_transformer(const io::Config& config,
                                               const common::WeightProvider& weights,
-                                              const core::Placement& place) {
+                                              const core::Placement& place,
+                                              const parallel::TensorParallel& tp) {
   PARADIT_CHECK(place.dtype == core::DType::F32 || place.dtype == core::DType::BF16 || (place.device == core::Device::CUDA && place.dtype == core::DType::F16),
                 config.where(), ": weight dtype ", core::dtype_name(place.dtype),
                 " is not supported (expected F32 or BF16)");
   const std::string cls = config.class_name();
+  const bool dit = cls == "DiTTransformer2DModel" ||
+                   (cls == "Transformer2DModel" &&
+                    config.get_string("norm_type", "layer_norm") == "ada_norm_zero");
+  if (dit) return dit::make_dit_transformer(config, weights, place, tp);
+  PARADIT_CHECK(!tp.parallel(), config.where(), ": --tensor_parallel_degree ", tp.degree(),
+                " is not supported yet for ", cls.empty() ? "this class" : cls,
+                " (supported: DiTTransformer2DModel; use --tensor_parallel_degree 1)");
   if (cls == "FluxTransformer2DModel") {
     return flux::make_flux_transformer(config, weights, place);
   }
@@ -61,9 +69,6 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
     return sd3::make_sd3_transformer(config, weights, place);
   if (cls == "PixArtTransformer2DModel") {
     return pixart::make_pixart_transformer(config, weights, place);
-  }
-  if (cls == "DiTTransformer2DModel") {
-    return dit::make_dit_transformer(config, weights, place);
   }
   if (cls == "WanTransformer3DModel") {
     return wan::make_wan_transformer(config, weights, place);
@@ -79,7 +84,6 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
     if (norm == "ada_norm_single") {
       return pixart::make_pixart_transformer(config, weights, place);
     }
-    if (norm == "ada_norm_zero") return dit::make_dit_transformer(config, weights, place);
     fail(config.where(), ": Transformer2DModel with norm_type '", norm,
          "' is not supported (expected ada_norm_single or ada_norm_zero)");
   }
@@ -88,14 +92,15 @@ std::unique_ptr<Transformer> make_transformer(const io::Config& config,
 }
 
 std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
-                                              const core::Placement& place) {
+                                              const core::Placement& place,
+                                              const parallel::TensorParallel& tp) {
   const std::filesystem::path tdir = io::ModelFolder::open(dir.string()).transformer_dir();
   const io::Config config = io::Config::load(tdir / "config.json");
   // Tensors bound from the source are views of its mapping (or converted copies), so the model
   // keeps what it needs alive after the source goes out of scope.
   const io::TensorSource source = io::TensorSource::open(tdir);
   const common::CheckpointWeights weights(source);
-  return make_transformer(config, weights, place);
+  return make_transformer(config, weights, place, tp);
 }
 
 std::vector<std::string> pipeline_layer_prefixes(const io::Config& config) {

@@ -17,6 +17,7 @@
 #include "parallel/joint.h"
 #include "parallel/pipefusion.h"
 #include "parallel/sequence.h"
+#include "parallel/tensor_parallel.h"
 
 namespace paradit::models {
 
@@ -117,14 +118,20 @@ core::Tensor parallel_forward(const Transformer& model, const NamedTensors& inpu
 
 // Builds the family named by `config.class_name()` and binds its weights from `weights`.
 // Error naming the class when it is not supported.
+// With a tensor-parallel group of degree > 1 (parallel/tensor_parallel.h) the model binds only
+// this rank's share of each block's split matrices and its forward all-reduces over the group,
+// which every rank of it must call together; families without it yet → one-line Error naming
+// the class and the families that have it.
 std::unique_ptr<Transformer> make_transformer(const io::Config& config,
                                               const common::WeightProvider& weights,
-                                              const core::Placement& place = core::DType::F32);
+                                              const core::Placement& place = core::DType::F32,
+                                              const parallel::TensorParallel& tp = {});
 
 // Loads config.json + weights from a transformer component folder (or a pipeline folder: its
 // transformer/). The returned model keeps the checkpoint mapping alive.
 std::unique_ptr<Transformer> load_transformer(const std::filesystem::path& dir,
-                                              const core::Placement& place = core::DType::F32);
+                                              const core::Placement& place = core::DType::F32,
+                                              const parallel::TensorParallel& tp = {});
 
 // ---- PipeFusion stages
 // The weight-name prefix of each layer a stage can take ("transformer_blocks.3", Flux's

@@ -225,6 +225,17 @@ StageResult ring_stage(const Stage& s, const comm::Communicator& ring) {
   return result;
 }
 
+// The stage of a rank that computes no heads: outputs with 0 heads.
+StageResult empty_stage(const Stage& s) {
+  const int64_t B = s.q.dim(0), Dv = s.v.dim(3);
+  StageResult r;
+  r.out = Tensor::empty({B, s.q.dim(1), 0, Dv}, s.q.dtype(), s.q.device());  // (B, Sq, 0, Dv)
+  if (s.xq.defined()) {
+    r.xout = Tensor::empty({B, s.xq.dim(1), 0, Dv}, s.q.dtype(), s.q.device());  // (B, Sxq, 0, Dv)
+  }
+  return r;
+}
+
 }  // namespace
 
 AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -241,22 +252,23 @@ AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v,
   s.xmask = f32_mask(options.extra_key_mask, q.device());
   const Tensor mask = f32_mask(options.key_mask, q.device());
 
+  // Ulysses head split, balanced for any head count: rank j computes heads[j] heads (maybe
+  // none when H < U); the all-to-alls carry each destination's count.
+  std::vector<int64_t> heads;
   if (U > 1) {
-    PARADIT_CHECK(H % U == 0, "Ulysses attention: ", H,
-                  " heads are not divisible by the Ulysses "
-                  "degree ",
-                  U);
     const comm::Communicator& uly = *ctx.ulysses;
-    const int64_t h = H / U, h0 = uly.rank() * h;
-    s.q = uly.all_to_all(q, 2, 1);                         // (B, U·Sq_local, H/U, D)
-    s.k = uly.all_to_all(k, 2, 1);                         // (B, U·Sk_local, H/U, D)
-    s.v = uly.all_to_all(v, 2, 1);                         // (B, U·Sk_local, H/U, Dv)
+    for (int j = 0; j < U; ++j) heads.push_back(ulysses_heads(H, U, j).count);
+    const HeadRange mine = ulysses_heads(H, U, uly.rank());
+    const int64_t h0 = mine.begin, h1 = mine.begin + mine.count;
+    s.q = uly.all_to_all(q, 2, 1, heads, {});              // (B, U·Sq_local, h, D)
+    s.k = uly.all_to_all(k, 2, 1, heads, {});              // (B, U·Sk_local, h, D)
+    s.v = uly.all_to_all(v, 2, 1, heads, {});              // (B, U·Sk_local, h, Dv)
     if (mask.defined()) s.mask = uly.all_gather(mask, 1);  // (B, U·Sk_local)
     // This rank's head shard of the replicated extras (views).
-    if (s.xq.defined()) s.xq = s.xq.slice(2, h0, h0 + h);  // (B, Sxq, H/U, D)
+    if (s.xq.defined()) s.xq = s.xq.slice(2, h0, h1);  // (B, Sxq, h, D)
     if (s.xk.defined()) {
-      s.xk = s.xk.slice(2, h0, h0 + h);  // (B, Sx, H/U, D)
-      s.xv = s.xv.slice(2, h0, h0 + h);  // (B, Sx, H/U, Dv)
+      s.xk = s.xk.slice(2, h0, h1);  // (B, Sx, h, D)
+      s.xv = s.xv.slice(2, h0, h1);  // (B, Sx, h, Dv)
     }
   } else {
     s.q = q;
@@ -265,13 +277,17 @@ AttentionOutput attention(const Tensor& q, const Tensor& k, const Tensor& v,
     s.mask = mask;
   }
 
-  StageResult r = R > 1 ? ring_stage(s, *ctx.ring) : local_stage(s);
+  // A rank without heads (H < U) has nothing to compute; its ring (the same Ulysses rank at
+  // every stage) has none either, so the whole ring skips together.
+  StageResult r = s.q.dim(2) == 0 ? empty_stage(s)
+                  : R > 1         ? ring_stage(s, *ctx.ring)
+                                  : local_stage(s);
 
   AttentionOutput result;
   if (U > 1) {
     const comm::Communicator& uly = *ctx.ulysses;
-    result.out = uly.all_to_all(r.out, 1, 2);                            // (B, Sq_local, H, Dv)
-    if (r.xout.defined()) result.extra_out = uly.all_gather(r.xout, 2);  // (B, Sxq, H, Dv)
+    result.out = uly.all_to_all(r.out, 1, 2, {}, heads);  // (B, Sq_local, H, Dv)
+    if (r.xout.defined()) result.extra_out = uly.all_gather(r.xout, 2, heads);  // (B, Sxq, H, Dv)
   } else {
     result.out = r.out;
     result.extra_out = r.xout;

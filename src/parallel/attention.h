@@ -6,7 +6,8 @@
 // reassociation.
 //
 //   Ulysses (degree U): all-to-all q, k, v from sequence-sharded (B, S/P, H, D) to head-sharded
-//     (B, S/R, H/U, D), local attention, all-to-all back. Needs H % U == 0.
+//     (B, S/R, h, D), local attention, all-to-all back. Any H: Ulysses rank j computes the
+//     balanced share ulysses_heads(H, U, j) (H/U rounded down or up; none when H < U).
 //   Ring (degree R): K/V blocks travel round the ring (isend/irecv of the next block posted
 //     before computing the current one), partials merged exactly by their log-sum-exp.
 //   USP: Ulysses inside each ring stage (the Ulysses group is contiguous ranks).

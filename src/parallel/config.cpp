@@ -11,12 +11,17 @@ comm::MeshDegrees ParallelConfig::degrees() const {
   d.pp = pp;
   d.ring = ring;
   d.ulysses = ulysses;
+  d.tp = tp;
   return d;
 }
 
 void ParallelConfig::validate() const {
   PARADIT_CHECK(ulysses >= 1, "--ulysses_degree must be at least 1, found ", ulysses);
   PARADIT_CHECK(ring >= 1, "--ring_degree must be at least 1, found ", ring);
+  PARADIT_CHECK(tp >= 1, "--tensor_parallel_degree must be at least 1, found ", tp);
+  PARADIT_CHECK(tp == 1 || pp == 1, "--tensor_parallel_degree ", tp,
+                " with --pipefusion_parallel_degree ", pp,
+                " is not supported yet (PipeFusion stages load whole layers)");
   PARADIT_CHECK(dp >= 1, "--data_parallel_degree must be at least 1, found ", dp);
   PARADIT_CHECK(pp >= 1, "--pipefusion_parallel_degree must be at least 1, found ", pp);
   PARADIT_CHECK(num_pipeline_patch >= 0, "--num_pipeline_patch must be at least 1, found ",
@@ -37,6 +42,7 @@ ParallelRuntime::ParallelRuntime(const comm::Communicator& world, const Parallel
   config_.validate();
   mesh_ = std::make_unique<comm::ProcessMesh>(world, config_.degrees(), device);
   sequence_ = SequenceContext::from_mesh(*mesh_);
+  tensor_parallel_.group = &mesh_->group(comm::MeshDim::kTp);
 }
 
 }  // namespace paradit::parallel

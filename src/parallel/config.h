@@ -13,6 +13,7 @@
 #include "comm/communicator.h"
 #include "comm/process_mesh.h"
 #include "parallel/sequence.h"
+#include "parallel/tensor_parallel.h"
 
 namespace paradit::parallel {
 
@@ -22,6 +23,7 @@ struct ParallelConfig {
   int pp = 1;                     // --pipefusion_parallel_degree: PipeFusion stages
   int ring = 1;                   // --ring_degree
   int ulysses = 1;                // --ulysses_degree
+  int tp = 1;                     // --tensor_parallel_degree
   int num_pipeline_patch = 0;     // --num_pipeline_patch: PipeFusion patches (0: pp)
   int warmup_steps = 1;           // --warmup_steps: PipeFusion's synchronous whole-image steps
   bool use_parallel_vae = false;  // --use_parallel_vae (stored for the patch-parallel VAE)
@@ -48,6 +50,8 @@ class ParallelRuntime {
   const ParallelConfig& config() const { return config_; }
   const comm::ProcessMesh& mesh() const { return *mesh_; }
   const SequenceContext& sequence() const { return sequence_; }
+  // The tensor-parallel group (the mesh's tp dimension): what a model is built with.
+  const TensorParallel& tensor_parallel() const { return tensor_parallel_; }
   // Rank 0 of the world writes outputs.
   bool writes_output() const { return mesh_->world().rank() == 0; }
 
@@ -55,6 +59,7 @@ class ParallelRuntime {
   ParallelConfig config_;
   std::unique_ptr<comm::ProcessMesh> mesh_;
   SequenceContext sequence_;
+  TensorParallel tensor_parallel_;
 };
 
 }  // namespace paradit::parallel

@@ -21,6 +21,13 @@ int SequenceContext::shard_index() const {
   return r * ulysses_degree() + u;
 }
 
+HeadRange ulysses_heads(int64_t heads, int degree, int rank) {
+  PARADIT_CHECK(heads >= 0 && degree >= 1 && rank >= 0 && rank < degree, "ulysses_heads: ", heads,
+                " heads, rank ", rank, " of ", degree);
+  const int64_t begin = rank * heads / degree, end = (rank + 1) * heads / degree;
+  return HeadRange{begin, end - begin};
+}
+
 int64_t padded_length(int64_t length, int degree) {
   PARADIT_CHECK(degree >= 1, "padded_length: degree ", degree);
   return (length + degree - 1) / degree * degree;

@@ -32,6 +32,14 @@ struct SequenceContext {
   bool parallel() const { return degree() > 1; }
 };
 
+// The heads Ulysses rank `rank` of `degree` computes: [begin, begin + count) with begin =
+// ⌊rank·heads/degree⌋, a balanced split of any head count over any degree (counts differ by at
+// most one; a rank gets none when heads < degree).
+struct HeadRange {
+  int64_t begin = 0, count = 0;
+};
+HeadRange ulysses_heads(int64_t heads, int degree, int rank);
+
 // length rounded up to a multiple of degree.
 int64_t padded_length(int64_t length, int degree);
 

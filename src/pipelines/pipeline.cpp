@@ -16,6 +16,8 @@
 #include "core/random.h"
 #include "models/vae/autoencoder_kl.h"
 #include "parallel/batch.h"
+#include "parallel/pipefusion.h"
+#include "parallel/vae_patch.h"
 #include "pipelines/families.h"
 #include "pipelines/llm_families.h"
 #include "pipelines/vae_decode.h"
@@ -211,7 +213,30 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
     PARADIT_CHECK(core::is_floating(r.latents.dtype()), "--latents: tensor 'latents' has dtype ",
                   core::dtype_name(r.latents.dtype()), ", expected a float type");
   }
+  if (runtime_) check_layout(r);
   return r;
+}
+
+void Pipeline::check_layout(const GenerateRequest& r) const {
+  // What the parallel layout needs of the request's sizes, checked by the same code that later
+  // cuts the work (PatchGrid, split_rows), so admission and the run cannot disagree.
+  const parallel::ParallelConfig& c = runtime_->config();
+  if (c.pp > 1) {
+    const int P = c.pp;
+    const int M = c.num_pipeline_patch > 0 ? c.num_pipeline_patch : P;
+    PARADIT_CHECK(M >= P, "--num_pipeline_patch ", M, " is less than --pipefusion_parallel_degree ",
+                  P, ": every stage needs a patch of its own to work on");
+    PARADIT_CHECK(c.warmup_steps >= 1, "--warmup_steps must be at least 1 with PipeFusion (the "
+                                       "first step fills every layer's K/V buffers)");
+    const LatentRows rows = latent_rows(r);
+    const core::Shape latent = initial_latent_shape(r);
+    const int64_t token_rows = latent[static_cast<size_t>(rows.dim)] / rows.per_token_row;
+    const parallel::PatchGrid grid(token_rows, 1, M);  // Error: a patch thinner than a token row
+  }
+  if (c.use_parallel_vae && r.decode) {
+    // The decoder's bands: at least one latent row per rank of the replica group.
+    parallel::split_rows(*r.height / vae_scale_factor_, runtime_->mesh().replica_group().size());
+  }
 }
 
 void Pipeline::check_memory(const GenerateRequest& r, int64_t batch) const {
@@ -327,7 +352,8 @@ void Pipeline::preload() {
 std::shared_ptr<const models::Transformer> Pipeline::transformer_for_call() {
   if (kept_transformer_) return kept_transformer_;
   std::shared_ptr<const models::Transformer> model =
-      models::load_transformer(folder_.component("transformer").dir, place_);
+      models::load_transformer(folder_.component("transformer").dir, place_,
+                               runtime_ ? runtime_->tensor_parallel() : parallel::TensorParallel{});
   if (keep_loaded_) kept_transformer_ = model;
   return model;
 }
@@ -385,17 +411,21 @@ Tensor Pipeline::run_transformer(const models::Transformer& model,
   const parallel::SequenceContext* sp = &runtime_->sequence();
   const int cfg = mesh.degree(comm::MeshDim::kCfg);
   const auto it = inputs.find("hidden_states");
+  // The step cache's metric counts each row once: tensor-parallel ranks hold the same rows.
+  const bool tp_first = mesh.coord(comm::MeshDim::kTp) == 0;
   // The dp groups already hold their own prompts: only the cfg halves are split here.
   if (cfg > 1 && it != inputs.end() && it->second.dim(0) % cfg == 0) {
     if (!cache) return models::parallel_forward(model, inputs, *runtime_, /*split_dp=*/false);
     return parallel::run_batch_parallel(
         inputs, "hidden_states", mesh,
-        [&](const NamedTensors& share) { return cache->forward(model, share, sp, true); },
+        [&](const NamedTensors& share) { return cache->forward(model, share, sp, tp_first); },
         /*split_dp=*/false);
   }
   // No CFG batch to split (guidance off, or Flux): every cfg rank runs the same forward, and
   // the first one's rows count in the step cache's metric.
-  if (cache) return cache->forward(model, inputs, sp, mesh.coord(comm::MeshDim::kCfg) == 0);
+  if (cache) {
+    return cache->forward(model, inputs, sp, tp_first && mesh.coord(comm::MeshDim::kCfg) == 0);
+  }
   return model.forward(inputs, sp);
 }
 
@@ -551,6 +581,14 @@ void Pipeline::check_schedule(const schedulers::Scheduler& scheduler,
     PARADIT_CHECK(ok, "--num_inference_steps ", *r.num_inference_steps, ": the scheduler of ",
                   class_name_, " gives a non-finite sigma or timestep at index ", i,
                   " (its config's formulas divide by zero at this step count; try 2 or more)");
+  }
+  // Integer timesteps repeat when the steps outnumber the training timesteps; a multistep
+  // solver then divides by a zero step (diffusers draws NaN).
+  for (size_t i = 1; i < timesteps.size(); ++i) {
+    PARADIT_CHECK(timesteps[i] != timesteps[i - 1], "--num_inference_steps ",
+                  *r.num_inference_steps, ": the scheduler of ", class_name_,
+                  " gives timestep ", timesteps[i], " twice (at indices ", i - 1, " and ", i,
+                  "): more steps than it has distinct timesteps");
   }
 }
 

@@ -30,6 +30,7 @@
 #include "models/step_cache.h"
 #include "models/transformer.h"
 #include "parallel/config.h"
+#include "pipelines/memory_estimate.h"
 #include "pipelines/text_encoding.h"
 
 namespace paradit::schedulers {
@@ -210,6 +211,10 @@ class Pipeline {
   // Runs the next generate() calls over `runtime` (null: single process). The runtime must
   // outlive those calls.
   void set_runtime(const parallel::ParallelRuntime* runtime) { runtime_ = runtime; }
+  // The per-rank memory of this request under `layout` (pipelines/memory_estimate.h), from the
+  // configs and weight headers alone: nothing is loaded. Not collective.
+  MemoryEstimate estimate_memory(const GenerateRequest& resolved,
+                                 const parallel::ParallelConfig& layout) const;
   // This rank's dp group's samples [begin, end) of a batch of `batch`: contiguous equal blocks
   // in dp order. A batch that the dp degree does not divide → Error naming both.
   std::pair<int64_t, int64_t> dp_block(int64_t batch) const;
@@ -224,6 +229,9 @@ class Pipeline {
   // Refuses a request whose outputs alone would not fit in the memory available now (a lower
   // bound from the sizes; see pipeline.cpp), naming what it needs and what there is.
   void check_memory(const GenerateRequest& resolved, int64_t batch) const;
+  // The request's sizes against the parallel layout (PipeFusion patches, parallel-VAE bands);
+  // part of resolve() when a runtime is set.
+  void check_layout(const GenerateRequest& resolved) const;
   // Error naming the step count when the scheduler's sigmas or timesteps are NaN or inf.
   void check_schedule(const schedulers::Scheduler& scheduler,
                       const GenerateRequest& resolved) const;

@@ -1,6 +1,8 @@
 #include "server/cluster.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -11,6 +13,7 @@
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "pipelines/pipeline.h"
+#include "server/worker_protocol.h"
 
 namespace paradit::server {
 
@@ -18,7 +21,6 @@ namespace {
 
 using core::DType;
 using core::Tensor;
-using Json = nlohmann::json;
 
 enum Kind : int64_t { kJob = 1, kStop, kCancel, kAck, kProgress, kDone, kFailed, kStopped };
 constexpr int kTagJob = 7101;      // rank 0 → group ranks
@@ -90,80 +92,6 @@ Message receive(const comm::Communicator& comm, int source, int tag) {
   return m;
 }
 
-std::string request_to_json(const ImageRequest& r) {
-  Json j = {{"prompt", r.prompt}, {"n", r.n},         {"height", r.height},
-            {"width", r.width},   {"seed", r.seed}};
-  if (r.negative_prompt) j["negative_prompt"] = *r.negative_prompt;
-  if (r.num_inference_steps) j["num_inference_steps"] = *r.num_inference_steps;
-  if (r.guidance_scale) j["guidance_scale"] = *r.guidance_scale;  // exact: shortest round trip
-  if (r.num_frames) j["num_frames"] = *r.num_frames;
-  if (r.fps) j["fps"] = *r.fps;
-  j["output_format"] = static_cast<int>(r.output_format);
-  j["output_compression"] = r.output_compression;
-  j["partial_images"] = r.partial_images;
-  j["use_fbcache"] = r.use_fbcache;
-  j["use_teacache"] = r.use_teacache;
-  if (r.fbcache_threshold) j["fbcache_threshold"] = *r.fbcache_threshold;
-  if (r.teacache_threshold) j["teacache_threshold"] = *r.teacache_threshold;
-  j["cache_warmup_steps"] = r.cache_warmup_steps;
-  return j.dump();
-}
-
-ImageRequest request_from_json(const std::string& text) {
-  const Json j = Json::parse(text);
-  ImageRequest r;
-  r.prompt = j.at("prompt").get<std::string>();
-  r.n = j.at("n").get<int>();
-  r.height = j.at("height").get<int64_t>();
-  r.width = j.at("width").get<int64_t>();
-  r.seed = j.at("seed").get<uint64_t>();
-  if (j.contains("negative_prompt")) r.negative_prompt = j["negative_prompt"].get<std::string>();
-  if (j.contains("num_inference_steps")) {
-    r.num_inference_steps = j["num_inference_steps"].get<int>();
-  }
-  if (j.contains("guidance_scale")) r.guidance_scale = j["guidance_scale"].get<double>();
-  if (j.contains("num_frames")) r.num_frames = j["num_frames"].get<int64_t>();
-  if (j.contains("fps")) r.fps = j["fps"].get<double>();
-  r.output_format = static_cast<ImageFormat>(j.at("output_format").get<int>());
-  r.output_compression = j.at("output_compression").get<int>();
-  r.partial_images = j.at("partial_images").get<int>();
-  r.use_fbcache = j.at("use_fbcache").get<bool>();
-  r.use_teacache = j.at("use_teacache").get<bool>();
-  if (j.contains("fbcache_threshold")) r.fbcache_threshold = j["fbcache_threshold"].get<double>();
-  if (j.contains("teacache_threshold")) {
-    r.teacache_threshold = j["teacache_threshold"].get<double>();
-  }
-  r.cache_warmup_steps = j.at("cache_warmup_steps").get<int>();
-  return r;
-}
-
-// Image (or video) files as one byte string: for each, its length (8 bytes, little-endian host
-// order) then it.
-std::string pack_images(const std::vector<std::string>& images) {
-  std::string out;
-  for (const std::string& png : images) {
-    const uint64_t n = png.size();
-    out.append(reinterpret_cast<const char*>(&n), sizeof n);
-    out += png;
-  }
-  return out;
-}
-
-std::vector<std::string> unpack_images(const std::string& bytes) {
-  std::vector<std::string> images;
-  size_t at = 0;
-  while (at < bytes.size()) {
-    uint64_t n = 0;
-    PARADIT_CHECK(at + sizeof n <= bytes.size(), "serve: truncated image message");
-    std::memcpy(&n, bytes.data() + at, sizeof n);
-    at += sizeof n;
-    PARADIT_CHECK(n <= bytes.size() - at, "serve: truncated image message");
-    images.push_back(bytes.substr(at, n));
-    at += n;
-  }
-  return images;
-}
-
 // Thrown by a remote leader's step hook when rank 0 cancelled the job.
 struct CancelRequested {};
 
@@ -177,7 +105,7 @@ class RemoteExecutor final : public Executor {
   void check(const ImageRequest& request) const override { check_request(pipe_, request); }
 
   std::vector<std::string> run(const ImageRequest& request, const StepHook& on_step) override {
-    const std::string body = request_to_json(request);
+    const std::string body = request_to_json(request).dump();
     for (const int r : ranks_) send(control_, r, kTagJob, {kJob, 0, 0, 0, body});
     const int leader = ranks_.front();
     std::exception_ptr stop;
@@ -188,7 +116,7 @@ class RemoteExecutor final : public Executor {
         if (stop || !on_step) continue;
         try {
           on_step({static_cast<int>(m.a), static_cast<int>(m.b), static_cast<double>(m.c) * 1e-6,
-                   unpack_images(m.payload)});
+                   unpack_files(m.payload)});
         } catch (...) {
           // Cancelled or timed out: the group stops at its next step boundary.
           stop = std::current_exception();
@@ -199,7 +127,7 @@ class RemoteExecutor final : public Executor {
       }
       if (!answered) send(control_, leader, kTagControl, {kAck});
       if (stop) std::rethrow_exception(stop);
-      if (m.kind == kDone) return unpack_images(m.payload);
+      if (m.kind == kDone) return unpack_files(m.payload);
       PARADIT_CHECK(m.kind == kFailed, "serve: group ", group_,
                     " sent an unexpected message (kind ", m.kind, ")");
       fail(m.payload);
@@ -223,7 +151,7 @@ class LeaderExecutor final : public Executor {
   void check(const ImageRequest& request) const override { check_request(pipe_, request); }
 
   std::vector<std::string> run(const ImageRequest& request, const StepHook& on_step) override {
-    const std::string body = request_to_json(request);
+    const std::string body = request_to_json(request).dump();
     for (const int r : members_) send(control_, r, kTagJob, {kJob, 0, 0, 0, body});
     try {
       return cluster_.run_in_group(pipe_, request, on_step);
@@ -291,7 +219,17 @@ std::vector<std::string> Cluster::run_in_group(pipelines::Pipeline& pipe,
                                                const StepHook& leader_hook) {
   const bool leader = group_rank_ == 0;
   std::exception_ptr stop;
+  const bool crash = !fault_crash_prompt_.empty() &&
+                     request.prompt.find(fault_crash_prompt_) != std::string::npos &&
+                     group_rank_ == group_size_ - 1;
   const StepHook hook = [&](const StepProgress& progress) {
+    if (crash) {
+      std::fprintf(stderr, "paradit worker: rank %d: fault injection (--fault_crash_prompt): "
+                   "crashing on purpose\n", world_.rank());
+      std::fflush(stderr);
+      std::signal(SIGSEGV, SIG_DFL);  // no MPI backtrace handler: die of the signal itself
+      std::raise(SIGSEGV);
+    }
     int64_t go_on = 1;
     if (leader && leader_hook) {
       try {
@@ -315,7 +253,7 @@ std::vector<std::string> Cluster::run_in_group(pipelines::Pipeline& pipe,
 void Cluster::fail_group(const std::string& what) const {
   comm::abort_job(2, "paradit: error: serve: rank " + std::to_string(world_.rank()) +
                          " of group " + std::to_string(group_) + " failed: " + what +
-                         "; stopping the server (its group's ranks cannot go on together)");
+                         "; ending the worker job (its group's ranks cannot go on together)");
 }
 
 void Cluster::lead_remote_job(pipelines::Pipeline& pipe, const ImageRequest& request) {
@@ -326,12 +264,12 @@ void Cluster::lead_remote_job(pipelines::Pipeline& pipe, const ImageRequest& req
     // The previews (if any) travel with the step's report.
     send(*control_, 0, kTagReport,
          {kProgress, p.step, p.total, static_cast<int64_t>(p.seconds * 1e6),
-          pack_images(p.previews)});
+          pack_files(p.previews)});
     if (control_request.test() && control.data<int64_t>()[0] == kCancel) throw CancelRequested{};
   };
   Message report;
   try {
-    report = {kDone, 0, 0, 0, pack_images(run_in_group(pipe, request, hook))};
+    report = {kDone, 0, 0, 0, pack_files(run_in_group(pipe, request, hook))};
   } catch (const Stopped&) {
     report = {kStopped};
   } catch (const std::exception& e) {
@@ -349,7 +287,7 @@ void Cluster::follow(pipelines::Pipeline& pipe) {
     if (m.kind == kStop) return;
     PARADIT_CHECK(m.kind == kJob, "serve: rank ", world_.rank(),
                   " got an unexpected message (kind ", m.kind, ")");
-    const ImageRequest request = request_from_json(m.payload);
+    const ImageRequest request = request_from_json(Json::parse(m.payload));
     if (group_rank_ == 0) {
       lead_remote_job(pipe, request);
       continue;

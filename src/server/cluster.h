@@ -1,13 +1,14 @@
 #pragma once
-// `paradit serve` over an MPI job: the world cut into --data_parallel_degree groups, each a
-// replica of the model that runs one job at a time exactly as `paradit generate` runs it (a
-// ParallelRuntime over the group's communicator with dp = 1 and the other degrees, so Ulysses,
-// ring, CFG parallel and the parallel VAE work inside a group). The mesh puts dp outermost, so a
-// group is a run of contiguous ranks; its first rank is its leader.
+// The worker job of `paradit serve` (`paradit worker`, an MPI job): the world cut into
+// --data_parallel_degree groups, each a replica of the model that runs one job at a time exactly
+// as `paradit generate` runs it (a ParallelRuntime over the group's communicator with dp = 1 and
+// the other degrees, so Ulysses, ring, CFG parallel and the parallel VAE work inside a group).
+// The mesh puts dp outermost, so a group is a run of contiguous ranks; its first rank is its
+// leader.
 //
-// Rank 0 (leader of group 0) owns the HTTP listener and the dispatcher, which has one executor
-// per group. Jobs and answers travel as point-to-point messages on a communicator of their own:
-//   rank 0 → every rank of group g   kJob (the request as JSON), or kStop when the server ends
+// Rank 0 (leader of group 0) talks to the front end (server/worker.h) and has one executor per
+// group. Jobs and answers travel as point-to-point messages on a communicator of their own:
+//   rank 0 → every rank of group g   kJob (the request as JSON), or kStop when the job ends
 //   leader of g → rank 0              kProgress after each step (with the step's previews, if
 //                                     any), then one of kDone (the image / MP4 files), kFailed
 //                                     (the error) or kStopped (after a cancel)
@@ -16,18 +17,20 @@
 // Inside a group of more than one rank the leader decides at each step boundary whether the job
 // goes on and broadcasts it, so every rank of the group leaves generate() at the same step.
 //
-// Threads: comm::init runs MPI at MPI_THREAD_MULTIPLE. On rank 0 each dispatcher worker thread
-// talks to its own group (group 0's worker also runs generate() for its share); the HTTP threads
-// never call MPI. On the other ranks only the main thread calls MPI. Waits poll with short sleeps
-// (Open MPI's blocking waits spin a core, and idle ranks must leave the cores to busy ones).
-// One job at a time per group: the Pipeline of a rank is never used by two threads at once.
+// Threads: comm::init runs MPI at MPI_THREAD_MULTIPLE. On rank 0 each group's runner thread
+// talks to its own group (group 0's also runs generate() for its share). On the other ranks only
+// the main thread calls MPI. Waits poll with short sleeps (Open MPI's blocking waits spin a core,
+// and idle ranks must leave the cores to busy ones). One job at a time per group: the Pipeline of
+// a rank is never used by two threads at once.
 //
 // Failure: a job that throws in a one-rank group fails alone (the client gets a 500). An
 // exception on a rank of a larger group may leave its peers inside a collective, so it ends the
-// whole server (comm::abort_job with one line naming the rank, group and error). A rank that
-// dies ends the MPI job through mpirun.
+// whole worker job (comm::abort_job with one line naming the rank, group and error), as does a
+// rank that dies (mpirun ends the job); the front end then restarts the worker job and retries
+// the jobs that were running (server/supervisor.h).
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -78,6 +81,11 @@ class Cluster {
   // Ends the whole job: a rank of a group with more than one rank failed.
   [[noreturn]] void fail_group(const std::string& what) const;
 
+  // Fault injection for the recovery tests (`paradit serve --fault_crash_prompt TEXT`): the last
+  // rank of the group that runs a request whose prompt contains `text` dies of SIGSEGV after its
+  // first denoising step. Empty: off.
+  void set_fault_crash_prompt(std::string text) { fault_crash_prompt_ = std::move(text); }
+
  private:
   void lead_remote_job(pipelines::Pipeline& pipe, const ImageRequest& request);
 
@@ -89,6 +97,7 @@ class Cluster {
   std::unique_ptr<comm::Communicator> control_;  // job / report messages (world ranks)
   std::unique_ptr<comm::Communicator> group_comm_;
   std::unique_ptr<parallel::ParallelRuntime> runtime_;
+  std::string fault_crash_prompt_;
 };
 
 }  // namespace paradit::server

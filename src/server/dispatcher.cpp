@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "server/job_store.h"
 
 namespace paradit::server {
 
@@ -20,6 +21,15 @@ constexpr size_t kStepWindow = 1024;  // steps the latency quantiles are taken o
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// A steady-clock time point as unix seconds, and back (deadlines survive a restart as unix time).
+double to_unix(Clock::time_point t) {
+  return unix_now() + std::chrono::duration<double>(t - Clock::now()).count();
+}
+Clock::time_point from_unix(double t) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(t - unix_now()));
 }
 
 // Thrown by the step hook to leave the pipeline at a step boundary.
@@ -50,6 +60,11 @@ struct Job {
   std::shared_ptr<const std::vector<std::string>> images;
   std::vector<std::string> files;
   std::vector<std::shared_ptr<const std::vector<std::string>>> partials;
+  int attempts = 0;
+  // A run after a retry makes the same previews again: the first `previews_seen` of this run are
+  // already in `partials`.
+  size_t previews_seen = 0;
+  size_t previews_this_run = 0;
 };
 
 const char* status_name(JobStatus s) {
@@ -67,11 +82,15 @@ const char* status_name(JobStatus s) {
 bool is_final(JobStatus s) { return s != JobStatus::kQueued && s != JobStatus::kRunning; }
 
 Dispatcher::Dispatcher(std::vector<std::unique_ptr<Executor>> executors, size_t queue_size,
-                       double timeout_seconds, FileStore* files)
+                       double timeout_seconds, FileStore* files, JobStore* store,
+                       int max_attempts)
     : queue_size_(queue_size),
       timeout_(timeout_seconds),
       executors_(std::move(executors)),
-      files_(files) {
+      files_(files),
+      store_(store),
+      max_attempts_(max_attempts) {
+  PARADIT_CHECK(max_attempts >= 1, "--max_attempts: must be at least 1, found ", max_attempts);
   PARADIT_CHECK(!executors_.empty(), "serve: the dispatcher needs at least one executor");
   PARADIT_CHECK(queue_size_ >= 1, "--queue_size: must be at least 1, found ", queue_size_);
   PARADIT_CHECK(timeout_seconds > 0, "--request_timeout: must be positive, found ",
@@ -88,6 +107,12 @@ Dispatcher::~Dispatcher() {
     stopping_ = true;
     closed_ = true;
     for (auto& [id, job] : jobs_) job->cancel_requested = true;
+    // Nobody runs them any more. Kept jobs stay queued in the store (a server started on the
+    // same --state_dir takes them back); their in-memory state ends here.
+    for (auto& job : queue_) {
+      if (!job->keep) finish(*job, JobStatus::kCancelled, "cancelled: the server is stopping");
+    }
+    queue_.clear();
   }
   work_cv_.notify_all();
   for (auto& w : workers_) w.join();
@@ -115,11 +140,15 @@ Dispatcher::Submit Dispatcher::submit(const ImageRequest& request, const SubmitO
       ++requests_["rejected"];
       return Submit::kQueueFull;
     }
-    char buf[40];
-    job->seq = next_id_++;
-    const uint64_t bits = (job->seq * uint64_t{0x9E3779B97F4A7C15}) ^ id_salt_;
-    std::snprintf(buf, sizeof(buf), "_%016" PRIx64, bits);
-    job->id = options.id_prefix + buf;
+    do {
+      char buf[40];
+      job->seq = next_id_++;
+      const uint64_t bits = (job->seq * uint64_t{0x9E3779B97F4A7C15}) ^ id_salt_;
+      std::snprintf(buf, sizeof(buf), "_%016" PRIx64, bits);
+      job->id = options.id_prefix + buf;
+    } while (jobs_.count(job->id) != 0);  // an id a previous server gave (resume)
+    // Recorded before the client hears "accepted": a server that dies from now on resumes it.
+    if (job->keep) record(*job, /*insert=*/true);
     *id = job->id;
     jobs_[job->id] = job;
     queue_.push_back(job);
@@ -154,6 +183,7 @@ JobView view_of(const Job& job) {
   v.partials = job.partials;
   v.request = job.request;
   v.fps = job.request.fps;
+  v.attempts = job.attempts;
   return v;
 }
 }  // namespace
@@ -217,6 +247,7 @@ bool Dispatcher::forget(const std::string& id) {
     }
     files = job->files;
     erase(id);
+    unrecord(id);
   }
   for (const std::string& f : files) files_->remove(f);
   return true;
@@ -274,14 +305,133 @@ void Dispatcher::finish(Job& job, JobStatus status, std::string error) {
     // Nobody will read it (a deleted video, a stream whose client left).
     jobs_.erase(job.id);
   } else if (job.keep) {
+    record(job);
     kept_order_.push_back(job.id);
     // Forget the oldest ended jobs beyond the limit, so memory stays bounded.
     while (kept_order_.size() > kKeptJobs) {
       jobs_.erase(kept_order_.front());
+      unrecord(kept_order_.front());
       kept_order_.pop_front();
     }
   }
   done_cv_.notify_all();
+}
+
+void Dispatcher::record(const Job& job, bool insert) {
+  if (store_ == nullptr || !job.keep) return;
+  StoredJob r;
+  r.id = job.id;
+  r.seq = job.seq;
+  r.store_files = job.store_files;
+  r.request = job.request;
+  r.status = status_name(job.status);
+  r.attempts = job.attempts;
+  r.step = job.step;
+  r.total = job.total;
+  r.created = job.created;
+  r.deadline = to_unix(job.deadline);
+  r.finished = job.finished;
+  r.error = job.error;
+  if (job.images) r.images = *job.images;
+  r.files = job.files;
+  if (insert) {
+    store_->insert(r);  // an Error refuses the job
+    return;
+  }
+  try {
+    store_->update(r);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "paradit serve: %s: %s (kept in memory only)\n", job.id.c_str(),
+                 e.what());
+  }
+}
+
+void Dispatcher::unrecord(const std::string& id) {
+  if (store_ == nullptr) return;
+  try {
+    store_->remove(id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "paradit serve: %s: %s\n", id.c_str(), e.what());
+  }
+}
+
+size_t Dispatcher::resume() {
+  if (store_ == nullptr) return 0;
+  const std::vector<StoredJob> stored = store_->jobs();
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t queued = 0;
+  for (const StoredJob& r : stored) {
+    auto job = std::make_shared<Job>();
+    job->id = r.id;
+    job->request = r.request;
+    job->keep = true;
+    job->store_files = r.store_files;
+    job->seq = r.seq;
+    job->created = r.created;
+    job->deadline = from_unix(r.deadline);
+    job->submitted = from_unix(r.created);
+    job->attempts = r.attempts;
+    job->error = r.error;
+    job->finished = r.finished;
+    job->step = r.step;
+    job->total = r.total;
+    next_id_ = std::max(next_id_, r.seq + 1);
+    JobStatus status = JobStatus::kQueued;
+    for (const JobStatus s : {JobStatus::kRunning, JobStatus::kSucceeded, JobStatus::kFailed,
+                              JobStatus::kCancelled, JobStatus::kTimedOut}) {
+      if (r.status == status_name(s)) status = s;
+    }
+    jobs_[job->id] = job;
+    if (is_final(status)) {
+      job->status = status;
+      if (!r.images.empty()) {
+        job->images = std::make_shared<const std::vector<std::string>>(r.images);
+      }
+      job->files = r.files;
+      kept_order_.push_back(job->id);
+      continue;
+    }
+    // Queued or running when the previous server died: it runs (again) from its first step.
+    job->status = JobStatus::kQueued;
+    job->step = 0;
+    job->total = 0;
+    queue_.push_back(job);
+    ++queued;
+    std::fprintf(stderr, "paradit serve: %s resumed from %s (%s when the previous server ended)\n",
+                 job->id.c_str(), store_->path().c_str(), r.status.c_str());
+  }
+  while (kept_order_.size() > kKeptJobs) {
+    jobs_.erase(kept_order_.front());
+    unrecord(kept_order_.front());
+    kept_order_.pop_front();
+  }
+  resumed_ += queued;
+  max_depth_ = std::max(max_depth_, queue_.size());
+  work_cv_.notify_all();
+  return queued;
+}
+
+void Dispatcher::set_available(bool available) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    available_ = available;
+  }
+  work_cv_.notify_all();
+}
+
+void Dispatcher::expire_waiting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = Clock::now();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (now >= (*it)->deadline) {
+      finish(**it, JobStatus::kTimedOut,
+             available_ ? "timed out while queued"
+                        : "timed out while queued (the worker job was down)");
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void Dispatcher::work(Executor& executor) {
@@ -289,8 +439,8 @@ void Dispatcher::work(Executor& executor) {
     std::shared_ptr<Job> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping
+      work_cv_.wait(lock, [&] { return stopping_ || (available_ && !queue_.empty()); });
+      if (stopping_) return;
       job = queue_.front();
       queue_.pop_front();
       if (job->cancel_requested) {
@@ -302,6 +452,7 @@ void Dispatcher::work(Executor& executor) {
         continue;
       }
       job->status = JobStatus::kRunning;
+      job->previews_this_run = 0;
       ++busy_;
     }
     JobStatus status = JobStatus::kSucceeded;
@@ -315,7 +466,7 @@ void Dispatcher::work(Executor& executor) {
           std::lock_guard<std::mutex> lock(mu_);
           job->step = p.step;
           job->total = p.total;
-          if (!p.previews.empty()) {
+          if (!p.previews.empty() && job->previews_this_run++ >= job->previews_seen) {
             job->partials.push_back(std::make_shared<const std::vector<std::string>>(p.previews));
             done_cv_.notify_all();
           }
@@ -350,6 +501,11 @@ void Dispatcher::work(Executor& executor) {
     } catch (const JobStopped& stop) {
       status = stop.status;
       error = stop.why;
+    } catch (const WorkerLost& lost) {
+      std::lock_guard<std::mutex> lock(mu_);
+      --busy_;
+      retry(job, lost);
+      continue;
     } catch (const std::exception& e) {
       status = JobStatus::kFailed;
       error = e.what();
@@ -360,6 +516,34 @@ void Dispatcher::work(Executor& executor) {
     --busy_;
     finish(*job, status, std::move(error));
   }
+}
+
+void Dispatcher::retry(const std::shared_ptr<Job>& job, const WorkerLost& lost) {
+  if (job->cancel_requested) return finish(*job, JobStatus::kCancelled, "cancelled");
+  if (Clock::now() >= job->deadline) {
+    return finish(*job, JobStatus::kTimedOut,
+                  std::string("timed out: the worker job died while it ran (") + lost.what() + ")");
+  }
+  if (lost.charged()) ++job->attempts;
+  if (lost.charged() && job->attempts >= max_attempts_) {
+    ++failed_after_retries_;
+    return finish(*job, JobStatus::kFailed,
+                  "the worker job died while running it, on " + std::to_string(job->attempts) +
+                      " of " + std::to_string(max_attempts_) +
+                      " attempts (--max_attempts); the last time: " + lost.what());
+  }
+  // Again from its first step, ahead of the jobs that never ran.
+  job->status = JobStatus::kQueued;
+  job->step = 0;
+  job->total = 0;
+  job->previews_seen = job->partials.size();
+  queue_.push_front(job);
+  ++retried_;
+  record(*job);
+  std::fprintf(stderr, "paradit serve: %s will run again (%s; charged attempts %d of %d): %s\n",
+               job->id.c_str(), lost.charged() ? "its run failed" : "it ran beside the failure",
+               job->attempts, max_attempts_, lost.what());
+  work_cv_.notify_one();
 }
 
 std::string Dispatcher::metrics_text(double model_load_seconds) const {
@@ -381,6 +565,18 @@ std::string Dispatcher::metrics_text(double model_load_seconds) const {
      << "# HELP paradit_workers Workers (each runs one job at a time).\n"
         "# TYPE paradit_workers gauge\n"
      << "paradit_workers " << workers_.size() << "\n"
+     << "# HELP paradit_requests_retried_total Runs started again because the worker job died "
+        "while they ran.\n"
+        "# TYPE paradit_requests_retried_total counter\n"
+     << "paradit_requests_retried_total " << retried_ << "\n"
+     << "# HELP paradit_requests_failed_after_retry_total Requests failed because the worker job "
+        "died on each of their --max_attempts runs.\n"
+        "# TYPE paradit_requests_failed_after_retry_total counter\n"
+     << "paradit_requests_failed_after_retry_total " << failed_after_retries_ << "\n"
+     << "# HELP paradit_jobs_resumed_total Jobs a previous server accepted and this one took "
+        "back from --state_dir.\n"
+        "# TYPE paradit_jobs_resumed_total counter\n"
+     << "paradit_jobs_resumed_total " << resumed_ << "\n"
      << "# HELP paradit_requests_total Generation requests by outcome.\n"
         "# TYPE paradit_requests_total counter\n";
   for (const char* s : {"succeeded", "failed", "cancelled", "timed_out", "rejected", "invalid",

@@ -4,6 +4,12 @@
 // either stops the job at the next denoising step boundary and frees its worker. A job's previews
 // (streaming) are kept as they come, for wait() to hand out. Also keeps the counters that
 // GET /metrics reports.
+//
+// Recovery: while the worker job is down (set_available(false)) no job starts. A job whose run
+// ends with WorkerLost is queued again at the front (its seed and layout unchanged, so it gives
+// the same pixels), unless that was its --max_attempts'th charged run: then it fails with the
+// cause. With a JobStore, every kept job (jobs and videos APIs) is recorded when accepted,
+// retried and ended, and resume() takes back what a previous server recorded.
 
 #include <atomic>
 #include <chrono>
@@ -45,9 +51,11 @@ struct JobView {
   std::vector<std::shared_ptr<const std::vector<std::string>>> partials;
   ImageRequest request;       // as submitted
   std::optional<double> fps;  // video models: the MP4s' frame rate
+  int attempts = 0;           // runs that ended with the worker job dying, charged to it
 };
 
 struct Job;
+class JobStore;
 
 class Dispatcher {
  public:
@@ -62,15 +70,25 @@ class Dispatcher {
   };
 
   // `queue_size`: jobs waiting (not running) at most. `timeout_seconds`: from submission to the
-  // end of the job. `files` (may be null when no job stores files) must outlive the dispatcher.
+  // end of the job. `files` (may be null when no job stores files) and `store` (null: nothing is
+  // recorded) must outlive the dispatcher. `max_attempts`: charged runs a job may have.
   Dispatcher(std::vector<std::unique_ptr<Executor>> executors, size_t queue_size,
-             double timeout_seconds, FileStore* files = nullptr);
+             double timeout_seconds, FileStore* files = nullptr, JobStore* store = nullptr,
+             int max_attempts = 2);
   ~Dispatcher();  // cancels what is left and joins the workers
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Checks the request against the pipeline (BadRequest), then queues it.
+  // Checks the request against the pipeline (BadRequest), records it (kept jobs; Error when the
+  // store cannot), then queues it.
   Submit submit(const ImageRequest& request, const SubmitOptions& options, std::string* id);
+  // Takes back the jobs the store holds (call once, before any submit): the ended ones to be
+  // read, the others queued again in their submission order. Returns how many were queued.
+  size_t resume();
+  // Whether jobs may start (the worker job is up). Jobs wait in the queue while it is not.
+  void set_available(bool available);
+  // Ends the queued jobs whose time is up (they cannot wait for a worker that is down).
+  void expire_waiting();
   // Blocks until the job ends, or (partials_seen given) until it has more than `partials_seen`
   // previews; its state then. A job that is not kept is forgotten once its final state is read.
   JobView wait(const std::string& id, size_t partials_seen = SIZE_MAX);
@@ -101,7 +119,10 @@ class Dispatcher {
 
  private:
   void work(Executor& executor);
+  void retry(const std::shared_ptr<Job>& job, const WorkerLost& lost);  // under mu_
   void finish(Job& job, JobStatus status, std::string error);  // under mu_
+  void record(const Job& job, bool insert = false);            // under mu_ (kept jobs)
+  void unrecord(const std::string& id);                        // under mu_ (kept jobs)
   std::shared_ptr<Job> find(const std::string& id) const;     // under mu_
   void erase(const std::string& id);                          // under mu_
 
@@ -109,6 +130,8 @@ class Dispatcher {
   const std::chrono::duration<double> timeout_;
   std::vector<std::unique_ptr<Executor>> executors_;
   FileStore* const files_;
+  JobStore* const store_;
+  const int max_attempts_;
   std::vector<std::thread> workers_;
 
   mutable std::mutex mu_;
@@ -119,12 +142,16 @@ class Dispatcher {
   std::deque<std::string> kept_order_;                // kept job ids, oldest first
   bool closed_ = false;
   bool stopping_ = false;
+  bool available_ = true;
   int busy_ = 0;
   size_t max_depth_ = 0;
   uint64_t next_id_ = 0;
   uint64_t id_salt_ = 0;
 
   std::map<std::string, uint64_t> requests_;  // by final status
+  uint64_t retried_ = 0;                      // runs again after the worker job died
+  uint64_t failed_after_retries_ = 0;         // failed: --max_attempts charged runs
+  uint64_t resumed_ = 0;                      // queued again from the store at start
   std::vector<double> step_window_;           // the latest step seconds (ring)
   size_t step_next_ = 0;
   double step_sum_ = 0;

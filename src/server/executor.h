@@ -1,10 +1,12 @@
 #pragma once
-// Who runs a generation job. The dispatcher hands each job to one Executor: the local one runs the
-// pipeline in this process (one job at a time); under mpirun, cluster.h's executors hand it to a
-// group of MPI ranks (one data-parallel replica) behind the same interface.
+// Who runs a generation job. The dispatcher hands each job to one Executor. In the front end an
+// executor sends it to one data-parallel group of the worker job (server/supervisor.h); in the
+// worker job the local one runs the pipeline in this process (one job at a time) and cluster.h's
+// hand it to a group of MPI ranks, behind the same interface.
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,20 @@ struct StepProgress {
 // Called after every denoising step. It may throw (the dispatcher's JobStopped) to end the job at
 // this step boundary.
 using StepHook = std::function<void(const StepProgress& progress)>;
+
+// Thrown by an executor when the worker job died while it ran the request (or before it could
+// start it): the dispatcher queues the job again. `charged`: the death is laid to this job (a
+// rank of the group running it failed, or nobody knows which): it counts against
+// --max_attempts; a job that merely ran beside the failure on another group runs again free.
+class WorkerLost : public std::runtime_error {
+ public:
+  WorkerLost(const std::string& cause, bool charged)
+      : std::runtime_error(cause), charged_(charged) {}
+  bool charged() const { return charged_; }
+
+ private:
+  bool charged_;
+};
 
 class Executor {
  public:

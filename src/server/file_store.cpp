@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "server/job_store.h"
 
 namespace paradit::server {
 
@@ -24,6 +25,33 @@ FileStore::FileStore(double ttl_seconds, size_t max_bytes)
   salt_ = (salt_ << 32) ^ std::random_device{}();
 }
 
+void FileStore::persist_to(JobStore* store) {
+  const double now = unix_now();
+  std::vector<StoredFile> kept = store->files();
+  std::lock_guard<std::mutex> lock(mu_);
+  db_ = store;
+  for (StoredFile& f : kept) {
+    if (f.expires <= now) {
+      forget(f.id);
+      continue;
+    }
+    total_ += f.bytes->size();
+    order_.push_back(f.id);
+    files_[f.id] = std::move(f);
+  }
+  next_ = kept.size();
+  sweep(now);
+}
+
+void FileStore::forget(const std::string& id) {
+  if (db_ == nullptr) return;
+  try {
+    db_->remove_file(id);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "paradit serve: %s\n", e.what());
+  }
+}
+
 std::string FileStore::put(std::string bytes, std::string content_type, std::string filename) {
   const double now = unix_now();
   std::lock_guard<std::mutex> lock(mu_);
@@ -40,6 +68,13 @@ std::string FileStore::put(std::string bytes, std::string content_type, std::str
   f.expires = now + ttl_;
   total_ += f.bytes->size();
   order_.push_back(f.id);
+  if (db_ != nullptr) {
+    try {
+      db_->put_file(f, next_);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "paradit serve: %s (the file is kept in memory only)\n", e.what());
+    }
+  }
   files_[f.id] = std::move(f);
   sweep(now);
   return id;
@@ -59,6 +94,7 @@ bool FileStore::remove(const std::string& id) {
   if (it == files_.end()) return false;
   total_ -= it->second.bytes->size();
   files_.erase(it);
+  forget(id);
   return true;
 }
 
@@ -83,6 +119,7 @@ void FileStore::sweep(double now) {
     // The newest file stays even when it alone is over the bound (its client is about to read it).
     if (it->second.expires > now && (total_ <= max_bytes_ || files_.size() == 1)) break;
     total_ -= it->second.bytes->size();
+    forget(it->first);
     files_.erase(it);
     order_.pop_front();
   }

@@ -3,8 +3,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
+
+#include "io/json.h"
 
 namespace paradit::server {
 
@@ -380,13 +383,17 @@ std::vector<int> preview_steps(int partial_images, int total) {
 
 ApiRequest parse_request(const std::string& body, Endpoint endpoint, const RequestLimits& limits,
                          const std::string& model_id) {
-  Json j;
-  try {
-    j = Json::parse(body);
-  } catch (const Json::exception& e) {
-    throw BadRequest(cat("malformed JSON body (", e.what(), ")"), "", "invalid_json");
+  // Depth-bounded; an error names the byte and the field it is in (its raw bytes never echoed:
+  // they may not be UTF-8).
+  io::JsonError error;
+  std::optional<Json> j = io::try_parse_json(body, &error, kMaxRequestDepth);
+  if (!j) {
+    const std::string field = io::key_before(body, error.byte);
+    throw BadRequest(cat(field.empty() ? std::string() : "'" + field + "': ",
+                         "malformed JSON body at byte ", error.byte, " (", error.reason, ")"),
+                     field, "invalid_json");
   }
-  return parse_request(j, endpoint, limits, model_id);
+  return parse_request(*j, endpoint, limits, model_id);
 }
 
 ApiRequest parse_request(const Json& j, Endpoint endpoint, const RequestLimits& limits,

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
+
 namespace paradit::server {
 
 // What the served pipeline allows: its sizes (from pipelines::Pipeline) and the operator's
@@ -100,8 +102,8 @@ class BadRequest : public std::exception {
  public:
   explicit BadRequest(std::string message, std::string param = {},
                       std::string code = "invalid_value", int status = 400)
-      : message_(std::move(message)),
-        param_(std::move(param)),
+      : message_(Error::one_line(std::move(message))),  // quoted input stays one line
+        param_(Error::one_line(std::move(param))),
         code_(std::move(code)),
         status_(status) {}
   const char* what() const noexcept override { return message_.c_str(); }
@@ -120,6 +122,9 @@ enum class Endpoint {
   kImages,  // POST /v1/images/generations and POST /v1/jobs
   kVideos,  // POST /v1/videos
 };
+
+// The deepest nesting a request body may have (every field of the API is at depth 1 or 2).
+constexpr int kMaxRequestDepth = 16;
 
 // Parses a JSON object body (or a multipart form converted by form_to_json). BadRequest naming the
 // field on malformed JSON, a wrong type, an invalid value or a value above a limit. `model_id`:

@@ -1,28 +1,35 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "comm/runtime.h"
 #include "core/error.h"
 #include "io/diffusers.h"
 #include "pipelines/pipeline.h"
-#include "server/cluster.h"
 #include "server/dispatcher.h"
 #include "server/encoding.h"
 #include "server/file_store.h"
+#include "server/job_store.h"
 #include "server/openai_json.h"
+#include "server/supervisor.h"
 
 namespace paradit::server {
 
@@ -119,9 +126,105 @@ void send_job_failure(httplib::Response& res, const JobView& v) {
   }
 }
 
+
+// `paradit worker`'s flags for the parallel layout (those of cli/parallel_flags.h).
+std::vector<std::string> parallel_args(const parallel::ParallelConfig& c) {
+  std::vector<std::string> a = {"--data_parallel_degree", std::to_string(c.dp),
+                                "--ulysses_degree", std::to_string(c.ulysses),
+                                "--ring_degree", std::to_string(c.ring),
+                                "--pipefusion_parallel_degree", std::to_string(c.pp),
+                                "--num_pipeline_patch", std::to_string(c.num_pipeline_patch),
+                                "--warmup_steps", std::to_string(c.warmup_steps)};
+  if (c.cfg) a.push_back("--use_cfg_parallel");
+  if (c.use_parallel_vae) a.push_back("--use_parallel_vae");
+  return a;
+}
+
+std::vector<std::string> split_words(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> words;
+  std::string w;
+  while (in >> w) words.push_back(w);
+  return words;
+}
+
+std::string random_hex(int bytes) {
+  std::random_device rd;
+  std::string out;
+  char buf[3];
+  for (int i = 0; i < bytes; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned>(rd() & 0xff));
+    out += buf;
+  }
+  return out;
+}
+
+// The folder of the state database: --state_dir (created when missing), or a new temporary one.
+// Held with an exclusive lock (STATE_DIR/lock, released by the kernel however the process ends),
+// so two servers never share one.
+class StateDir {
+ public:
+  explicit StateDir(const std::string& dir) {
+    if (dir.empty()) {
+      std::string tmpl =
+          (std::filesystem::temp_directory_path() / "paradit-serve-XXXXXX").string();
+      PARADIT_CHECK(::mkdtemp(tmpl.data()) != nullptr, "--state_dir: cannot make a folder in ",
+                    std::filesystem::temp_directory_path().string(), ": ", std::strerror(errno));
+      path_ = tmpl;
+      temporary_ = true;
+    } else {
+      path_ = std::filesystem::absolute(dir);
+      std::error_code ec;
+      std::filesystem::create_directories(path_, ec);
+      PARADIT_CHECK(std::filesystem::is_directory(path_), "--state_dir ", dir,
+                    ": not a folder that can be made (", ec.message(), ")");
+    }
+    const std::string lock = (path_ / "lock").string();
+    lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    PARADIT_CHECK(lock_fd_ >= 0, "--state_dir ", path_.string(), ": cannot write in it (",
+                  std::strerror(errno), ")");
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {0};
+      [[maybe_unused]] ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+      ::close(lock_fd_);
+      fail("--state_dir ", path_.string(), " is in use by another paradit serve (pid ",
+           std::string(pid).substr(0, std::string(pid).find('\n')), ")");
+    }
+    const std::string me = std::to_string(::getpid()) + "\n";
+    [[maybe_unused]] int t = ::ftruncate(lock_fd_, 0);
+    [[maybe_unused]] ssize_t w = ::pwrite(lock_fd_, me.data(), me.size(), 0);
+  }
+  ~StateDir() {
+    if (temporary_) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+    ::close(lock_fd_);
+  }
+  StateDir(const StateDir&) = delete;
+  StateDir& operator=(const StateDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  bool temporary_ = false;
+  int lock_fd_ = -1;
+};
+
+// The paradit executable (the worker job runs the same binary).
+std::string self_binary() {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  PARADIT_CHECK(!ec, "serve: cannot find the paradit executable (/proc/self/exe: ", ec.message(),
+                ")");
+  return p.string();
+}
+
 }  // namespace
 
-int serve(const ServeOptions& opt) {
+int serve(const ServeOptions& options) {
+  ServeOptions opt = options;
   PARADIT_CHECK(opt.port >= 0 && opt.port <= 65535, "--port: must be in [0, 65535], found ",
                 opt.port);
   PARADIT_CHECK(opt.queue_size >= 1 && opt.queue_size <= 4096,
@@ -142,8 +245,33 @@ int serve(const ServeOptions& opt) {
                 opt.result_ttl);
   PARADIT_CHECK(opt.max_result_bytes >= 1, "--max_result_mib: must be positive");
 
+  PARADIT_CHECK(opt.max_attempts >= 1 && opt.max_attempts <= 100,
+                "--max_attempts: must be in [1, 100], found ", opt.max_attempts);
+  PARADIT_CHECK(opt.worker_start_timeout > 0,
+                "--worker_start_timeout: must be positive seconds, found ",
+                opt.worker_start_timeout);
+  // The old in-job mode (rank 0 of the MPI job listening) is gone: it lost every request with
+  // any rank. The front end starts the MPI job itself.
+  PARADIT_CHECK(comm::world().size() == 1,
+                "paradit serve runs as one process and starts its workers itself: use "
+                "`paradit serve --np ", comm::world().size(),
+                " [--hostfile FILE] [parallel flags]` instead of `mpirun -np ",
+                comm::world().size(), " paradit serve`");
+  opt.parallel.validate();
+  const int degrees = opt.parallel.world_size();
+  const bool attach = !opt.workers.empty();
+  PARADIT_CHECK(!attach || opt.np == 0,
+                "--workers and --np: give --np to start the workers here, or --workers to "
+                "attach to a worker job started elsewhere, not both");
+  PARADIT_CHECK(opt.np >= 0, "--np: must be positive, found ", opt.np);
+  const int np = opt.np > 0 ? opt.np : degrees;
+  PARADIT_CHECK(np == degrees, "--np ", np, ": the parallel degrees ", opt.parallel.degrees().str(),
+                " need ", degrees, " processes (--np must equal their product)");
+  PARADIT_CHECK(!attach || opt.hostfile.empty(),
+                "--hostfile: the workers' hosts are chosen by whoever starts them (--workers)");
+
   // SIGINT/SIGTERM are taken by sigtimedwait below: blocked here, before any thread exists, so
-  // every thread (HTTP pool, worker, OpenMP) inherits the mask and none dies of them.
+  // every thread (HTTP pool, dispatcher, supervisor) inherits the mask and none dies of them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -151,7 +279,7 @@ int serve(const ServeOptions& opt) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not end the server
 
-  const auto load_start = Clock::now();
+  // The front end opens the pipeline's configs only (no weights): it checks requests against it.
   const std::filesystem::path model_dir =
       opt.model.empty() ? pipelines::default_model_dir() : std::filesystem::path(opt.model);
   std::unique_ptr<pipelines::Pipeline> pipe = pipelines::Pipeline::open(model_dir);
@@ -162,17 +290,6 @@ int serve(const ServeOptions& opt) {
                 "--model ", model_dir.string(),
                 ": ", pipe->class_name(), " needs precomputed prompt embeddings, which cannot "
                 "be sent over HTTP; serve it with `paradit generate --prompt_embeds` instead");
-  // The server's point: every component is loaded once and kept for every request.
-  pipe->set_placement(opt.placement);
-  pipe->set_keep_loaded(true);
-  Cluster cluster(comm::world(), opt.parallel, opt.placement.device);  // collective (mpirun)
-  pipe->set_runtime(cluster.runtime());
-  pipe->preload();
-  const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
-  if (!cluster.is_rank0()) {
-    cluster.follow(*pipe);  // until rank 0 has drained
-    return 0;
-  }
   const RequestLimits limits = limits_of(*pipe, opt);
   const bool video = pipe->is_video();
   ServedModel model;
@@ -188,14 +305,97 @@ int serve(const ServeOptions& opt) {
                   {"request_timeout", opt.request_timeout}};
   if (video) model.limits["max_frames"] = limits.max_frames;
 
+  // Durable state: the jobs a previous server accepted come back first.
+  StateDir state(opt.state_dir);
+  JobStore store(state.path() / "jobs.sqlite3");
+  const std::string model_key = model.id + " (" + model.pipeline + ")";
+  const std::string recorded = store.meta("model");
+  PARADIT_CHECK(recorded.empty() || recorded == model_key, "--state_dir ", state.path().string(),
+                " holds the jobs of model ", recorded, ", this server serves ", model_key,
+                " (give another --state_dir)");
+  if (recorded.empty()) store.set_meta("model", model_key);
   FileStore files(opt.result_ttl, opt.max_result_bytes);
-  Dispatcher dispatcher(cluster.executors(*pipe), opt.queue_size, opt.request_timeout, &files);
+  files.persist_to(&store);
+
+  WorkerLaunch launch;
+  launch.np = np;
+  launch.mpirun = opt.mpirun;
+  launch.mpirun_args = split_words(opt.mpirun_args);
+  launch.hostfile = opt.hostfile;
+  launch.binary = self_binary();
+  if (!opt.model.empty()) {
+    std::error_code ec;
+    const bool local = std::filesystem::exists(opt.model, ec);
+    launch.worker_args = {"--model", local ? std::filesystem::absolute(opt.model).string()
+                                           : opt.model};
+  }
+  for (const auto& [flag, value] : {std::pair{"--device", &opt.device},
+                                    std::pair{"--dtype", &opt.dtype},
+                                    std::pair{"--attention_backend", &opt.attention_backend}}) {
+    if (!value->empty()) launch.worker_args.insert(launch.worker_args.end(), {flag, *value});
+  }
+  for (const std::string& a : parallel_args(opt.parallel)) launch.worker_args.push_back(a);
+  if (!opt.fault_crash_prompt.empty()) {
+    launch.worker_args.insert(launch.worker_args.end(),
+                              {"--fault_crash_prompt", opt.fault_crash_prompt});
+    // The workers refuse it without PARADIT_TEST_FAULTS=1, also on other hosts.
+    launch.mpirun_args.insert(launch.mpirun_args.end(), {"-x", "PARADIT_TEST_FAULTS"});
+  }
+  launch.attach = attach;
+  const std::string listen = attach                       ? opt.workers
+                             : !opt.worker_listen.empty() ? opt.worker_listen
+                                                          : "unix:" + (state.path() /
+                                                                       "workers.sock").string();
+  launch.listen = parse_address(listen, attach ? "--workers" : "--worker_listen");
+  launch.connect = launch.listen.text();
+  if (!launch.listen.unix_socket &&
+      (launch.listen.host.empty() || launch.listen.host == "*" || launch.listen.host == "0.0.0.0")) {
+    char host[256] = {0};
+    ::gethostname(host, sizeof host - 1);
+    launch.connect = std::string(host) + ":" + std::to_string(launch.listen.port);
+  }
+  if (attach) {
+    const char* token = std::getenv("PARADIT_WORKER_TOKEN");
+    launch.token = token != nullptr ? token : "";
+    if (launch.token.empty() && !launch.listen.unix_socket) {
+      std::fprintf(stderr,
+                   "paradit serve: warning: --workers %s without PARADIT_WORKER_TOKEN: whoever "
+                   "reaches that port can attach as the worker job\n",
+                   listen.c_str());
+    }
+  } else {
+    launch.token = random_hex(16);
+  }
+  launch.state_dir = state.path();
+  launch.start_timeout = opt.worker_start_timeout;
+  launch.groups = opt.parallel.dp;
+  launch.group_size = np / opt.parallel.dp;
+  launch.pipeline = pipe->class_name();
+  WorkerSupervisor workers(launch);
+
+  Dispatcher dispatcher(workers.executors(*pipe), opt.queue_size, opt.request_timeout, &files,
+                        &store, opt.max_attempts);
+  dispatcher.set_available(false);
+  workers.on_availability([&dispatcher](bool up) { dispatcher.set_available(up); });
+  // However serve() ends from here on, the worker job is stopped while the dispatcher exists.
+  struct StopWorkers {
+    WorkerSupervisor& workers;
+    ~StopWorkers() { workers.stop(10); }
+  } stop_workers{workers};
+  const size_t resumed = dispatcher.resume();
+  if (resumed > 0) {
+    std::fprintf(stderr, "paradit serve: resuming %zu job(s) accepted by a previous server (%s)\n",
+                 resumed, store.path().c_str());
+  }
+  const auto load_start = Clock::now();
+  workers.start();  // Error when the first worker job does not start: exit 2 with its cause
+  const double load_seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
   IgnoredFieldLog ignored;
 
   httplib::Server http;
   // Each synchronous or streamed request holds a thread while it waits: room for a full queue,
   // the running jobs and a few more for /health, /metrics and polling.
-  const size_t threads = opt.queue_size + static_cast<size_t>(cluster.groups()) + 8;
+  const size_t threads = opt.queue_size + static_cast<size_t>(launch.groups) + 8;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(opt.max_body_bytes);
   http.set_keep_alive_timeout(2);
@@ -221,6 +421,11 @@ int serve(const ServeOptions& opt) {
     } catch (const BadRequest& e) {
       dispatcher.count_request("invalid");
       send_bad_request(res, e);
+    } catch (const Error& e) {
+      // The job could not be recorded (the state database): not accepted.
+      std::fprintf(stderr, "paradit serve: refusing a job: %s\n", e.what());
+      send_error(res, 503, std::string("the job cannot be recorded: ") + e.what(), "",
+                 "state_unavailable");
     }
     return false;
   };
@@ -538,16 +743,23 @@ int serve(const ServeOptions& opt) {
 
   // ---- operations
   http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+    const WorkerState w = workers.state();
+    const char* status = dispatcher.closed()            ? "draining"
+                         : w == WorkerState::kReady     ? "ok"
+                         : w == WorkerState::kStarting  ? "starting"
+                                                        : "recovering";
     send_json(res, 200,
-              {{"status", dispatcher.closed() ? "draining" : "ok"},
+              {{"status", status},
                {"model", model.id},
                {"pipeline", pipe->class_name()},
-               {"groups", cluster.groups()},
-               {"ranks_per_group", cluster.group_size()},
-               {"pid", static_cast<int64_t>(::getpid())}});
+               {"groups", launch.groups},
+               {"ranks_per_group", launch.group_size},
+               {"pid", static_cast<int64_t>(::getpid())},
+               {"state_dir", state.path().string()},
+               {"workers", workers.status()}});
   });
   http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-    std::string text = dispatcher.metrics_text(load_seconds);
+    std::string text = dispatcher.metrics_text(workers.load_seconds());
     text +=
         "# HELP paradit_stored_files Results kept for download (url answers, videos).\n"
         "# TYPE paradit_stored_files gauge\n"
@@ -558,6 +770,7 @@ int serve(const ServeOptions& opt) {
         "# TYPE paradit_stored_bytes gauge\n"
         "paradit_stored_bytes " +
         std::to_string(files.bytes()) + "\n";
+    text += workers.metrics_text();
     res.set_content(text, "text/plain; version=0.0.4");
   });
 
@@ -613,18 +826,22 @@ int serve(const ServeOptions& opt) {
   std::printf("paradit serve: listening on http://%s:%d\n", opt.host.c_str(), port);
   std::fflush(stdout);
   std::fprintf(stderr,
-               "paradit serve: model '%s' (%s from %s, loaded in %.2f s), %d group(s) of %d "
-               "rank(s), queue %zu, timeout %g s; limits: max_pixels %lld (default size %s), "
-               "max_steps %d, max_n %d%s\n",
+               "paradit serve: model '%s' (%s from %s; workers ready in %.2f s), %d group(s) of "
+               "%d rank(s), queue %zu, timeout %g s, max_attempts %d, state %s; limits: "
+               "max_pixels %lld (default size %s), max_steps %d, max_n %d%s\n",
                model.id.c_str(), pipe->class_name().c_str(), pipe->root().string().c_str(),
-               load_seconds, cluster.groups(), cluster.group_size(), opt.queue_size,
-               opt.request_timeout, static_cast<long long>(limits.max_pixels),
-               model.default_size.c_str(), limits.max_steps, limits.max_n,
+               load_seconds, launch.groups, launch.group_size, opt.queue_size,
+               opt.request_timeout, opt.max_attempts, state.path().c_str(),
+               static_cast<long long>(limits.max_pixels), model.default_size.c_str(),
+               limits.max_steps, limits.max_n,
                video ? (", max_frames " + std::to_string(limits.max_frames)).c_str() : "");
 
   const timespec tick{0, 200'000'000};
   int signo = -1;
-  while (signo < 0 && listening) signo = sigtimedwait(&stop_signals, nullptr, &tick);
+  while (signo < 0 && listening) {
+    signo = sigtimedwait(&stop_signals, nullptr, &tick);
+    dispatcher.expire_waiting();  // queued jobs time out even while no worker job is up
+  }
 
   // Drain: refuse new jobs, let the accepted ones finish (their clients are waiting), then stop.
   dispatcher.close();
@@ -634,6 +851,7 @@ int serve(const ServeOptions& opt) {
                                   : "listener stopped");
   bool cancelled = false;
   while (!dispatcher.idle()) {
+    dispatcher.expire_waiting();
     if (sigtimedwait(&stop_signals, nullptr, &tick) > 0 && !cancelled) {
       std::fprintf(stderr, "paradit serve: second signal, cancelling the remaining jobs\n");
       dispatcher.cancel_all();
@@ -646,7 +864,7 @@ int serve(const ServeOptions& opt) {
   listener.join();
   PARADIT_CHECK(!listener_failed || signo > 0, "serve: the HTTP listener on ", opt.host, ":", port,
                 " stopped unexpectedly");
-  cluster.stop_followers();
+  workers.stop(30);  // "stop": the worker job exits 0
   std::fprintf(stderr, "paradit serve: stopped\n");
   return 0;
 }

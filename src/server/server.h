@@ -1,6 +1,10 @@
 #pragma once
-// `paradit serve`: a persistent generation server that OpenAI clients talk to. Opens the pipeline
-// once, then answers an HTTP API (JSON) until SIGTERM/SIGINT:
+// `paradit serve`: a persistent generation server that OpenAI clients talk to. A front-end
+// process (this one: HTTP, validation, the queue, the results, the state database) that starts
+// the generation workers as an MPI job of their own (`mpirun -np N paradit worker`, server/
+// supervisor.h) or attaches to one started by srun/mpirun (--workers), and outlives them: a rank,
+// a node or the whole worker job that dies costs a restart, not a request. It answers an HTTP
+// API (JSON) until SIGTERM/SIGINT:
 //   POST   /v1/images/generations  the OpenAI images API: model, prompt, n, size ("WxH" or
 //                                  "auto"), response_format (b64_json | url), output_format
 //                                  (png | jpeg | webp), output_compression, stream with
@@ -27,20 +31,30 @@
 // (an invalid value of a known field, a value above a limit naming it), 401 wrong API key, 404
 // unknown model / job / file, 413 body too large, 429 queue full, 503 draining, 500 failed job,
 // 504 timed-out job.
+//
+// Failures: the worker job dying (a rank killed, crashed or out of memory, a node gone) makes
+// the front end log the cause, queue the requests that were running again (each at most
+// --max_attempts runs charged to it, then failed with the cause) and start a new worker job;
+// GET /health says "recovering" meanwhile. The front end dying loses nothing accepted through
+// the jobs and videos APIs: started again with the same --state_dir it runs them to the end
+// (server/job_store.h).
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
 
-#include "core/tensor.h"
 #include "parallel/config.h"
 
 namespace paradit::server {
 
 struct ServeOptions {
   std::string model;              // empty: the shipped default model
-  core::Placement placement;      // where the models run (the CLI's --device / --dtype)
+  // The workers' --device, --dtype, --attention_backend (empty: theirs), checked by the workers:
+  // the front end never touches a GPU.
+  std::string device;
+  std::string dtype;
+  std::string attention_backend;
   std::string served_model_name;  // empty: the model folder's name
   std::string host = "127.0.0.1";
   int port = 8000;      // 0: any free port (printed)
@@ -56,20 +70,33 @@ struct ServeOptions {
   // How long url results and finished videos stay downloadable, and how much they hold in all.
   double result_ttl = 3600;
   size_t max_result_bytes = size_t{1} << 30;
-  // Under mpirun: dp = the number of groups serving requests at the same time; the other degrees
-  // apply inside each group as in `paradit generate` (see server/cluster.h).
+  // The worker job's layout: dp = the number of groups serving requests at the same time; the
+  // other degrees apply inside each group as in `paradit generate` (see server/cluster.h).
   parallel::ParallelConfig parallel;
+
+  // ---- the worker job (server/supervisor.h)
+  int np = 0;                // processes; 0: the product of the parallel degrees
+  std::string hostfile;      // Open MPI hostfile (empty: none)
+  std::string mpirun;        // the launcher (empty: mpirun on PATH)
+  std::string mpirun_args;   // more launcher options, split at spaces
+  std::string workers;       // attach: where the front end waits for a worker job started elsewhere
+  std::string worker_listen; // started here: where the front end listens (empty: a Unix socket in
+                             // --state_dir)
+  double worker_start_timeout = 600;  // seconds from a launch to the worker job's hello
+  // ---- durability and recovery
+  std::string state_dir;  // empty: a temporary folder (removed at a clean stop)
+  int max_attempts = 2;   // runs a request may have that end with the worker job dying
+  std::string fault_crash_prompt;  // tests only: worker fault injection (Cluster)
 };
 
 // Runs the server until SIGTERM/SIGINT, then drains: no new jobs, the accepted ones finish (a
-// second signal cancels them at their next step), exit code 0. Prints
-// "paradit serve: listening on http://HOST:PORT" on stdout once it answers. Error on bad options,
-// a model that does not open, a port that cannot be bound, or parallel degrees whose product is
-// not the number of processes.
-// Every rank loads the model once and keeps it loaded (Pipeline::set_keep_loaded). Under mpirun,
-// rank 0 listens and dispatches; the drain starts when rank 0 gets the signal (send it to rank 0,
-// whose pid GET /health reports: a signal to mpirun itself is forwarded to every rank and Open MPI
-// kills them after odls_base_sigkill_timeout), then every rank exits 0.
+// second signal cancels them at their next step), the worker job is stopped, exit code 0. Prints
+// "paradit serve: listening on http://HOST:PORT" on stdout once the first worker job is ready.
+// Error on bad options, a model that does not open, a --state_dir in use or of another model, a
+// port that cannot be bound, parallel degrees whose product is not --np, or a first worker job
+// that does not start (with its last stderr line: a bad --device, a model that does not load).
+// Every rank of the worker job loads the model once and keeps it loaded. `paradit serve` itself
+// under mpirun (the old in-job mode) is refused with the command to use instead.
 int serve(const ServeOptions& options);
 
 // The id clients name the model by: `served_name` when given, else the Hugging Face id given as

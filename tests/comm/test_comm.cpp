@@ -160,6 +160,68 @@ TEST(Collectives, AllToAllRejectsIndivisible) {
   }
 }
 
+// ---------------------------------------------------------------- all_to_all (uneven chunks)
+
+// Ulysses over a head count the group does not divide: chunk j has sc[j] slices along s (0 for
+// some ranks), rank i holds gc[i] slices along g. Checked element by element, then sent back
+// (scatter along g, gather along s) to the original tensor.
+void check_all_to_all_uneven(const Communicator& w, DType t, int s, int g, bool strided) {
+  const int p = w.size(), r = w.rank();
+  std::vector<int64_t> sc(p), gc(p);
+  int64_t s_total = 0, g_total = 0;
+  for (int j = 0; j < p; ++j) {
+    sc[j] = (j + 1) % 3;  // 1, 2, 0, 1 ...
+    gc[j] = j % 2 + 1;    // 1, 2, 1, 2 ...
+    s_total += sc[j];
+    g_total += gc[j];
+  }
+  auto shape_of = [&](int i) {
+    Shape shape = {2, 3, 2};
+    shape[s] = s_total;
+    shape[g] = gc[i];
+    return shape;
+  };
+  const Tensor x = strided ? make_strided(shape_of(r), t, r) : make(shape_of(r), t, r);
+  const Tensor out = w.all_to_all(x, s, g, sc, gc);
+  Shape expect_shape = shape_of(r);
+  expect_shape[s] = sc[r];
+  expect_shape[g] = g_total;
+  ASSERT_EQ(out.shape(), expect_shape);
+  int64_t s0 = 0;  // where this rank's chunk begins along s
+  for (int j = 0; j < r; ++j) s0 += sc[j];
+  int bad = 0;
+  for_each_index(expect_shape, [&](const std::vector<int64_t>& o) {
+    int64_t row = o[g];
+    int i = 0;
+    while (row >= gc[i]) row -= gc[i++];
+    std::vector<int64_t> src = o;
+    src[g] = row;
+    src[s] += s0;
+    if (raw_at(out, o) != encode(t, key_of(i, flat_index(shape_of(i), src)))) ++bad;
+  });
+  EXPECT_EQ(bad, 0) << "dtype " << core::dtype_name(t) << " scatter " << s << " gather " << g;
+  const Tensor back = w.all_to_all(out, g, s, gc, sc);
+  ASSERT_EQ(back.shape(), x.shape());
+  bad = 0;
+  for_each_index(x.shape(), [&](const std::vector<int64_t>& o) {
+    if (raw_at(back, o) != raw_at(x, o)) ++bad;
+  });
+  EXPECT_EQ(bad, 0) << "round trip, dtype " << core::dtype_name(t);
+}
+
+TEST(Collectives, AllToAllUnevenChunks) {
+  const Communicator& w = world();
+  for (DType t : kDTypes)
+    for (int s = 0; s < 3; ++s)
+      for (int g = 0; g < 3; ++g)
+        if (s != g) check_all_to_all_uneven(w, t, s, g, false);
+  check_all_to_all_uneven(w, DType::F32, 2, 1, true);
+  // Counts that do not add up are refused.
+  std::vector<int64_t> bad_counts(w.size(), 1);
+  bad_counts[0] = 2;
+  EXPECT_THROW(w.all_to_all(Tensor::zeros({2, w.size(), 3}), 1, 2, bad_counts, {}), Error);
+}
+
 // ---------------------------------------------------------------- all_to_all_v
 
 // Rows rank r sends to rank j: some zero, some not, different per pair.

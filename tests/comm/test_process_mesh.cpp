@@ -1,6 +1,6 @@
 // ProcessMesh: which ranks share each group, for every degree combination of the job's size
 // (np 8 covers the interesting ones), and the mismatch errors. Expected members come from the
-// rank-order rule of DESIGN.md (dp, cfg, pp, ring, ulysses; ulysses innermost), computed here
+// rank-order rule of DESIGN.md (dp, cfg, pp, ring, ulysses, tp; tp innermost), computed here
 // independently of ProcessMesh::rank_of.
 
 #include <gtest/gtest.h>
@@ -20,7 +20,7 @@ namespace {
 
 using core::Tensor;
 
-// All (dp, cfg, pp, ring, ulysses) with product n.
+// All (dp, cfg, pp, ring, ulysses, tp) with product n.
 std::vector<MeshDegrees> factorizations(int n) {
   std::vector<MeshDegrees> out;
   for (int dp = 1; dp <= n; ++dp)
@@ -28,12 +28,16 @@ std::vector<MeshDegrees> factorizations(int n) {
       for (int pp = 1; pp <= n; ++pp)
         for (int ring = 1; ring <= n; ++ring)
           for (int uly = 1; uly <= n; ++uly)
-            if (dp * cfg * pp * ring * uly == n) out.push_back({dp, cfg, pp, ring, uly});
+            for (int tp = 1; tp <= n; ++tp)
+              if (dp * cfg * pp * ring * uly * tp == n)
+                out.push_back({dp, cfg, pp, ring, uly, tp});
   return out;
 }
 
-// Coordinates by the rule: rank = ((((dp·C + cfg)·P + pp)·R + ring)·U + uly).
-std::array<int, 5> coords(const MeshDegrees& d, int rank) {
+// Coordinates by the rule: rank = (((((dp·C + cfg)·P + pp)·R + ring)·U + uly)·T + tp).
+std::array<int, 6> coords(const MeshDegrees& d, int rank) {
+  const int t = rank % d.tp;
+  rank /= d.tp;
   const int u = rank % d.ulysses;
   rank /= d.ulysses;
   const int r = rank % d.ring;
@@ -42,7 +46,7 @@ std::array<int, 5> coords(const MeshDegrees& d, int rank) {
   rank /= d.pp;
   const int c = rank % d.cfg;
   rank /= d.cfg;
-  return {rank, c, p, r, u};
+  return {rank, c, p, r, u, t};
 }
 
 // World ranks of `comm`, in its rank order.
@@ -73,17 +77,18 @@ void check_mesh(const Communicator& w, const MeshDegrees& d) {
     EXPECT_EQ(g.rank(), mine[dim]) << what << " " << mesh_dim_name(md);
     EXPECT_EQ(members(g, me), expect) << what << " " << mesh_dim_name(md);
   }
-  // Sequence group: same dp, cfg, pp; ordered ring-major.
+  // Sequence group: same dp, cfg, pp, tp; ordered ring-major.
   std::vector<int64_t> expect(d.ring * d.ulysses, -1);
   for (int r = 0; r < n; ++r) {
     const auto c = coords(d, r);
-    if (c[0] == mine[0] && c[1] == mine[1] && c[2] == mine[2]) expect[c[3] * d.ulysses + c[4]] = r;
+    if (c[0] == mine[0] && c[1] == mine[1] && c[2] == mine[2] && c[5] == mine[5])
+      expect[c[3] * d.ulysses + c[4]] = r;
   }
   const Communicator& sp = mesh.sequence_group();
   EXPECT_EQ(sp.rank(), mine[3] * d.ulysses + mine[4]) << what;
   EXPECT_EQ(members(sp, me), expect) << what;
-  // Ulysses groups are runs of contiguous world ranks.
-  const auto uly = members(mesh.group(MeshDim::kUlysses), me);
+  // Ulysses groups are runs of contiguous world ranks (tensor-parallel groups without TP).
+  const auto uly = members(mesh.group(d.tp > 1 ? MeshDim::kTp : MeshDim::kUlysses), me);
   for (size_t i = 1; i < uly.size(); ++i) EXPECT_EQ(uly[i], uly[i - 1] + 1) << what;
   // Replica group: same dp coordinate, in world rank order.
   std::vector<int64_t> replica;
@@ -103,7 +108,7 @@ void check_mesh(const Communicator& w, const MeshDegrees& d) {
 TEST(ProcessMesh, GroupsForEveryDegreeCombination) {
   const Communicator& w = world();
   const auto all = factorizations(w.size());
-  // np 8 has 35 combinations; each builds six groups. All of them stay cheap at this size.
+  // np 8 has 56 combinations; each builds eight groups. All of them stay cheap at this size.
   for (const MeshDegrees& d : all) check_mesh(w, d);
 }
 
@@ -130,7 +135,7 @@ TEST(ProcessMesh, MismatchedDegreesAreAnError) {
 }
 
 TEST(ProcessMesh, RankOfAndCoordsOfAgree) {
-  const MeshDegrees d{2, 1, 3, 2, 2};
+  const MeshDegrees d{2, 1, 3, 2, 2, 2};
   for (int r = 0; r < d.product(); ++r) {
     const auto c = ProcessMesh::coords_of(d, r);
     const auto e = coords(d, r);

@@ -1,6 +1,7 @@
 // The transformers sequence-parallel, CFG-parallel and data-parallel under real MPI jobs: every
 // family's forward over every layout (ulysses ∈ {1,2,4}, ring ∈ {1,2,4}, cfg ∈ {1,2},
-// dp ∈ {1,2}) with world ≤ the job's size must equal the single-process forward computed on each
+// dp ∈ {1,2}; Ulysses 3, 3 × ring 2 and 8, which split the 4 heads unevenly) with world ≤ the
+// job's size must equal the single-process forward computed on each
 // rank (≤ 1e-5 relative, f32). distributed.cmake starts this program once at np 8; each layout
 // runs on the first ranks of the world (a sub-communicator) while the others wait at a barrier.
 //
@@ -22,7 +23,9 @@
 #include "comm/mpi_test_env.h"
 #include "comm/runtime.h"
 #include "core/ops.h"
+#include "io/diffusers.h"
 #include "io/safetensors.h"
+#include "models/common/weights.h"
 #include "models/transformer.h"
 #include "parallel/config.h"
 #include "support/cli_process.h"
@@ -93,6 +96,113 @@ TEST(Distributed, SD35) { check_family("sd35"); }
 TEST(Distributed, PixArtSigma) { check_family("pixart_sigma"); }
 TEST(Distributed, PixArtAlpha) { check_family("pixart_alpha"); }
 TEST(Distributed, DiT) { check_family("dit"); }
+
+// ---------------------------------------------------------------- tensor parallel
+
+// A checkpoint that counts the bytes of every tensor it hands out (what a rank binds).
+class CountingWeights : public models::common::CheckpointWeights {
+ public:
+  using CheckpointWeights::CheckpointWeights;
+  Tensor get(const std::string& name, const core::Shape& expected,
+             core::DType dtype) const override {
+    Tensor t = CheckpointWeights::get(name, expected, dtype);
+    bytes += t.nbytes();
+    return t;
+  }
+  Tensor get_slice(const std::string& name, const core::Shape& expected, core::DType dtype,
+                   int dim, int64_t begin, int64_t end) const override {
+    Tensor t = CheckpointWeights::get_slice(name, expected, dtype, dim, begin, end);
+    bytes += t.nbytes();
+    return t;
+  }
+  mutable uint64_t bytes = 0;
+};
+
+// DiT under --tensor_parallel_degree 2 and 4, alone and with Ulysses (3: uneven shares of the
+// rank's 2 heads), Ring, CFG and data parallel: equal to one process (≤ 1e-5), and each rank
+// binds only its share of the split matrices: the whole checkpoint less (1 − 1/tp) of the
+// attention and MLP matrices and column biases, less the row-parallel biases off rank 0.
+TEST(Distributed, DiTTensorParallel) {
+  const comm::Communicator& world = comm::world();
+  const fs::path dir = kData / "dit";
+  const NamedTensors inputs = widen_batch(load_inputs(dir / "inputs.safetensors"), 4);
+  const auto single = models::load_transformer(dir);
+  const Tensor reference = single->forward(inputs);
+  // Bytes of the checkpoint (F32 as bound) and of its split parts, from the header.
+  const io::TensorSource source = io::TensorSource::open(dir);
+  uint64_t total = 0, split = 0, row_bias = 0;
+  for (const std::string& name : source.names()) {
+    const uint64_t b = 4 * static_cast<uint64_t>(core::shape_numel(source.info(name).shape));
+    total += b;
+    const bool qkv = name.find(".attn1.to_q.") != std::string::npos ||
+                     name.find(".attn1.to_k.") != std::string::npos ||
+                     name.find(".attn1.to_v.") != std::string::npos ||
+                     name.find(".ff.net.0.proj.") != std::string::npos;
+    const bool row = name.find(".attn1.to_out.0.") != std::string::npos ||
+                     name.find(".ff.net.2.") != std::string::npos;
+    const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (qkv || (row && !bias)) split += b;
+    if (row && bias) row_bias += b;
+  }
+  struct TpLayout {
+    int tp, ulysses, ring, cfg, dp;
+  };
+  const TpLayout layouts[] = {{2, 1, 1, 1, 1}, {4, 1, 1, 1, 1}, {2, 2, 1, 1, 1}, {2, 1, 2, 1, 1},
+                              {2, 3, 1, 1, 1}, {2, 1, 1, 2, 1}, {2, 2, 1, 1, 2}, {4, 1, 2, 1, 1}};
+  int checked = 0;
+  for (const TpLayout& l : layouts) {
+    const int n = l.tp * l.ulysses * l.ring * l.cfg * l.dp;
+    if (n > world.size()) continue;
+    auto group = world.split(world.rank() < n ? 0 : 1, world.rank());
+    if (world.rank() < n) {
+      parallel::ParallelConfig cfg;
+      cfg.tp = l.tp;
+      cfg.ulysses = l.ulysses;
+      cfg.ring = l.ring;
+      cfg.cfg = l.cfg == 2;
+      cfg.dp = l.dp;
+      const parallel::ParallelRuntime runtime(*group, cfg);
+      const CountingWeights weights(source);
+      const auto model =
+          models::make_transformer(io::Config::load(dir / "config.json"), weights,
+                                   core::DType::F32, runtime.tensor_parallel());
+      const std::string what = runtime.mesh().degrees().str();
+      const uint64_t expect = total - split + split / l.tp -
+                              (runtime.tensor_parallel().rank() == 0 ? 0 : row_bias);
+      EXPECT_EQ(weights.bytes, expect) << what;
+      const Tensor out = models::parallel_forward(*model, inputs, runtime);
+      ASSERT_EQ(out.shape(), reference.shape()) << what;
+      EXPECT_LE(max_rel_err(out, reference), 1e-5) << what;
+      ++checked;
+    }
+    world.barrier();
+  }
+  if (world.rank() == 0) std::printf("dit: %d tensor-parallel layouts equal one process\n", checked);
+}
+
+// Degrees that do not divide the heads / MLP width, and families without tensor parallelism:
+// one line naming the valid degrees or the supported class, before any collective.
+TEST(Distributed, TensorParallelRefusals) {
+  const comm::Communicator& world = comm::world();
+  for (const auto& [family, tp] : {std::pair<std::string, int>{"dit", 3}, {"flux", 2}}) {
+    if (world.size() < tp) continue;
+    auto group = world.split(world.rank() < tp ? 0 : 1, world.rank());
+    if (world.rank() < tp) {
+      parallel::ParallelConfig cfg;
+      cfg.tp = tp;
+      const parallel::ParallelRuntime runtime(*group, cfg);
+      try {
+        models::load_transformer(kData / family, core::DType::F32, runtime.tensor_parallel());
+        ADD_FAILURE() << family << " with --tensor_parallel_degree " << tp << " did not fail";
+      } catch (const Error& e) {
+        const std::string expect = family == "dit" ? "(valid degrees: 1, 2, 4)"
+                                                   : "is not supported yet for FluxTransformer2DModel";
+        EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+      }
+    }
+    world.barrier();
+  }
+}
 
 // The video families (Wan, HunyuanVideo) run every layout in tests/distributed_video.
 

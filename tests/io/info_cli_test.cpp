@@ -123,6 +123,71 @@ TEST(InfoCli, PipelineFixtureTotals) {
   }
 }
 
+// The per-rank memory estimate (also what generate --dry-run prints) against the fixture's own
+// header, parsed here: every weight in F32 on the CPU; per rank the activations and K/V of the
+// documented formulas with the sizes of the config, for Ulysses 3 × Ring 2 over 4 heads (shares
+// 1, 1, 2); under PipeFusion 2 the stages' weights add up to the whole plus the shared layers.
+TEST(InfoCli, MemoryEstimateFromHeaders) {
+  const fs::path pipe = test_data("pipeline/flux");
+  const std::string bytes = read_file(pipe / "transformer" / "diffusion_pytorch_model.safetensors");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+  const Json header = Json::parse(bytes.substr(8, n));
+  uint64_t total = 0, shared = 0;
+  for (const auto& [name, e] : header.items()) {
+    if (name == "__metadata__") continue;
+    uint64_t numel = 1;
+    for (const auto& d : e["shape"]) numel *= d.get<uint64_t>();
+    total += 4 * numel;  // F32 on the CPU
+    if (name.rfind("transformer_blocks.", 0) != 0 && name.rfind("single_transformer_blocks.", 0) != 0)
+      shared += 4 * numel;
+  }
+  const Json config = Json::parse(read_file(pipe / "transformer" / "config.json"));
+  const int64_t H = config["num_attention_heads"], Dh = config["attention_head_dim"];
+  const int64_t D = H * Dh, F = 4 * D;
+  // 64 × 64 through the VAE (2^(levels − 1)), packed 2 × 2; Flux's 512 text tokens (512 % 6 ≠ 0:
+  // replicated on every rank).
+  const Json vae = Json::parse(read_file(pipe / "vae" / "config.json"));
+  const int64_t side = 64 / (int64_t{1} << (vae["block_out_channels"].size() - 1)) / 2;
+  const int64_t S = side * side, T = 512, b = 1;
+  const int64_t rows = (S + 5) / 6 + T;
+  const RunResult r = run_paradit({"info", pipe.string(), "--json", "--height", "64", "--width",
+                                   "64", "--ulysses_degree", "3", "--ring_degree", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json m = Json::parse(r.out)["memory"];
+  EXPECT_EQ(m["transformer_bytes"].get<uint64_t>(), total);
+  EXPECT_EQ(m["image_tokens"].get<int64_t>(), S);
+  ASSERT_EQ(m["ranks"].size(), 6u);
+  const int64_t heads[3] = {1, 1, 2};
+  for (const Json& rank : m["ranks"]) {
+    const int u = rank["rank"].get<int>() % 3;
+    EXPECT_EQ(rank["heads"].get<int64_t>(), heads[u]);
+    EXPECT_EQ(rank["weights"].get<uint64_t>(), total);
+    EXPECT_EQ(rank["activations"].get<int64_t>(), b * rows * (6 * D + F) * 4);
+    // Ulysses' gathered K, V (2) and the ring's two receive sets (4) for this rank's heads.
+    EXPECT_EQ(rank["kv"].get<int64_t>(), 6 * b * 3 * rows * heads[u] * Dh * 4) << rank.dump();
+  }
+  const RunResult pp = run_paradit({"info", pipe.string(), "--json", "--height", "64", "--width",
+                                    "64", "--pipefusion_parallel_degree", "2"});
+  ASSERT_EQ(pp.code, 0) << pp.err;
+  const Json stages = Json::parse(pp.out)["memory"]["ranks"];
+  ASSERT_EQ(stages.size(), 2u);
+  EXPECT_EQ(stages[0]["weights"].get<uint64_t>() + stages[1]["weights"].get<uint64_t>(),
+            total + shared);
+  EXPECT_LT(stages[1]["weights"].get<uint64_t>(), total);
+  // generate --dry-run prints the same table for a layout of 6 ranks from one process, loads
+  // nothing and writes nothing.
+  TempDir out;
+  const RunResult dry = run_paradit({"generate", "--model", pipe.string(), "--prompt", "x",
+                                     "--height", "64", "--width", "64", "--output",
+                                     (out / "o.png").string(), "--dry-run", "--ulysses_degree",
+                                     "3", "--ring_degree", "2"});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("dry run, nothing loaded"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("ring=2 × ulysses=3"), std::string::npos) << dry.out;
+  EXPECT_FALSE(fs::exists(out / "o.png"));
+}
+
 TEST(InfoCli, SafetensorsFileAndModelId) {
   TempDir dir;
   const std::string header = R"({"w":{"dtype":"BF16","shape":[3,5],"data_offsets":[0,30]}})";

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -183,6 +184,11 @@ const Case kCases[] = {
     {"joint_text", 2, 11, 4, 8, 6, true, false, 5, 6, true, 0.3f, false},
     {"joint_kv_only", 1, 9, 4, 4, 4, false, false, 0, 3, false, 0.0f, true},
     {"fully_masked_batch", 2, 10, 4, 8, 8, true, true, 0, 0, false, 0.0f, true},
+    // Head counts that Ulysses 2 and 4 do not divide (uneven head shares), and one head, where
+    // some Ulysses ranks compute none.
+    {"three_heads_joint", 2, 11, 3, 8, 6, true, false, 5, 6, true, 0.0f, false},
+    {"five_heads", 1, 13, 5, 4, 4, false, false, 0, 0, false, 0.0f, true},
+    {"one_head_joint", 2, 7, 1, 4, 4, true, false, 3, 3, false, 0.0f, false},
 };
 
 // The world split as dp × ring × ulysses for every (ulysses, ring) whose product divides it.
@@ -270,6 +276,8 @@ void check_case(const Case& c, int uly, int ring) {
   const Tensor expect_img = expect.slice(1, 0, c.S);
   const double err = rel_error(out.to_vector(), widen(expect_img));
   EXPECT_LE(err, 1e-5) << what << " vs core::attention";
+  // Ulysses alone splits only heads, and attention is per head: the same sums as one process.
+  if (ring == 1) EXPECT_LE(err, 1e-6) << what << " vs core::attention (Ulysses only)";
   if (!c.xq) {
     EXPECT_LE(rel_error(out.to_vector(), ref.out), 1e-5) << what << " vs double";
   }
@@ -296,25 +304,26 @@ void check_case(const Case& c, int uly, int ring) {
 TEST(ParallelAttention, EveryLayoutMatchesSingleProcess) {
   const int world = comm::world().size();
   for (const auto& [uly, ring] : layouts(world))
-    for (const Case& c : kCases)
-      if (c.H % uly == 0) check_case(c, uly, ring);
+    for (const Case& c : kCases) check_case(c, uly, ring);
 }
 
-TEST(ParallelAttention, HeadsNotDivisibleByUlyssesDegree) {
-  const comm::Communicator& w = comm::world();
-  if (w.size() == 1) GTEST_SKIP() << "needs a Ulysses degree > 1";
-  comm::ProcessMesh mesh(w, {1, 1, 1, 1, w.size()});
-  const SequenceContext ctx = SequenceContext::from_mesh(mesh);
-  const int64_t H = w.size() + 1;
-  const Tensor x = random_tensor({1, 2, H, 4}, 3);
-  try {
-    attention(x, x, x, ctx);
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "Ulysses attention: " + std::to_string(H) +
-                                         " heads are not divisible by the Ulysses degree " +
-                                         std::to_string(w.size()));
-  }
+// Any head count over any Ulysses degree: contiguous shares covering every head once, sizes
+// differing by at most one (none when H < U).
+TEST(ParallelAttention, UlyssesHeadSharesAreBalanced) {
+  for (int64_t H : {1, 3, 4, 5, 24, 30, 38})
+    for (int u = 1; u <= 8; ++u) {
+      int64_t next = 0, lo = H, hi = 0;
+      for (int r = 0; r < u; ++r) {
+        const HeadRange h = ulysses_heads(H, u, r);
+        EXPECT_EQ(h.begin, next) << H << " heads, degree " << u << ", rank " << r;
+        next = h.begin + h.count;
+        lo = std::min(lo, h.count);
+        hi = std::max(hi, h.count);
+      }
+      EXPECT_EQ(next, H) << H << " heads, degree " << u;
+      EXPECT_LE(hi - lo, 1) << H << " heads, degree " << u;
+    }
+  EXPECT_THROW(ulysses_heads(4, 2, 2), Error);
 }
 
 TEST(ParallelAttention, SingleProcessIsPlainAttention) {
@@ -335,7 +344,7 @@ TEST(ParallelAttention, BytesMatchAnalyticVolumes) {
   const comm::Communicator& w = comm::world();
   const int p = w.size();
   if (p == 1) GTEST_SKIP() << "nothing is sent in a world of one";
-  const int64_t B = 1, S = 8 * p, H = 4, D = 8;
+  const int64_t B = 1, S = 8 * p, H = 2 * p, D = 8;  // H divides by P: equal shares
   const int64_t d = H * D, elem = sizeof(float);
   const Tensor q = random_tensor({B, S / p, H, D}, 1 + w.rank());
   for (int uly : {p, 1}) {
@@ -355,6 +364,17 @@ TEST(ParallelAttention, BytesMatchAnalyticVolumes) {
       EXPECT_EQ(uly_bytes, 0u);
     }
   }
+  // Uneven heads (H = P + 1 over Ulysses P, rank r computes h_r): q, k, v each send the other
+  // ranks' heads of the local block, (S/P)·(H − h_r)·D; the output sends the own heads of the
+  // other ranks' blocks, (S/P)·h_r·D·(P − 1).
+  const int64_t Hu = p + 1, hr = ulysses_heads(Hu, p, w.rank()).count;
+  const Tensor x = random_tensor({B, S / p, Hu, D}, 7 + w.rank());
+  comm::ProcessMesh mesh(w, {1, 1, 1, 1, p});
+  const SequenceContext ctx = SequenceContext::from_mesh(mesh);
+  mesh.group(comm::MeshDim::kUlysses).reset_bytes();
+  attention(x, x, x, ctx);
+  EXPECT_EQ(mesh.group(comm::MeshDim::kUlysses).bytes().total(),
+            static_cast<uint64_t>((3 * (S / p) * (Hu - hr) * D + (S / p) * hr * D * (p - 1)) * elem));
 }
 
 // Figures for a report, not a check (disabled in CI):

@@ -2,6 +2,8 @@
 // prompt, seeds, the exact path through --prompt_embeds / --latents files, and bad input (exit
 // code 2, one line on stderr, no file left behind).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "io/video.h"
 #include "io/safetensors.h"
 #include "helpers.h"
+#include "pipelines/pipeline.h"
 
 namespace paradit::pipelines {
 namespace {
@@ -210,6 +213,134 @@ TEST_F(GenerateCli, BadInputIsOneLineAndNoFile) {
   io::save_safetensors(lat, {{"latents", core::Tensor::zeros({1, 4, 8, 8})}});
   expect_rejected({"--prompt", kCaption, "--latents", lat.string(), "--output", out}, "--latents");
   fs::remove(lat);
+}
+
+// Issue 23's findings 8–12 on the CLI: what --output may replace, stale temporaries, seeds,
+// formats, hostile configs. Each ends with exit code 2, one line, nothing written or replaced.
+TEST_F(GenerateCli, OutputNeverReplacesWhatIsNotARegularFile) {
+  const std::vector<std::string> run = {"--prompt", kCaption, "--num_inference_steps", "2",
+                                        "--output"};
+  auto with = [&](const fs::path& p) {
+    std::vector<std::string> a = run;
+    a.push_back(p.string());
+    return a;
+  };
+  // A FIFO (a reader would block forever; a rename would replace it).
+  const fs::path fifo = dir_ / "fifo.png";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  CliRun r = generate(with(fifo));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("a FIFO"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_fifo(fs::symlink_status(fifo)));
+  fs::remove(fifo);
+  // A character device (what --output /dev/full replaced): made here when this user may.
+  const fs::path dev = dir_ / "full.png";
+  if (::mknod(dev.c_str(), S_IFCHR | 0666, makedev(1, 7)) == 0) {
+    r = generate(with(dev));
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find("a character device"), std::string::npos) << r.err;
+    EXPECT_TRUE(fs::is_character_file(fs::symlink_status(dev)));
+    fs::remove(dev);
+  }
+  // A folder the kernel will not take files in: refused before any work (no step line).
+  r = generate(with("/proc/paradit_test.png"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("cannot create files in '/proc'"), std::string::npos) << r.err;
+  EXPECT_TRUE(outputs().empty());
+}
+
+TEST_F(GenerateCli, OutputThroughASymlinkReplacesItsTarget) {
+  const fs::path target = dir_ / "real.png", link = dir_ / "link.png";
+  std::ofstream(target) << "old";
+  fs::create_symlink(target.filename(), link);
+  const CliRun r = generate({"--prompt", kCaption, "--num_inference_steps", "2", "--output",
+                             link.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::is_symlink(fs::symlink_status(link)));  // the link stays a link
+  const io::RgbImage img = io::read_png(target);          // its target became the picture
+  EXPECT_EQ(img.width, 64);
+}
+
+TEST_F(GenerateCli, StaleTemporariesOfDeadProcessesAreRemoved) {
+  // A pid that no process has: a child that already ended and was reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);
+  const fs::path out = dir_ / "x.png";
+  const fs::path stale = dir_ / (".x.png.tmp." + std::to_string(child));
+  const fs::path alive = dir_ / (".x.png.tmp." + std::to_string(::getpid()));  // this test
+  std::ofstream(stale) << "half a PNG";
+  std::ofstream(alive) << "being written";
+  const CliRun r = generate({"--prompt", kCaption, "--num_inference_steps", "2", "--output",
+                             out.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(alive));  // a live process's temporary is left alone
+  EXPECT_TRUE(fs::exists(out));
+}
+
+TEST_F(GenerateCli, SeedsAndFormatsAreParsedStrictly) {
+  const std::string out = (dir_ / "x.png").string();
+  for (const char* seed : {"-1", "18446744073709551616", "12abc", "1e3", ""}) {
+    const CliRun r = generate({"--prompt", kCaption, "--seed", seed, "--output", out});
+    EXPECT_EQ(r.code, 2) << seed << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+    EXPECT_EQ(r.err.rfind("paradit: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("--seed"), std::string::npos) << r.err;
+  }
+  // A value CLI11 itself refuses is reported in the same form.
+  const CliRun steps = generate({"--prompt", kCaption, "--num_inference_steps", "abc"});
+  EXPECT_EQ(steps.code, 2);
+  EXPECT_EQ(steps.err.rfind("paradit: error: ", 0), 0u) << steps.err;
+  // The file type follows what is written.
+  expect_rejected({"--prompt", kCaption, "--output_type", "latent", "--output",
+                   (dir_ / "lat.png").string()},
+                  ".safetensors");
+  expect_rejected({"--prompt", kCaption, "--output", (dir_ / "x.webp").string()}, "x.webp");
+  // The largest seed is accepted.
+  const CliRun max = generate({"--prompt", kCaption, "--seed", "18446744073709551615",
+                               "--num_inference_steps", "2", "--output", out});
+  EXPECT_EQ(max.code, 0) << max.err;
+}
+
+// A copy of the demo model whose transformer config.json is `config` (weights linked).
+fs::path model_with_transformer_config(const fs::path& dir, const std::string& config) {
+  const fs::path src = pipelines::default_model_dir();
+  const fs::path model = dir / "model";
+  fs::create_directories(model / "transformer");
+  for (const auto& e : fs::directory_iterator(src)) {
+    if (e.path().filename() == "transformer") continue;
+    fs::create_symlink(e.path(), model / e.path().filename());
+  }
+  fs::create_symlink(src / "transformer" / "diffusion_pytorch_model.safetensors",
+                     model / "transformer" / "diffusion_pytorch_model.safetensors");
+  std::ofstream(model / "transformer" / "config.json") << config;
+  return model;
+}
+
+TEST_F(GenerateCli, HostileConfigsAreRefused) {
+  const fs::path scratch = fs::temp_directory_path() /
+                           ("paradit_hostile_" + std::to_string(::getpid()));
+  fs::remove_all(scratch);
+  const std::string out = (dir_ / "x.png").string();
+  // An array nested 100 000 deep (was a stack overflow).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  fs::path model = model_with_transformer_config(scratch / "deep", "{\"a\": " + deep + "}");
+  expect_rejected({"--model", model.string(), "--prompt", kCaption, "--output", out},
+                  "nests deeper than");
+  // A billion layers (was a bad_alloc): the config as shipped with num_layers replaced.
+  std::ifstream in(pipelines::default_model_dir() / "transformer" / "config.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  io::Json config = io::Json::parse(ss.str());
+  config["num_layers"] = 1000000000;
+  model = model_with_transformer_config(scratch / "layers", config.dump());
+  expect_rejected({"--model", model.string(), "--prompt", kCaption, "--output", out},
+                  "num_layers");
+  fs::remove_all(scratch);
 }
 
 // ---------------------------------------------------------------- video pipelines

@@ -37,7 +37,34 @@ class ServerProcess {
   int port_ = 0;
 };
 
+// Any other process the tests start (e.g. a worker job for --workers): `argv` with stdout and
+// stderr to `log`. SIGKILL on destruction when still running.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& log);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  pid_t pid() const { return pid_; }
+  // Sends `signo` (0: none) and waits up to `seconds`: the exit code, -1 on a signal death or a
+  // timeout (then it is killed).
+  int stop(int signo, double seconds);
+
+ private:
+  pid_t pid_ = -1;
+};
+
 // RFC 4648 base64 decoding (written for the tests, apart from the server's encoder).
 std::string decode_base64(const std::string& text);
+
+// The serve flags that make the front end start `np` worker processes with the build's mpirun,
+// as the tests run it (as root, oversubscribed on 2 cores); empty when the build has no MPI.
+std::vector<std::string> worker_flags(int np);
+
+// A file's whole text ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& path);
+
+// Whether a process with this pid exists (and is not a zombie).
+bool alive(pid_t pid);
 
 }  // namespace paradit::server_test

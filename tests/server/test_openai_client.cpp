@@ -80,16 +80,6 @@ size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-std::vector<std::string> mpirun(int np) {
-#ifdef PARADIT_MPIRUN
-  return {PARADIT_MPIRUN, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-          "-np",          std::to_string(np)};
-#else
-  (void)np;
-  return {};
-#endif
-}
-
 class OpenAIClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -147,20 +137,23 @@ class OpenAIClientTest : public ::testing::Test {
 
   fs::path out(const std::string& name) const { return dir_ / "out" / name; }
 
-  // The whole image case (single process or under mpirun).
-  void images_case(const std::vector<std::string>& launcher);
+  // The whole image case (one worker process, or `workers`: the flags of an MPI worker job).
+  void images_case(const std::vector<std::string>& workers);
   // The whole video case.
-  void videos_case(const std::vector<std::string>& launcher);
+  void videos_case(const std::vector<std::string>& workers);
 
   fs::path dir_;
 };
 
-void OpenAIClientTest::images_case(const std::vector<std::string>& launcher) {
+void OpenAIClientTest::images_case(const std::vector<std::string>& workers) {
   const fs::path model_dir = pipelines::default_model_dir();
   std::vector<std::string> args = {"--model", model_dir.string(), "--max_n",
                                    "4",       "--max_steps",      "50"};
-  if (!launcher.empty()) args.insert(args.end(), {"--data_parallel_degree", "2"});
-  ServerProcess server(args, dir_ / "serve.log", launcher);
+  if (!workers.empty()) {
+    args.insert(args.end(), workers.begin(), workers.end());
+    args.insert(args.end(), {"--data_parallel_degree", "2"});
+  }
+  ServerProcess server(args, dir_ / "serve.log");
   const std::string size = std::to_string(kWidth) + "x" + std::to_string(kHeight);
   const Json r =
       drive(server, "image", "shapes-pixart", kImagePrompt, size, "--max-n 4 --max-steps 50");
@@ -291,16 +284,18 @@ void OpenAIClientTest::images_case(const std::vector<std::string>& launcher) {
       << m->body;
   auto h = cli.Get("/health");
   ASSERT_TRUE(h && h->status == 200);
-  const pid_t rank0 = Json::parse(h->body)["pid"].get<pid_t>();
-  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
-  EXPECT_EQ(server.stop(0, 60), 0);
+  EXPECT_EQ(Json::parse(h->body)["pid"].get<pid_t>(), server.pid());  // the front end
+  EXPECT_EQ(server.stop(SIGTERM, 60), 0);
 }
 
-void OpenAIClientTest::videos_case(const std::vector<std::string>& launcher) {
+void OpenAIClientTest::videos_case(const std::vector<std::string>& workers) {
   const fs::path model_dir = fs::path(PARADIT_TEST_DATA) / "pipeline" / "wan";
   std::vector<std::string> args = {"--model", model_dir.string()};
-  if (!launcher.empty()) args.insert(args.end(), {"--data_parallel_degree", "2"});
-  ServerProcess server(args, dir_ / "serve.log", launcher);
+  if (!workers.empty()) {
+    args.insert(args.end(), workers.begin(), workers.end());
+    args.insert(args.end(), {"--data_parallel_degree", "2"});
+  }
+  ServerProcess server(args, dir_ / "serve.log");
   const Json r = drive(server, "video", "wan", kVideoPrompt, "32x48");
   ASSERT_TRUE(r.is_object());
   EXPECT_EQ(r["models"], Json::array({"wan"}));
@@ -371,9 +366,8 @@ void OpenAIClientTest::videos_case(const std::vector<std::string>& launcher) {
   auto cli = server.client();
   auto h = cli.Get("/health");
   ASSERT_TRUE(h && h->status == 200);
-  const pid_t rank0 = Json::parse(h->body)["pid"].get<pid_t>();
-  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
-  EXPECT_EQ(server.stop(0, 60), 0);
+  EXPECT_EQ(Json::parse(h->body)["pid"].get<pid_t>(), server.pid());  // the front end
+  EXPECT_EQ(server.stop(SIGTERM, 60), 0);
 }
 
 TEST_F(OpenAIClientTest, Images) { images_case({}); }
@@ -436,21 +430,21 @@ TEST_F(OpenAIClientTest, DocumentedPythonExamplesWork) {
 
 #define SKIP_WITHOUT_MPIRUN()                                                                \
   do {                                                                                       \
-    if (mpirun(1).empty()) GTEST_SKIP() << "built without MPI";                              \
+    if (server_test::worker_flags(1).empty()) GTEST_SKIP() << "built without MPI";           \
     if (comm::launched_by_mpi()) GTEST_SKIP() << "starts mpirun itself; single-process run"; \
   } while (0)
 
-// The same client run against `mpirun -np 2 paradit serve --data_parallel_degree 2`: concurrent
-// requests land on both groups, so answers (and streamed previews) also come from the group rank
-// 0 does not belong to.
+// The same client run against `paradit serve --np 2 --data_parallel_degree 2` (an MPI worker job
+// of two one-rank groups): concurrent requests land on both groups, so answers (and streamed
+// previews) also come from the group rank 0 does not lead.
 TEST_F(OpenAIClientTest, ImagesUnderMpirun) {
   SKIP_WITHOUT_MPIRUN();
-  images_case(mpirun(2));
+  images_case(server_test::worker_flags(2));
 }
 
 TEST_F(OpenAIClientTest, VideosUnderMpirun) {
   SKIP_WITHOUT_MPIRUN();
-  videos_case(mpirun(2));
+  videos_case(server_test::worker_flags(2));
 }
 
 }  // namespace

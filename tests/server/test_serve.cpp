@@ -560,50 +560,15 @@ TEST_F(ServeTest, BoundedLoad) {
   EXPECT_EQ(server->stop(SIGTERM, 30), 0);
 }
 
-// ---------------------------------------------------------------- under mpirun
+// ---------------------------------------------------------------- MPI worker jobs
 
-// mpirun and its arguments for `np` ranks; empty when the build has no MPI.
-std::vector<std::string> mpirun(int np) {
-#ifdef PARADIT_MPIRUN
-  return {PARADIT_MPIRUN, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np",
-          std::to_string(np)};
-#else
-  return {};
-#endif
-}
-
-#define SKIP_WITHOUT_MPIRUN()                                                                \
-  do {                                                                                       \
-    if (mpirun(1).empty()) GTEST_SKIP() << "built without MPI";                              \
-    if (comm::launched_by_mpi()) GTEST_SKIP() << "starts mpirun itself; single-process run"; \
+#define SKIP_WITHOUT_MPIRUN()                                                                 \
+  do {                                                                                        \
+    if (server_test::worker_flags(1).empty()) GTEST_SKIP() << "built without MPI";            \
+    if (comm::launched_by_mpi()) GTEST_SKIP() << "starts mpirun itself; single-process run";  \
   } while (0)
 
-// The pid of world rank `rank` among the children of `launcher` (from /proc: the parent pid and
-// Open MPI's OMPI_COMM_WORLD_RANK), or -1.
-pid_t rank_pid(pid_t launcher, int rank) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(stat, line)) continue;
-    const size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != launcher) continue;
-    std::ifstream env(entry.path() / "environ", std::ios::binary);
-    std::string var;
-    while (std::getline(env, var, '\0')) {
-      if (var == "OMPI_COMM_WORLD_RANK=" + std::to_string(rank)) return std::stoi(name);
-    }
-  }
-  return -1;
-}
-
-// GET /health → the pid of rank 0 (the process that takes the drain signal).
+// GET /health → the front end's pid (checking the layout it reports).
 pid_t health_pid(httplib::Client& cli, int groups, int ranks_per_group) {
   auto h = cli.Get("/health");
   EXPECT_TRUE(h && h->status == 200);
@@ -611,7 +576,19 @@ pid_t health_pid(httplib::Client& cli, int groups, int ranks_per_group) {
   const Json j = Json::parse(h->body);
   EXPECT_EQ(j["groups"], groups);
   EXPECT_EQ(j["ranks_per_group"], ranks_per_group);
+  EXPECT_EQ(j["workers"]["ranks"].size(), static_cast<size_t>(groups * ranks_per_group));
   return j["pid"].get<pid_t>();
+}
+
+// The worker job's processes (mpirun and every rank) from GET /health.
+std::vector<pid_t> worker_pids(httplib::Client& cli) {
+  std::vector<pid_t> pids;
+  auto h = cli.Get("/health");
+  if (!h || h->status != 200) return pids;
+  const Json j = Json::parse(h->body);
+  if (j["workers"].contains("launcher_pid")) pids.push_back(j["workers"]["launcher_pid"]);
+  for (const Json& r : j["workers"]["ranks"]) pids.push_back(r["pid"]);
+  return pids;
 }
 
 // Sends requests from `jobs.size()` clients at once; each answer's images against `paradit
@@ -654,16 +631,21 @@ class ServeMpiTest : public ServeTest {
   }
 };
 
-// -np 2 --data_parallel_degree 2: two one-rank groups. Concurrent requests come back equal to
+// --np 2 --data_parallel_degree 2: two one-rank groups. Concurrent requests come back equal to
 // `paradit generate`; two long jobs run at the same time (one per group, so also on the group
-// rank 0 does not belong to) and are cancelled across the message protocol; the server then
-// still answers right; SIGTERM to rank 0 drains and every rank exits 0 (mpirun's code).
+// rank 0 does not lead) and are cancelled across both protocols (front end → rank 0 → group);
+// the server then still answers right; SIGTERM to the front end drains, stops the worker job
+// (every rank gone) and exits 0.
 TEST_F(ServeMpiTest, TwoDataParallelGroups) {
   SKIP_WITHOUT_MPIRUN();
-  auto server = start({"--data_parallel_degree", "2"}, mpirun(2));
+  std::vector<std::string> args = server_test::worker_flags(2);
+  args.insert(args.end(), {"--data_parallel_degree", "2"});
+  auto server = start(args);
   auto cli = server->client();
-  const pid_t rank0 = health_pid(cli, 2, 1);
-  ASSERT_GT(rank0, 0);
+  const pid_t front = health_pid(cli, 2, 1);
+  ASSERT_EQ(front, server->pid());
+  const std::vector<pid_t> workers = worker_pids(cli);
+  ASSERT_EQ(workers.size(), 3u);  // mpirun and two ranks
 
   Json guided = body(2, "32x32", 7, 2);
   guided["guidance_scale"] = 3.0;
@@ -703,56 +685,45 @@ TEST_F(ServeMpiTest, TwoDataParallelGroups) {
       *server, {{body(2, "16x16", 1), "--width 16 --height 16 --num_inference_steps 2 --seed 1"},
                 {body(2, "16x16", 4), "--width 16 --height 16 --num_inference_steps 2 --seed 4"}});
 
-  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
-  EXPECT_EQ(server->stop(0, 60), 0);  // mpirun's exit code: every rank exited 0
+  EXPECT_EQ(server->stop(SIGTERM, 60), 0);
+  for (const pid_t p : workers) EXPECT_FALSE(server_test::alive(p)) << "worker process " << p;
+  const std::string log = server_test::read_text(dir_ / "serve.log");
+  EXPECT_NE(log.find("paradit worker: stopped by the front end"), std::string::npos) << log;
 }
 
-// -np 4: two groups of two ranks, Ulysses 2 inside each, with the row-parallel VAE.
+// --np 4: two groups of two ranks, Ulysses 2 inside each, with the row-parallel VAE.
 TEST_F(ServeMpiTest, UlyssesInsideEachGroup) {
   SKIP_WITHOUT_MPIRUN();
-  auto server = start({"--data_parallel_degree", "2", "--ulysses_degree", "2",
-                       "--use_parallel_vae"}, mpirun(4));
+  std::vector<std::string> args = server_test::worker_flags(4);
+  args.insert(args.end(), {"--data_parallel_degree", "2", "--ulysses_degree", "2",
+                           "--use_parallel_vae"});
+  auto server = start(args);
   auto cli = server->client();
-  const pid_t rank0 = health_pid(cli, 2, 2);
-  ASSERT_GT(rank0, 0);
+  ASSERT_EQ(health_pid(cli, 2, 2), server->pid());
   expect_concurrent_answers_match(
       *server, {{body(2, "32x32", 5), "--width 32 --height 32 --num_inference_steps 2 --seed 5"},
                 {body(2, "16x16", 6, 2),
                  "--width 16 --height 16 --num_inference_steps 2 --seed 6"}});
-  ASSERT_EQ(::kill(rank0, SIGTERM), 0);
-  EXPECT_EQ(server->stop(0, 60), 0);
+  EXPECT_EQ(server->stop(SIGTERM, 60), 0);
 }
 
-// A rank that dies while its group runs a job ends the whole server: mpirun exits (non-zero)
-// and the waiting client gets an error instead of hanging.
-TEST_F(ServeMpiTest, DeadRankEndsTheServer) {
+// `mpirun -np 2 paradit serve` (the old in-job mode) is refused with the command to use.
+TEST_F(ServeMpiTest, ServeUnderMpirunIsRefused) {
   SKIP_WITHOUT_MPIRUN();
-  auto server = start({"--data_parallel_degree", "2"}, mpirun(2));
-  auto cli = server->client();
-  std::vector<std::string> ids;
-  // Long jobs on both groups, and a long waiting request: none can finish before mpirun ends
-  // the job after the kill (a short one could slip through on a free group).
-  for (uint64_t seed : {1, 2}) {
-    auto r = cli.Post("/v1/jobs", body(200, "64x64", seed).dump(), "application/json");
-    ASSERT_TRUE(r && r->status == 202);
-    ids.push_back(Json::parse(r->body)["id"]);
-  }
-  for (const std::string& id : ids) {
-    poll_job(cli, id, [](const Json& j) { return j["progress"]["step"].get<int>() >= 1; });
-  }
-  const pid_t rank1 = rank_pid(server->pid(), 1);
-  ASSERT_GT(rank1, 0);
-  std::atomic<bool> answered{false};
-  std::thread waiter([&] {
-    auto c = server->client();
-    auto r = c.Post("/v1/images/generations", body(200, "64x64", 3).dump(), "application/json");
-    answered = r && r->status == 200;
-  });
-  ASSERT_EQ(::kill(rank1, SIGKILL), 0);
-  EXPECT_NE(server->stop(0, 30), 0);
-  EXPECT_EQ(server->pid(), -1) << "mpirun still running 30 s after a rank died";
-  waiter.join();
-  EXPECT_FALSE(answered);
+#ifdef PARADIT_MPIRUN
+  const std::string cmd = std::string("OMP_NUM_THREADS=1 timeout -s KILL 60 ") + PARADIT_MPIRUN +
+                          " --allow-run-as-root --oversubscribe --bind-to none -np 2 " +
+                          PARADIT_BINARY + " serve --port 0 --data_parallel_degree 2 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << out;
+  EXPECT_NE(out.find("paradit serve --np 2"), std::string::npos) << out;
+#endif
 }
 
 }  // namespace

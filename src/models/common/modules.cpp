@@ -131,6 +131,27 @@ void FeedForward::bind(const WeightScope& w, int64_t dim, FeedForwardKind kind_,
   out.bind(w / "net" / "2", inner, out_dim, bias);
 }
 
+void FeedForward::bind_share(const WeightScope& w, int64_t dim, FeedForwardKind kind_,
+                             int64_t inner, int64_t begin, int64_t end, bool out_bias, bool bias) {
+  kind = kind_;
+  const WeightScope p = w / "net" / "0" / "proj";
+  if (!is_gated(kind)) {
+    proj.bind_columns(p, dim, inner, begin, end, bias);  // (end − begin, dim)
+  } else {
+    // [hidden; gate] rows: this share's units of each half, kept in that order.
+    const core::Shape shape{2 * inner, dim};
+    proj.weight = core::concat({p.matrix_slice("weight", shape, 0, begin, end),
+                                p.matrix_slice("weight", shape, 0, inner + begin, inner + end)},
+                               0);  // (2·(end − begin), dim)
+    proj.bias = bias ? core::concat({p.vector_slice("bias", {2 * inner}, begin, end),
+                                     p.vector_slice("bias", {2 * inner}, inner + begin,
+                                                    inner + end)},
+                                    0)
+                     : core::Tensor{};
+  }
+  out.bind_rows(w / "net" / "2", inner, dim, begin, end, bias && out_bias);  // (dim, end − begin)
+}
+
 core::Tensor modulated_feed_forward(const core::Tensor& x, const core::Tensor& shift_mlp,
                                     const core::Tensor& scale_mlp, const core::Tensor& gate_mlp,
                                     const FeedForward& ff, float eps) {

@@ -85,6 +85,11 @@ struct FeedForward {
   // inner_dim 0 → mult·dim (diffusers' int(dim * mult)); dim_out 0 → dim.
   void bind(const WeightScope& w, int64_t dim, FeedForwardKind kind, int64_t dim_out = 0,
             int64_t inner_dim = 0, double mult = 4.0, bool bias = true);
+  // Tensor parallel: hidden units [begin, end) of `inner` (proj by columns, for the gated kinds
+  // the same units of both halves; out by rows, its bias only where `out_bias`). The call then
+  // returns this share's partial sum of the output, (..., dim).
+  void bind_share(const WeightScope& w, int64_t dim, FeedForwardKind kind, int64_t inner,
+                  int64_t begin, int64_t end, bool out_bias, bool bias = true);
   // x: (..., dim) → (..., dim_out)
   core::Tensor operator()(const core::Tensor& x) const;
 };

@@ -18,6 +18,11 @@ class WeightProvider {
   virtual core::Tensor get(const std::string& name, const core::Shape& expected,
                            core::DType dtype) const = 0;
   virtual bool has(const std::string& name) const = 0;
+  // Entries [begin, end) along `dim` of the tensor `name` (checked against the whole `expected`
+  // shape), in `dtype`: a tensor-parallel rank's share. The default takes them from get(); a
+  // checkpoint reads only the share's bytes.
+  virtual core::Tensor get_slice(const std::string& name, const core::Shape& expected,
+                                 core::DType dtype, int dim, int64_t begin, int64_t end) const;
 };
 
 // Reads a checkpoint (lazily: only the tensors a model binds are read).
@@ -27,6 +32,8 @@ class CheckpointWeights : public WeightProvider {
   core::Tensor get(const std::string& name, const core::Shape& expected,
                    core::DType dtype) const override;
   bool has(const std::string& name) const override { return source_->has(name); }
+  core::Tensor get_slice(const std::string& name, const core::Shape& expected, core::DType dtype,
+                         int dim, int64_t begin, int64_t end) const override;
 
  private:
   const io::TensorSource* source_;
@@ -51,6 +58,11 @@ class WeightScope {
   // architecture expects [..]" or "<file>: tensor 'p.name' is missing".
   core::Tensor matrix(const std::string& name, const core::Shape& expected) const;
   core::Tensor vector(const std::string& name, const core::Shape& expected) const;
+  // Entries [begin, end) along `dim` of a matrix / vector whose whole shape is `expected`.
+  core::Tensor matrix_slice(const std::string& name, const core::Shape& expected, int dim,
+                            int64_t begin, int64_t end) const;
+  core::Tensor vector_slice(const std::string& name, const core::Shape& expected, int64_t begin,
+                            int64_t end) const;
   // A parameter that meets activations in elementwise ops (scale-shift tables, learned position
   // embeddings): in the placement's activation dtype (F32 on the CPU, the compute dtype on CUDA).
   core::Tensor param(const std::string& name, const core::Shape& expected) const;
@@ -68,6 +80,15 @@ class WeightScope {
 struct Linear {
   core::Tensor weight, bias;
   void bind(const WeightScope& w, int64_t in, int64_t out, bool has_bias = true);
+  // Tensor parallel, column-parallel: output features [begin, end) (rows of the weight, the
+  // bias's entries). x: (..., in) → (..., end − begin).
+  void bind_columns(const WeightScope& w, int64_t in, int64_t out, int64_t begin, int64_t end,
+                    bool has_bias = true);
+  // Tensor parallel, row-parallel: input features [begin, end) (columns of the weight); the
+  // bias only where `with_bias` (one rank), so that the all-reduce adds it once.
+  // x: (..., end − begin) → (..., out), a partial sum.
+  void bind_rows(const WeightScope& w, int64_t in, int64_t out, int64_t begin, int64_t end,
+                 bool with_bias);
   core::Tensor operator()(const core::Tensor& x) const { return core::linear(x, weight, bias); }
   int64_t out_features() const { return weight.dim(0); }
 };

@@ -81,13 +81,18 @@ struct TimestepLabelEmbedding {
   }
 };
 
+// Self-attention projections; under tensor parallelism only the columns [c0, c1) of this
+// rank's heads (to_q/k/v: output features, to_out: input features, its bias on rank 0 alone).
 struct AttentionWeights {
   Linear to_q, to_k, to_v, to_out;
-  void bind(const common::WeightScope& w, int64_t dim, bool bias) {
-    to_q.bind(w / "to_q", dim, dim, bias);
-    to_k.bind(w / "to_k", dim, dim, bias);
-    to_v.bind(w / "to_v", dim, dim, bias);
-    to_out.bind(w / "to_out" / "0", dim, dim, true);
+  void bind(const common::WeightScope& w, int64_t dim, bool bias,
+            const parallel::TensorParallel& tp, int64_t heads, int64_t head_dim) {
+    const auto [h0, h1] = tp.share(heads);
+    const int64_t c0 = h0 * head_dim, c1 = h1 * head_dim;
+    to_q.bind_columns(w / "to_q", dim, dim, c0, c1, bias);
+    to_k.bind_columns(w / "to_k", dim, dim, c0, c1, bias);
+    to_v.bind_columns(w / "to_v", dim, dim, c0, c1, bias);
+    to_out.bind_rows(w / "to_out" / "0", dim, dim, c0, c1, tp.rank() == 0);
   }
 };
 
@@ -111,10 +116,14 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v,
 class DiTTransformer : public Transformer {
  public:
   DiTTransformer(const io::Config& config, const common::WeightProvider& provider,
-                 const core::Placement& place)
-      : cfg_(DiTConfig::parse(config)), place_(place) {
+                 const core::Placement& place, const parallel::TensorParallel& tp)
+      : cfg_(DiTConfig::parse(config)), place_(place), tp_(tp) {
     const common::WeightScope w(provider, "", place);
-    const int64_t D = cfg_.dim;
+    const int64_t D = cfg_.dim, inner = 4 * D;  // FeedForward's mult 4
+    parallel::check_tensor_parallel(
+        tp.degree(), {cfg_.heads, inner},
+        detail::concat("the ", cfg_.heads, " attention heads and the MLP width ", inner), kName);
+    const auto [u0, u1] = tp.share(inner);  // this rank's MLP hidden units
 
     common::PatchEmbedOptions pe;
     pe.height = pe.width = cfg_.sample_size;
@@ -131,9 +140,9 @@ class DiTTransformer : public Transformer {
       Block& blk = blocks_[static_cast<size_t>(i)];
       blk.emb.bind(b / "norm1" / "emb", cfg_.num_classes, D);
       blk.norm1.bind(b / "norm1", D);
-      blk.attn1.bind(b / "attn1", D, cfg_.attention_bias);
+      blk.attn1.bind(b / "attn1", D, cfg_.attention_bias, tp, cfg_.heads, cfg_.head_dim);
       blk.norm3.bind(b / "norm3", D, cfg_.norm_eps, cfg_.norm_elementwise_affine);
-      blk.ff.bind(b / "ff", D, cfg_.ff_kind);
+      blk.ff.bind_share(b / "ff", D, cfg_.ff_kind, inner, u0, u1, tp.rank() == 0);
     }
     norm_out_.eps = 1e-6f;  // nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
     proj_out_1_.bind(w / "proj_out_1", D, 2 * D);
@@ -185,24 +194,27 @@ class DiTTransformer : public Transformer {
 
   void run_layers(TransformerPass& pass, int64_t begin, int64_t end) const override {
     const Pass& ps = static_cast<const Pass&>(pass);
-    const int64_t H = cfg_.heads;
+    const int64_t H = cfg_.heads / tp_.degree();  // this rank's heads
     Tensor x = pass.streams.at(0);  // (B, N, D)
     for (int64_t i = begin; i < end; ++i) {
       const Block& blk = blocks_[static_cast<size_t>(i)];
       const Tensor cond = blk.emb(ps.t, ps.labels);  // (B, D)
       const auto m = blk.norm1(x, cond);             // m.x: (B, N, D); gates, shift, scale: (B, D)
 
-      // self-attention
+      // self-attention over this rank's H = heads / tp heads
       Tensor q = common::split_heads(blk.attn1.to_q(m.x), H);  // (B, N, H, Dh)
       Tensor k = common::split_heads(blk.attn1.to_k(m.x), H);  // (B, N, H, Dh)
       Tensor v = common::split_heads(blk.attn1.to_v(m.x), H);  // (B, N, H, Dh)
       Tensor a = attend(q, k, v, ps.tokens);                   // (B, N, H, Dh)
-      a = blk.attn1.to_out(common::merge_heads(a));            // (B, N, D)
+      a = blk.attn1.to_out(common::merge_heads(a));            // (B, N, D), this rank's part
+      tp_.reduce(a);                                           // (B, N, D), summed over tp
       x = core::gated_add(x, m.gate_msa, a);                   // (B, N, D)
 
-      // feed-forward
+      // feed-forward over this rank's share of the hidden units
       Tensor n = blk.norm3(x, {m.shift_mlp, m.scale_mlp});  // (B, N, D), modulated
-      x = core::gated_add(x, m.gate_mlp, blk.ff(n));        // (B, N, D)
+      Tensor f = blk.ff(n);                                 // (B, N, D), this rank's part
+      tp_.reduce(f);                                        // (B, N, D), summed over tp
+      x = core::gated_add(x, m.gate_mlp, f);                // (B, N, D)
     }
     pass.streams = {x};
   }
@@ -267,6 +279,7 @@ class DiTTransformer : public Transformer {
 
   DiTConfig cfg_;
   core::Placement place_;
+  parallel::TensorParallel tp_;  // whole layers when degree 1
   common::PatchEmbed pos_embed_;
   std::vector<Block> blocks_;
   common::LayerNorm norm_out_;
@@ -277,8 +290,9 @@ class DiTTransformer : public Transformer {
 
 std::unique_ptr<Transformer> make_dit_transformer(const io::Config& config,
                                                   const common::WeightProvider& weights,
-                                                  const core::Placement& place) {
-  return std::make_unique<DiTTransformer>(config, weights, place);
+                                                  const core::Placement& place,
+                                                  const parallel::TensorParallel& tp) {
+  return std::make_unique<DiTTransformer>(config, weights, place, tp);
 }
 
 }  // namespace paradit::models::dit

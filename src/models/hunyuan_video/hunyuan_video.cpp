@@ -448,7 +448,6 @@ std::unique_ptr<HunyuanVideoTransformer3DModel::Pass> HunyuanVideoTransformer3DM
   }
   const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch(), kModel);  // (f, h, w)
   const int64_t S_img = grid[0] * grid[1] * grid[2];
-  wan::check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
 
   // ---- token layout: under sequence parallelism this rank keeps its block of the video tokens
   // (padded to a multiple of the degree) and its text block or all the text (parallel/joint.h).

@@ -150,8 +150,8 @@ class HunyuanVideoTransformer3DModel : public Transformer {
   // pooled_projections (B, pooled_projection_dim), guidance (B) (guidance scale · 1000) when
   // guidance_embeds. Returns sample (B, out_channels, F, H, W).
   core::Tensor forward(const NamedTensors& inputs) const override;
-  // Sequence parallel over sp (see the top of this file); a Ulysses degree that does not divide
-  // the heads → Error naming the valid degrees.
+  // Sequence parallel over sp (see the top of this file); any Ulysses degree (the heads split
+  // unevenly when it does not divide them).
   core::Tensor forward(const NamedTensors& inputs,
                        const parallel::SequenceContext* sp) const override;
   core::Tensor forward(const core::Tensor& hidden_states, const core::Tensor& timestep,

@@ -65,15 +65,4 @@ Tensor PatchEmbed3d::operator()(const Tensor& latent) const {
   return core::linear(x, weight, bias);   // (B, N, D)
 }
 
-void check_ulysses_heads(int64_t heads, const parallel::SequenceContext* sp, const char* model) {
-  const int u = sp ? sp->ulysses_degree() : 1;
-  if (heads % u == 0) return;
-  std::string valid;
-  for (int64_t d = 1; d <= heads; ++d) {
-    if (heads % d == 0) valid += (valid.empty() ? "" : ", ") + std::to_string(d);
-  }
-  fail(model, ": --ulysses_degree ", u, " does not divide the ", heads, " attention heads (", heads,
-       " heads: valid Ulysses degrees are ", valid, ")");
-}
-
 }  // namespace paradit::models::wan

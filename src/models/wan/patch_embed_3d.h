@@ -46,9 +46,4 @@ struct PatchEmbed3d {
   core::Tensor operator()(const core::Tensor& latent) const;
 };
 
-// Ulysses splits the attention heads across its group: Error naming `model`, the head count and
-// the valid degrees (the divisors of `heads`) when sp's Ulysses degree does not divide it, e.g.
-// "24 heads: valid Ulysses degrees are 1, 2, 3, 4, 6, 8, 12, 24". Null sp passes.
-void check_ulysses_heads(int64_t heads, const parallel::SequenceContext* sp, const char* model);
-
 }  // namespace paradit::models::wan

@@ -326,7 +326,6 @@ std::unique_ptr<WanTransformer3DModel::Pass> WanTransformer3DModel::begin_typed(
                       detail::concat("[", B, ", S_txt, ", cfg_.text_dim, "]"));
   const Patch3d grid = wan::token_grid(hidden_states, cfg_.patch_size, kModel);  // (f, h, w)
   const int64_t S = grid[0] * grid[1] * grid[2];
-  check_ulysses_heads(cfg_.num_attention_heads, sp, kModel);
 
   auto pass = std::make_unique<Pass>();
   pass->grid = grid;

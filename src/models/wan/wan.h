@@ -131,8 +131,8 @@ class WanTransformer3DModel : public Transformer {
   // timestep (B) in [0, 1000], or (B, S) with one value per token (Wan2.2 TI2V). Returns sample
   // (B, out_channels, F, H, W).
   core::Tensor forward(const NamedTensors& inputs) const override;
-  // Sequence parallel over sp (see the top of this file); a Ulysses degree that does not divide
-  // the heads → Error naming the valid degrees.
+  // Sequence parallel over sp (see the top of this file); any Ulysses degree (the heads split
+  // unevenly when it does not divide them).
   core::Tensor forward(const NamedTensors& inputs,
                        const parallel::SequenceContext* sp) const override;
   core::Tensor forward(const core::Tensor& hidden_states, const core::Tensor& encoder_hidden_states,
