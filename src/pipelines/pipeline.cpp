@@ -213,14 +213,23 @@ GenerateRequest Pipeline::resolve(const GenerateRequest& request) const {
     PARADIT_CHECK(core::is_floating(r.latents.dtype()), "--latents: tensor 'latents' has dtype ",
                   core::dtype_name(r.latents.dtype()), ", expected a float type");
   }
-  if (runtime_) check_layout(r);
+  if (runtime_) {
+    check_layout(r, runtime_->config(), runtime_->mesh().replica_group().size());
+  } else if (admission_layout_) {
+    const parallel::ParallelConfig& c = *admission_layout_;
+    check_layout(r, c, c.world_size() / c.dp);  // a replica: every rank of one dp group
+  }
   return r;
 }
 
-void Pipeline::check_layout(const GenerateRequest& r) const {
+void Pipeline::set_admission_layout(const parallel::ParallelConfig& config) {
+  admission_layout_ = config;
+}
+
+void Pipeline::check_layout(const GenerateRequest& r, const parallel::ParallelConfig& c,
+                            int replica_size) const {
   // What the parallel layout needs of the request's sizes, checked by the same code that later
   // cuts the work (PatchGrid, split_rows), so admission and the run cannot disagree.
-  const parallel::ParallelConfig& c = runtime_->config();
   if (c.pp > 1) {
     const int P = c.pp;
     const int M = c.num_pipeline_patch > 0 ? c.num_pipeline_patch : P;
@@ -235,7 +244,7 @@ void Pipeline::check_layout(const GenerateRequest& r) const {
   }
   if (c.use_parallel_vae && r.decode) {
     // The decoder's bands: at least one latent row per rank of the replica group.
-    parallel::split_rows(*r.height / vae_scale_factor_, runtime_->mesh().replica_group().size());
+    parallel::split_rows(*r.height / vae_scale_factor_, replica_size);
   }
 }
 

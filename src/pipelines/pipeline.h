@@ -211,6 +211,10 @@ class Pipeline {
   // Runs the next generate() calls over `runtime` (null: single process). The runtime must
   // outlive those calls.
   void set_runtime(const parallel::ParallelRuntime* runtime) { runtime_ = runtime; }
+  // Without a runtime (a server's front end that checks requests for workers it runs): resolve()
+  // also checks requests against this layout, so a request the workers' layout cannot cut is
+  // refused before it is queued.
+  void set_admission_layout(const parallel::ParallelConfig& config);
   // The per-rank memory of this request under `layout` (pipelines/memory_estimate.h), from the
   // configs and weight headers alone: nothing is loaded. Not collective.
   MemoryEstimate estimate_memory(const GenerateRequest& resolved,
@@ -229,9 +233,11 @@ class Pipeline {
   // Refuses a request whose outputs alone would not fit in the memory available now (a lower
   // bound from the sizes; see pipeline.cpp), naming what it needs and what there is.
   void check_memory(const GenerateRequest& resolved, int64_t batch) const;
-  // The request's sizes against the parallel layout (PipeFusion patches, parallel-VAE bands);
-  // part of resolve() when a runtime is set.
-  void check_layout(const GenerateRequest& resolved) const;
+  // The request's sizes against a parallel layout (PipeFusion patches, parallel-VAE bands over
+  // a replica group of `replica_size` ranks); part of resolve() when a runtime or an admission
+  // layout is set.
+  void check_layout(const GenerateRequest& resolved, const parallel::ParallelConfig& config,
+                    int replica_size) const;
   // Error naming the step count when the scheduler's sigmas or timesteps are NaN or inf.
   void check_schedule(const schedulers::Scheduler& scheduler,
                       const GenerateRequest& resolved) const;
@@ -305,6 +311,7 @@ class Pipeline {
   core::Tensor run_transformer(const models::Transformer& model, const NamedTensors& inputs) const;
 
   const parallel::ParallelRuntime* runtime_ = nullptr;
+  std::optional<parallel::ParallelConfig> admission_layout_;  // set_admission_layout
   // The step cache of the generate() call under way (null: no caching): run_transformer and the
   // PipeFusion loop run the transformer through it.
   models::StepCache* step_cache_ = nullptr;

@@ -290,6 +290,9 @@ int serve(const ServeOptions& options) {
                 "--model ", model_dir.string(),
                 ": ", pipe->class_name(), " needs precomputed prompt embeddings, which cannot "
                 "be sent over HTTP; serve it with `paradit generate --prompt_embeds` instead");
+  // Requests are checked against the workers' layout too (PipeFusion patches, VAE bands):
+  // one the layout cannot cut is a 400 here, never a failure inside the worker job.
+  pipe->set_admission_layout(opt.parallel);
   const RequestLimits limits = limits_of(*pipe, opt);
   const bool video = pipe->is_video();
   ServedModel model;

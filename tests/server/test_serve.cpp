@@ -707,6 +707,28 @@ TEST_F(ServeMpiTest, UlyssesInsideEachGroup) {
   EXPECT_EQ(server->stop(SIGTERM, 60), 0);
 }
 
+// Issue 23 finding 1: a valid-looking request the workers' layout cannot cut (4 PipeFusion
+// patches of a 2-token-row image) is a 400 naming the limit at admission; the worker job never
+// sees it (no restart) and keeps serving what it can cut.
+TEST_F(ServeMpiTest, RequestTheLayoutCannotCutIsRefusedAtAdmission) {
+  SKIP_WITHOUT_MPIRUN();
+  std::vector<std::string> args = server_test::worker_flags(2);
+  args.insert(args.end(), {"--pipefusion_parallel_degree", "2", "--num_pipeline_patch", "4"});
+  auto server = start(args);
+  auto cli = server->client();
+  auto r = cli.Post("/v1/images/generations", body(2, "16x16", 1).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("--num_pipeline_patch 4"), std::string::npos) << r->body;
+  r = cli.Post("/v1/images/generations", body(2, "32x32", 1).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  auto m = cli.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(metric(m->body, "paradit_worker_restarts_total"), 0) << m->body;
+  EXPECT_EQ(server->stop(SIGTERM, 60), 0);
+}
+
 // `mpirun -np 2 paradit serve` (the old in-job mode) is refused with the command to use.
 TEST_F(ServeMpiTest, ServeUnderMpirunIsRefused) {
   SKIP_WITHOUT_MPIRUN();
