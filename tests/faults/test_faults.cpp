@@ -11,7 +11,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -23,13 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace paradit::testing;
 using Clock = std::chrono::steady_clock;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 size_t count(const std::string& text, const std::string& needle) {
   size_t n = 0;
@@ -93,24 +85,24 @@ TEST_F(Faults, StoppedRankEndsTheJobWithinTheCollectiveTimeout) {
   const KillRanks cleanup{dir_};
   // Stop rank 1 once the denoising loop runs (a step line is out).
   const auto started = Clock::now();
-  while (slurp(log).find("step 2/") == std::string::npos || read_pid(dir_ / "pid.1") <= 0) {
-    ASSERT_FALSE(fs::exists(rc)) << "the job ended before the stop:\n" << slurp(log);
+  while (read_text(log).find("step 2/") == std::string::npos || read_pid(dir_ / "pid.1") <= 0) {
+    ASSERT_FALSE(fs::exists(rc)) << "the job ended before the stop:\n" << read_text(log);
     ASSERT_LT(std::chrono::duration<double>(Clock::now() - started).count(), 120.0)
-        << "no step after 120 s:\n" << slurp(log);
+        << "no step after 120 s:\n" << read_text(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const pid_t victim = read_pid(dir_ / "pid.1");
   ASSERT_GT(victim, 0);
   ASSERT_EQ(::kill(victim, SIGSTOP), 0);
   const auto stopped = Clock::now();
-  while (!fs::exists(rc) || slurp(rc).empty()) {
+  while (!fs::exists(rc) || read_text(rc).empty()) {
     if (std::chrono::duration<double>(Clock::now() - stopped).count() > 150.0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   const double took = std::chrono::duration<double>(Clock::now() - stopped).count();
-  const std::string text = slurp(log);
+  const std::string text = read_text(log);
   ASSERT_TRUE(fs::exists(rc)) << "the job did not end " << took << " s after the stop:\n" << text;
-  EXPECT_EQ(std::stoi(slurp(rc)), 124) << text;
+  EXPECT_EQ(std::stoi(read_text(rc)), 124) << text;
   EXPECT_LE(took, kTimeout + 10.0) << text;
   // One line from the waiting rank: the operation, the group, the silent rank.
   EXPECT_EQ(count(text, "paradit: error: rank 0: "), 1u) << text;

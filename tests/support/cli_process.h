@@ -34,6 +34,18 @@ struct Proc {
   std::string output;
 };
 
+// A file's whole contents ("" when it cannot be read): a job's log, a written rc file.
+inline std::string read_text(const std::filesystem::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return "";
+  std::string text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
 // Runs a shell command (stderr joined to stdout) and waits for it.
 inline Proc run_command(const std::string& cmd) {
   const auto start = std::chrono::steady_clock::now();
